@@ -1,0 +1,59 @@
+/* Port for QEMU mps2-an386: CMSDK APB UART0 by polling, SysTick as counter. */
+#include "onward/port.h"
+
+#define UART0_BASE 0x40004000u
+#define UART_DATA     (*(volatile uint32_t *)(UART0_BASE + 0x00))
+#define UART_STATE    (*(volatile uint32_t *)(UART0_BASE + 0x04))
+#define UART_CTRL     (*(volatile uint32_t *)(UART0_BASE + 0x08))
+#define UART_BAUDDIV  (*(volatile uint32_t *)(UART0_BASE + 0x10))
+#define STATE_TXFULL 1u
+#define STATE_RXFULL 2u
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+static volatile uint32_t systick_wraps;
+
+/* SysTick is only 24 bits (wraps in < 1 s at 25 MHz); count wraps to get 32 bits. */
+void SysTick_Handler(void) { systick_wraps++; }
+
+void onw_port_init(void)
+{
+    UART_BAUDDIV = 16; /* QEMU rejects a divisor < 16; the value is otherwise ignored */
+    UART_CTRL = 3;     /* TX + RX enable */
+    SYST_RVR = 0xFFFFFF;
+    SYST_CVR = 0;
+    SYST_CSR = 7;      /* processor clock, interrupt on wrap, enable */
+}
+
+int onw_port_getc(void)
+{
+    /* QEMU holds further input back until DATA is read (1-byte RX buffer +
+     * chardev back-pressure), so polling loses no bytes. */
+    while (!(UART_STATE & STATE_RXFULL)) {
+    }
+    return (int)(UART_DATA & 0xFF);
+}
+
+void onw_port_putc(uint8_t byte)
+{
+    while (UART_STATE & STATE_TXFULL) {
+    }
+    UART_DATA = byte;
+}
+
+void onw_port_flush(void) {}
+
+/* Processor-clock ticks. QEMU's SysTick is derived from the virtual clock
+ * (25 MHz nominal), not from executed instructions: it is NOT cycle-accurate,
+ * only a rough time base. */
+uint32_t onw_port_cycles(void)
+{
+    uint32_t hi, lo;
+    do {
+        hi = systick_wraps;
+        lo = 0xFFFFFFu - SYST_CVR;
+    } while (hi != systick_wraps);
+    return (hi << 24) | lo;
+}

@@ -1,0 +1,56 @@
+/* Startup for QEMU mps2-an386 (Cortex-M4). Freestanding: no libc.
+ * Build with -fno-tree-loop-distribute-patterns so the copy/zero loops
+ * below are not turned into memcpy/memset calls (there is no libc to provide them). */
+#include <stdint.h>
+
+extern uint32_t _sidata[], _sdata[], _edata[], _sbss[], _ebss[], _estack[];
+int main(void);
+
+void Reset_Handler(void);
+void Default_Handler(void);
+
+/* Weak so a board file (port.c) can provide a real handler. */
+#define WEAK_DEFAULT __attribute__((weak, alias("Default_Handler")))
+void NMI_Handler(void) WEAK_DEFAULT;
+void HardFault_Handler(void) WEAK_DEFAULT;
+void MemManage_Handler(void) WEAK_DEFAULT;
+void BusFault_Handler(void) WEAK_DEFAULT;
+void UsageFault_Handler(void) WEAK_DEFAULT;
+void SVC_Handler(void) WEAK_DEFAULT;
+void DebugMon_Handler(void) WEAK_DEFAULT;
+void PendSV_Handler(void) WEAK_DEFAULT;
+void SysTick_Handler(void) WEAK_DEFAULT;
+
+/* Only the 16 core exceptions: no peripheral IRQ is ever enabled. */
+__attribute__((section(".isr_vector"), used))
+void (*const g_vectors[16])(void) = {
+    (void (*)(void))_estack, /* initial SP = top of RAM */
+    Reset_Handler,
+    NMI_Handler,
+    HardFault_Handler,
+    MemManage_Handler,
+    BusFault_Handler,
+    UsageFault_Handler,
+    0, 0, 0, 0,
+    SVC_Handler,
+    DebugMon_Handler,
+    0,
+    PendSV_Handler,
+    SysTick_Handler,
+};
+
+void Default_Handler(void)
+{
+    for (;;) {
+    }
+}
+
+void Reset_Handler(void)
+{
+    uint32_t *src = _sidata, *dst = _sdata;
+    while (dst < _edata) *dst++ = *src++;
+    for (dst = _sbss; dst < _ebss;) *dst++ = 0;
+    main();
+    for (;;) {
+    }
+}

@@ -1,0 +1,38 @@
+/* The integer semantics of onward: the C twin of host/fixed.py, function for function.
+ * Rounding is half up (add half, arithmetic shift right); saturation is to int16 and counted;
+ * division is C99's (truncates toward zero); randomness is a counter-based hash. */
+#ifndef ONWARD_FIXED_H
+#define ONWARD_FIXED_H
+
+#include <stdint.h>
+
+#define ONW_GOLDEN 0x9E3779B9u
+#define ONW_LOG2E_Q14 23637
+#define ONW_EXP2_C1 22792
+#define ONW_EXP2_C2 7411
+#define ONW_EXP2_C3 2561
+#define ONW_ONE_Q15 32768
+
+/* Clamp to int16; increments *saturations when it clamps (saturations may be NULL). */
+int16_t onw_sat16(int64_t x, uint32_t *saturations);
+/* x / 2^shift rounded half up; shift in [0, 62], |x| < 2^62. */
+int64_t onw_round_shift(int64_t x, int shift);
+/* Q(from_frac) -> int16 Q(to_frac): rounding shift or exact left shift, then saturate. */
+int16_t onw_requant(int64_t x, int from_frac, int to_frac, uint32_t *saturations);
+/* C99 division, truncating toward zero (exists so that the tests can hold it against Python). */
+int64_t onw_div_trunc(int64_t a, int64_t b);
+/* floor((x + u) / 2^shift) with u in [0, 2^shift) taken from the random word r. */
+int64_t onw_stochastic_shift(int64_t x, int shift, uint32_t r);
+
+uint32_t onw_mix32(uint32_t x);
+uint32_t onw_derive(uint32_t key, uint32_t n);
+uint32_t onw_rand(uint32_t key, uint32_t index);
+/* Uniform in [-bound, bound], 0 <= bound <= 32767. */
+int32_t onw_uniform_int(uint32_t key, uint32_t index, int32_t bound);
+
+/* 2^(t / 2^frac) for t <= 0, Q15. */
+int32_t onw_exp2_q15(int32_t t, int frac);
+/* Softmax of n int16 logits in Q(frac) into Q15 probabilities (int32 so that 1.0 = 32768 fits). */
+void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15);
+
+#endif

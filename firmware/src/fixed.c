@@ -1,0 +1,108 @@
+/* The integer semantics; see fixed.h and host/fixed.py (the reference these must equal). */
+#include "onward/fixed.h"
+
+int16_t onw_sat16(int64_t x, uint32_t *saturations)
+{
+    if (x > INT16_MAX || x < INT16_MIN) {
+        if (saturations) {
+            (*saturations)++;
+        }
+        return x > INT16_MAX ? INT16_MAX : INT16_MIN;
+    }
+    return (int16_t)x;
+}
+
+int64_t onw_round_shift(int64_t x, int shift)
+{
+    if (shift == 0) {
+        return x;
+    }
+    /* >> of a negative int64 is arithmetic with GCC on every target we build for (tested). */
+    return (x + ((int64_t)1 << (shift - 1))) >> shift;
+}
+
+int16_t onw_requant(int64_t x, int from_frac, int to_frac, uint32_t *saturations)
+{
+    if (from_frac >= to_frac) {
+        return onw_sat16(onw_round_shift(x, from_frac - to_frac), saturations);
+    }
+    /* Left shift through uint64: shifting a negative signed value left is undefined in C99. */
+    return onw_sat16((int64_t)((uint64_t)x << (to_frac - from_frac)), saturations);
+}
+
+int64_t onw_div_trunc(int64_t a, int64_t b)
+{
+    return a / b;
+}
+
+int64_t onw_stochastic_shift(int64_t x, int shift, uint32_t r)
+{
+    int64_t offset;
+    if (shift == 0) {
+        return x;
+    }
+    offset = shift <= 32 ? (int64_t)(r >> (32 - shift)) : (int64_t)((uint64_t)r << (shift - 32));
+    return (x + offset) >> shift;
+}
+
+uint32_t onw_mix32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x;
+}
+
+uint32_t onw_derive(uint32_t key, uint32_t n)
+{
+    return onw_mix32(key ^ onw_mix32(n + ONW_GOLDEN));
+}
+
+uint32_t onw_rand(uint32_t key, uint32_t index)
+{
+    return onw_mix32(key ^ (index * ONW_GOLDEN));
+}
+
+int32_t onw_uniform_int(uint32_t key, uint32_t index, int32_t bound)
+{
+    uint64_t span = (uint64_t)(2 * (int64_t)bound + 1);
+    return (int32_t)(((uint64_t)onw_rand(key, index) * span) >> 32) - bound;
+}
+
+int32_t onw_exp2_q15(int32_t t, int frac)
+{
+    int32_t k = t >> frac; /* floor */
+    int64_t f = (int64_t)t - ((int64_t)k * ((int64_t)1 << frac));
+    int64_t f15 = frac >= 15 ? f >> (frac - 15) : f << (15 - frac);
+    int64_t a, p;
+    int64_t n = -(int64_t)k;
+    a = ONW_EXP2_C2 + onw_round_shift(ONW_EXP2_C3 * f15, 15);
+    a = ONW_EXP2_C1 + onw_round_shift(a * f15, 15);
+    p = ONW_ONE_Q15 + onw_round_shift(a * f15, 15);
+    if (n >= 31) {
+        return 0;
+    }
+    return (int32_t)onw_round_shift(p, (int)n);
+}
+
+void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15)
+{
+    int16_t zmax = z[0];
+    int64_t sum = 0;
+    int i;
+    for (i = 1; i < n; i++) {
+        if (z[i] > zmax) {
+            zmax = z[i];
+        }
+    }
+    for (i = 0; i < n; i++) {
+        int64_t t = onw_round_shift(((int64_t)z[i] - zmax) * ONW_LOG2E_Q14, 14);
+        prob_q15[i] = onw_exp2_q15((int32_t)t, frac);
+        sum += prob_q15[i];
+    }
+    for (i = 0; i < n; i++) {
+        prob_q15[i] = (int32_t)onw_div_trunc((int64_t)prob_q15[i] << 15, sum);
+    }
+}

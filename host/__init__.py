@@ -1,0 +1,3 @@
+"""onward: forward-only learning on microcontrollers, bit-exact with its Python reference."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Layers in float and in fixed point."""
