@@ -21,22 +21,24 @@ void DebugMon_Handler(void) WEAK_DEFAULT;
 void PendSV_Handler(void) WEAK_DEFAULT;
 void SysTick_Handler(void) WEAK_DEFAULT;
 
-/* Only the 16 core exceptions: no peripheral IRQ is ever enabled. */
+/* Only the 16 core exceptions: no peripheral IRQ is ever enabled.
+ * Stored as integers so that the SP entry needs no (non-ISO) object->function cast. */
+#define V(f) ((uintptr_t)(f))
 __attribute__((section(".isr_vector"), used))
-void (*const g_vectors[16])(void) = {
-    (void (*)(void))_estack, /* initial SP = top of RAM */
-    Reset_Handler,
-    NMI_Handler,
-    HardFault_Handler,
-    MemManage_Handler,
-    BusFault_Handler,
-    UsageFault_Handler,
+const uintptr_t g_vectors[16] = {
+    V(_estack), /* initial SP = top of RAM */
+    V(Reset_Handler),
+    V(NMI_Handler),
+    V(HardFault_Handler),
+    V(MemManage_Handler),
+    V(BusFault_Handler),
+    V(UsageFault_Handler),
     0, 0, 0, 0,
-    SVC_Handler,
-    DebugMon_Handler,
+    V(SVC_Handler),
+    V(DebugMon_Handler),
     0,
-    PendSV_Handler,
-    SysTick_Handler,
+    V(PendSV_Handler),
+    V(SysTick_Handler),
 };
 
 void Default_Handler(void)
