@@ -97,13 +97,14 @@ def stochastic_shift(x: ArrayLike, shift: int, r: ArrayLike) -> I64:
 
 def mix32(x: ArrayLike) -> I64:
     """A 32-bit integer hash (Wellons' lowbias32): a bijection with good avalanche."""
-    x = as_i64(x) & MASK32
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & MASK32
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & MASK32
-    x ^= x >> 16
-    return x
+    x = np.asarray(x).astype(np.uint64) & MASK32
+    with np.errstate(over="ignore"):  # products wrap mod 2**64; only their low 32 bits are kept
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & MASK32
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & MASK32
+        x ^= x >> 16
+    return x.astype(np.int64)
 
 
 def derive(key: int, n: int) -> int:

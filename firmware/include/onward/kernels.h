@@ -1,0 +1,16 @@
+/* Integer kernels of dense layers; twins of host/nn/dense.py. */
+#ifndef ONWARD_KERNELS_H
+#define ONWARD_KERNELS_H
+
+#include <stdint.h>
+
+/* y = requant(W x) to the input's format, ReLU if relu; W is out x in, Q(weight_frac). */
+void onw_dense(const int16_t *w, const int16_t *x, uint16_t in_dim, uint16_t out_dim, int weight_frac,
+               int relu, int16_t *y, uint32_t *saturations);
+
+/* W <- sat16(W - stochastic_shift(delta_i * x_j * lr_q, shift, rand(key, i*in + j))) where
+ * delta = sat16(a - b), or a itself when b is NULL. */
+void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int16_t *x, uint16_t in_dim,
+                      uint16_t out_dim, uint32_t lr_q, int shift, uint32_t key, uint32_t *saturations);
+
+#endif

@@ -1,0 +1,48 @@
+/* The framed serial protocol (the host side is host/protocol.py; the README documents it).
+ *
+ * On the wire every frame is COBS-encoded and ends with a 0x00 byte. Decoded, a frame is
+ *   command (u8) | body length (u16 LE) | body | CRC-32 (u32 LE, zlib's, over command+length+body).
+ * A reply carries command | 0x80; an error reply is ONW_CMD_ERROR with the body
+ *   code (u8) | request command (u8) | expected (u32 LE) | got (u32 LE).
+ * A frame that is malformed in any way changes nothing but the bad-frame counter. */
+#ifndef ONWARD_PROTOCOL_H
+#define ONWARD_PROTOCOL_H
+
+#include <stdint.h>
+
+#define ONW_PROTOCOL_VERSION 1u
+
+enum {
+    ONW_CMD_HELLO = 0x01,  /* -> build info */
+    ONW_CMD_RESET = 0x02,  /* [seed u32] -> initial weights, steps 0; no body: the spec's seed */
+    ONW_CMD_LOAD = 0x03,   /* offset u32 | bytes -> write into the state image */
+    ONW_CMD_DUMP = 0x04,   /* offset u32 | length u16 -> bytes of the state image */
+    ONW_CMD_TRAIN = 0x05,  /* label u8 | x int16[input] -> logits int16[classes] | digest u32 */
+    ONW_CMD_INFER = 0x06,  /* x int16[input] -> logits int16[classes] */
+    ONW_CMD_STATS = 0x07,  /* -> steps, saturations, frames ok, frames bad, cycles, digest (u32 each) */
+    ONW_CMD_SET_LR = 0x08, /* lr_q u32 -> (empty) */
+    ONW_CMD_ERROR = 0x7F,
+    ONW_REPLY = 0x80
+};
+
+enum {
+    ONW_ERR_FRAMING = 1,  /* COBS code points past the end: expected = frame length, got = position */
+    ONW_ERR_OVERSIZED = 2, /* expected = largest encoded frame accepted, got = bytes received */
+    ONW_ERR_SHORT = 3,    /* expected = 7 (minimum decoded frame), got = decoded length */
+    ONW_ERR_CRC = 4,      /* expected = CRC computed over the frame, got = CRC carried */
+    ONW_ERR_LENGTH = 5,   /* expected = body bytes present, got = length field */
+    ONW_ERR_COMMAND = 6,  /* expected = 0, got = the unknown command */
+    ONW_ERR_BODY = 7,     /* expected = body length this command takes, got = body length */
+    ONW_ERR_ARGUMENT = 8  /* expected = the limit, got = the value (label, offset+length, lr) */
+};
+
+#define ONW_CRC32_INIT 0xFFFFFFFFu
+uint32_t onw_crc32_byte(uint32_t crc, uint8_t byte); /* running, un-inverted CRC-32 (reflected, 0xEDB88320) */
+
+/* Decode a COBS frame in place; returns the decoded length, or -1 - position of the bad code byte. */
+int32_t onw_cobs_decode(uint8_t *buf, uint32_t len);
+
+/* The application loop: read frames from the port, answer them. Returns only when the port closes. */
+int onw_serve(void);
+
+#endif

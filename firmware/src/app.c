@@ -1,0 +1,287 @@
+/* The application: frames in, commands run, replies out. One static receive and one reply buffer. */
+#include "onward/port.h"
+#include "onward/protocol.h"
+#include "onward/runtime.h"
+
+#ifndef ONW_BOARD_NAME
+#define ONW_BOARD_NAME "unknown"
+#endif
+
+#define MIN_FRAME 7u /* command, length, CRC */
+#define HELLO_FIXED 22u
+#define STATS_BODY 24u
+#define REPLY_MAX (3u + ONW_MAX_REPLY_BODY + 4u)
+
+static uint8_t rx[ONW_RX_MAX];
+static uint8_t tx[REPLY_MAX];
+static int16_t sample[ONW_INPUT_DIM];
+static int16_t logits[ONW_NUM_CLASSES];
+static uint32_t frames_ok, frames_bad;
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint8_t *put_u16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    return p + 2;
+}
+
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+    return put_u16(put_u16(p, v & 0xFFFFu), v >> 16);
+}
+
+static void read_sample(const uint8_t *p)
+{
+    uint32_t i;
+    for (i = 0; i < ONW_INPUT_DIM; i++) {
+        sample[i] = (int16_t)(uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
+    }
+}
+
+static uint8_t *put_logits(uint8_t *p)
+{
+    int c;
+    for (c = 0; c < ONW_NUM_CLASSES; c++) {
+        p = put_u16(p, (uint16_t)logits[c]);
+    }
+    return p;
+}
+
+/* COBS-encode tx[0..len) straight to the port, then the 0x00 delimiter. */
+static void send_frame(uint32_t len)
+{
+    uint32_t start = 0;
+    for (;;) {
+        uint32_t end = start, i;
+        while (end < len && tx[end] != 0 && end - start < 254) {
+            end++;
+        }
+        onw_port_putc((uint8_t)(end - start + 1));
+        for (i = start; i < end; i++) {
+            onw_port_putc(tx[i]);
+        }
+        if (end == len) {
+            break;
+        }
+        start = tx[end] == 0 ? end + 1 : end; /* a zero is implied by the code; a full block is not */
+    }
+    onw_port_putc(0);
+    onw_port_flush();
+}
+
+static void reply(uint8_t command, uint8_t *body_end)
+{
+    uint32_t body_len = (uint32_t)(body_end - (tx + 3)), crc = ONW_CRC32_INIT, i;
+    tx[0] = command;
+    put_u16(tx + 1, body_len);
+    for (i = 0; i < 3 + body_len; i++) {
+        crc = onw_crc32_byte(crc, tx[i]);
+    }
+    put_u32(body_end, ~crc);
+    send_frame(3 + body_len + 4);
+}
+
+static void error_reply(uint8_t code, uint8_t command, uint32_t expected, uint32_t got)
+{
+    uint8_t *p = tx + 3;
+    frames_bad++;
+    *p++ = code;
+    *p++ = command;
+    p = put_u32(p, expected);
+    p = put_u32(p, got);
+    reply(ONW_CMD_ERROR, p);
+}
+
+static uint8_t *hello(uint8_t *p)
+{
+    const char *name = ONW_MODEL_NAME "@" ONW_BOARD_NAME;
+    int layer;
+    *p++ = ONW_PROTOCOL_VERSION;
+    *p++ = ONW_RULE;
+    *p++ = ONW_NUM_LAYERS;
+    *p++ = ONW_ACT_FRAC;
+    *p++ = ONW_WEIGHT_FRAC;
+    *p++ = ONW_FEEDBACK_FRAC;
+    *p++ = ONW_LR_FRAC;
+    *p++ = 0;
+    p = put_u32(p, ONW_MODEL_HASH);
+    p = put_u32(p, ONW_STATE_SIZE);
+    p = put_u16(p, ONW_RX_MAX);
+    p = put_u16(p, ONW_CHUNK);
+    p = put_u16(p, onw_layers[0].in_dim);
+    for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
+        p = put_u16(p, onw_layers[layer].out_dim);
+    }
+    while (*name) {
+        *p++ = (uint8_t)*name++;
+    }
+    return p;
+}
+
+/* Run one well-formed frame: command cmd with body[0..len). Checks every argument before acting. */
+static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
+{
+    uint8_t *out = tx + 3;
+    uint32_t i;
+#define NEED_BODY(n)                                         \
+    if (len != (n)) {                                        \
+        error_reply(ONW_ERR_BODY, cmd, (uint32_t)(n), len); \
+        return;                                              \
+    }
+    switch (cmd) {
+    case ONW_CMD_HELLO:
+        NEED_BODY(0);
+        out = hello(out);
+        break;
+    case ONW_CMD_RESET:
+        if (len != 0 && len != 4) {
+            error_reply(ONW_ERR_BODY, cmd, 4, len);
+            return;
+        }
+        onw_reset(len == 4 ? get_u32(body) : ONW_SEED);
+        break;
+    case ONW_CMD_LOAD: {
+        uint32_t offset;
+        if (len < 4 || len > 4 + ONW_CHUNK) {
+            error_reply(ONW_ERR_BODY, cmd, 4 + ONW_CHUNK, len);
+            return;
+        }
+        offset = get_u32(body);
+        if (offset > ONW_STATE_SIZE || len - 4 > ONW_STATE_SIZE - offset) {
+            error_reply(ONW_ERR_ARGUMENT, cmd, ONW_STATE_SIZE, offset + (len - 4));
+            return;
+        }
+        for (i = 0; i < len - 4; i++) {
+            onw_state_set_byte(offset + i, body[4 + i]);
+        }
+        break;
+    }
+    case ONW_CMD_DUMP: {
+        uint32_t offset, count;
+        NEED_BODY(6);
+        offset = get_u32(body);
+        count = (uint32_t)body[4] | ((uint32_t)body[5] << 8);
+        if (count > ONW_CHUNK || offset > ONW_STATE_SIZE || count > ONW_STATE_SIZE - offset) {
+            error_reply(ONW_ERR_ARGUMENT, cmd, count > ONW_CHUNK ? ONW_CHUNK : ONW_STATE_SIZE,
+                        count > ONW_CHUNK ? count : offset + count);
+            return;
+        }
+        for (i = 0; i < count; i++) {
+            *out++ = onw_state_get_byte(offset + i);
+        }
+        break;
+    }
+    case ONW_CMD_TRAIN:
+        NEED_BODY(1 + 2 * ONW_INPUT_DIM);
+        if (body[0] >= ONW_NUM_CLASSES) {
+            error_reply(ONW_ERR_ARGUMENT, cmd, ONW_NUM_CLASSES - 1, body[0]);
+            return;
+        }
+        read_sample(body + 1);
+        onw_train(sample, body[0], logits);
+        out = put_u32(put_logits(out), onw_state_digest());
+        break;
+    case ONW_CMD_INFER:
+        NEED_BODY(2 * ONW_INPUT_DIM);
+        read_sample(body);
+        onw_infer(sample, logits);
+        out = put_logits(out);
+        break;
+    case ONW_CMD_STATS:
+        NEED_BODY(0);
+        out = put_u32(out, onw_state.steps);
+        out = put_u32(out, onw_saturations);
+        out = put_u32(out, frames_ok + 1); /* this frame included */
+        out = put_u32(out, frames_bad);
+        out = put_u32(out, onw_port_cycles());
+        out = put_u32(out, onw_state_digest());
+        break;
+    case ONW_CMD_SET_LR: {
+        uint32_t lr_q;
+        NEED_BODY(4);
+        lr_q = get_u32(body);
+        if (lr_q == 0 || lr_q > 0x7FFFFFFFu) {
+            error_reply(ONW_ERR_ARGUMENT, cmd, 0x7FFFFFFFu, lr_q);
+            return;
+        }
+        onw_state.lr_q = lr_q;
+        break;
+    }
+    default:
+        error_reply(ONW_ERR_COMMAND, cmd, 0, cmd);
+        return;
+    }
+#undef NEED_BODY
+    frames_ok++;
+    reply((uint8_t)(cmd | ONW_REPLY), out);
+}
+
+static void handle_frame(uint32_t received, int overflow)
+{
+    int32_t n;
+    uint32_t len, crc = ONW_CRC32_INIT, i, body_len;
+    if (overflow) {
+        error_reply(ONW_ERR_OVERSIZED, 0, ONW_RX_MAX, received);
+        return;
+    }
+    n = onw_cobs_decode(rx, received);
+    if (n < 0) {
+        error_reply(ONW_ERR_FRAMING, 0, received, (uint32_t)(-1 - n));
+        return;
+    }
+    len = (uint32_t)n;
+    if (len < MIN_FRAME) {
+        error_reply(ONW_ERR_SHORT, len ? rx[0] : 0, MIN_FRAME, len);
+        return;
+    }
+    for (i = 0; i < len - 4; i++) {
+        crc = onw_crc32_byte(crc, rx[i]);
+    }
+    crc = ~crc;
+    if (crc != get_u32(rx + len - 4)) {
+        error_reply(ONW_ERR_CRC, rx[0], crc, get_u32(rx + len - 4));
+        return;
+    }
+    body_len = (uint32_t)rx[1] | ((uint32_t)rx[2] << 8);
+    if (body_len != len - MIN_FRAME) {
+        error_reply(ONW_ERR_LENGTH, rx[0], len - MIN_FRAME, body_len);
+        return;
+    }
+    dispatch(rx[0], rx + 3, body_len);
+}
+
+int onw_serve(void)
+{
+    uint32_t received = 0;
+    int overflow = 0;
+    for (;;) {
+        int c = onw_port_getc();
+        if (c < 0) {
+            return 0;
+        }
+        if (c == 0) {
+            if (received > 0 || overflow) {
+                handle_frame(received, overflow);
+            }
+            received = 0;
+            overflow = 0;
+        } else if (received < ONW_RX_MAX) {
+            rx[received++] = (uint8_t)c;
+        } else {
+            overflow = 1;
+            received++;
+        }
+    }
+}
+
+int main(void)
+{
+    onw_port_init();
+    onw_reset(ONW_SEED);
+    return onw_serve();
+}

@@ -1,0 +1,168 @@
+/* PEPITA and MEMPEPITA; twins of host/learn/pepita.py and host/learn/mempepita.py.
+ * The rule is fixed at build time (ONW_RULE) so that only its buffers take RAM. */
+#include <stddef.h>
+
+#include "onward/fixed.h"
+#include "onward/kernels.h"
+#include "onward/runtime.h"
+
+#define LAST (ONW_NUM_LAYERS - 1)
+
+onw_state_t onw_state;
+uint32_t onw_saturations;
+static int16_t error_q[ONW_NUM_CLASSES]; /* e = softmax(z) - y, Q(ONW_ACT_FRAC) */
+
+static int16_t *layer_weights(int layer)
+{
+    return onw_state.weights + onw_layers[layer].offset;
+}
+
+static void forward(int layer, const int16_t *x, int16_t *y)
+{
+    onw_dense(layer_weights(layer), x, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
+              ONW_WEIGHT_FRAC, layer < LAST, y, &onw_saturations);
+}
+
+static void update(int layer, const int16_t *a, const int16_t *b, const int16_t *x_in)
+{
+    uint32_t key = onw_derive(onw_derive(onw_derive(onw_state.seed, ONW_STREAM_ROUNDING), onw_state.steps),
+                              (uint32_t)layer);
+    onw_dense_update(layer_weights(layer), a, b, x_in, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
+                     onw_state.lr_q, ONW_UPDATE_SHIFT, key, &onw_saturations);
+}
+
+static void output_error(const int16_t *logits, uint8_t label)
+{
+    int32_t prob[ONW_NUM_CLASSES];
+    int c;
+    onw_softmax_q15(logits, ONW_NUM_CLASSES, ONW_ACT_FRAC, prob);
+    prob[label] -= ONW_ONE_Q15;
+    for (c = 0; c < ONW_NUM_CLASSES; c++) {
+        error_q[c] = onw_requant(prob[c], 15, ONW_ACT_FRAC, &onw_saturations);
+    }
+}
+
+/* x <- sat16(x + F e), F regenerated from the seed: never stored. */
+static void modulate(int16_t *x)
+{
+    uint32_t key = onw_derive(onw_state.seed, ONW_STREAM_FEEDBACK);
+    uint32_t i;
+    int c;
+    for (i = 0; i < ONW_INPUT_DIM; i++) {
+        int64_t acc = 0;
+        for (c = 0; c < ONW_NUM_CLASSES; c++) {
+            acc += (int32_t)onw_uniform_int(key, i * ONW_NUM_CLASSES + (uint32_t)c, ONW_FEEDBACK_BOUND)
+                   * error_q[c];
+        }
+        x[i] = onw_sat16((int64_t)x[i] + onw_requant(acc, ONW_FEEDBACK_FRAC, 0, &onw_saturations),
+                         &onw_saturations);
+    }
+}
+
+static void copy_logits(const int16_t *from, int16_t *logits)
+{
+    int c;
+    for (c = 0; c < ONW_NUM_CLASSES; c++) {
+        logits[c] = from[c];
+    }
+}
+
+void onw_reset(uint32_t seed)
+{
+    uint32_t i;
+    for (i = 0; i < ONW_NUM_WEIGHTS; i++) {
+        onw_state.weights[i] = onw_weights_init[i];
+    }
+    onw_state.seed = seed;
+    onw_state.steps = 0;
+    onw_state.lr_q = ONW_LR_Q;
+    onw_saturations = 0;
+}
+
+#if ONW_RULE == ONW_RULE_PEPITA
+/* Pass 1 keeps every layer's output; pass 2 needs two layers at a time. */
+static int16_t activations[ONW_SUM_WIDTHS];
+static int16_t modulated[2][ONW_MAX_HIDDEN];
+
+/* Pass 1: every layer's output stays in the store for pass 2's updates. */
+static const int16_t *forward_pass(const int16_t *x)
+{
+    const int16_t *in = x;
+    int layer;
+    for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
+        int16_t *out = activations + onw_layers[layer].act_offset;
+        forward(layer, in, out);
+        in = out;
+    }
+    return in;
+}
+
+void onw_train(int16_t *x, uint8_t label, int16_t *logits)
+{
+    const int16_t *in;
+    int layer;
+    copy_logits(forward_pass(x), logits);
+    output_error(logits, label);
+    modulate(x); /* x becomes x_err: the clean input is not needed again */
+    in = x;
+    for (layer = 0; layer < LAST; layer++) {
+        int16_t *out = modulated[layer & 1];
+        forward(layer, in, out);
+        update(layer, activations + onw_layers[layer].act_offset, out, in);
+        in = out;
+    }
+    update(LAST, error_q, NULL, in);
+    onw_state.steps++;
+}
+
+#elif ONW_RULE == ONW_RULE_MEMPEPITA
+/* Pass 1 (error only) and the clean pass share two buffers; the modulated pass has two more. */
+static int16_t clean[2][ONW_MAX_WIDTH];
+static int16_t modulated[2][ONW_MAX_HIDDEN];
+static int16_t x_modulated[ONW_INPUT_DIM];
+
+/* Pass 1 computes the error only: two ping-pong buffers. */
+static const int16_t *forward_pass(const int16_t *x)
+{
+    const int16_t *in = x;
+    int layer;
+    for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
+        int16_t *out = clean[layer & 1];
+        forward(layer, in, out);
+        in = out;
+    }
+    return in;
+}
+
+void onw_train(int16_t *x, uint8_t label, int16_t *logits)
+{
+    const int16_t *in, *in_err;
+    uint32_t i;
+    int layer;
+    copy_logits(forward_pass(x), logits);
+    output_error(logits, label);
+    for (i = 0; i < ONW_INPUT_DIM; i++) {
+        x_modulated[i] = x[i];
+    }
+    modulate(x_modulated);
+    in = x;
+    in_err = x_modulated;
+    for (layer = 0; layer < LAST; layer++) {
+        int16_t *out = clean[layer & 1], *out_err = modulated[layer & 1];
+        forward(layer, in, out);
+        forward(layer, in_err, out_err);
+        update(layer, out, out_err, in_err);
+        in = out;
+        in_err = out_err;
+    }
+    update(LAST, error_q, NULL, in_err);
+    onw_state.steps++;
+}
+#else
+#error "ONW_RULE must be ONW_RULE_PEPITA or ONW_RULE_MEMPEPITA"
+#endif
+
+void onw_infer(const int16_t *x, int16_t *logits)
+{
+    copy_logits(forward_pass(x), logits);
+}

@@ -1,0 +1,113 @@
+"""The host side of the firmware's framed serial protocol (firmware/include/onward/protocol.h).
+
+Frames are COBS-encoded and end with 0x00; decoded: command u8 | body length u16 LE | body | CRC-32 LE
+(zlib's CRC over command, length and body). Replies carry command | 0x80; errors come back as an error
+frame that names what was expected and what was received."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cobs import cobs
+
+PROTOCOL_VERSION = 1
+REPLY = 0x80
+
+
+class Cmd(IntEnum):
+    HELLO = 0x01
+    RESET = 0x02
+    LOAD = 0x03
+    DUMP = 0x04
+    TRAIN = 0x05
+    INFER = 0x06
+    STATS = 0x07
+    SET_LR = 0x08
+    ERROR = 0x7F
+
+
+ERRORS = {
+    1: ("framing", "COBS framing broken (frame length {expected}, bad code byte at position {got})"),
+    2: ("oversized", "frame too long (at most {expected} encoded bytes, got {got})"),
+    3: ("short", "frame too short (at least {expected} decoded bytes, got {got})"),
+    4: ("crc", "CRC mismatch (computed 0x{expected:08X}, frame carries 0x{got:08X})"),
+    5: ("length", "length field disagrees with the frame (body has {expected} bytes, field says {got})"),
+    6: ("command", "unknown command 0x{got:02X}"),
+    7: ("body", "wrong body length (expected {expected} bytes, got {got})"),
+    8: ("argument", "argument out of range (limit {expected}, got {got})"),
+}
+
+
+class ProtocolError(Exception):
+    """The link delivered something that is not a valid reply frame (or nothing in time)."""
+
+
+class DeviceError(Exception):
+    """The device answered with an error frame."""
+
+    def __init__(self, code: int, command: int, expected: int, got: int) -> None:
+        self.code, self.command, self.expected, self.got = code, command, expected, got
+        self.kind, template = ERRORS.get(code, ("unknown", "error code {code}"))
+        name = Cmd(command).name if command in Cmd._value2member_map_ else f"0x{command:02X}"
+        super().__init__(f"device rejected {name} frame: " + template.format(
+            expected=expected, got=got, code=code))
+
+
+def encode_frame(command: int, body: bytes = b"") -> bytes:
+    raw = struct.pack("<BH", command, len(body)) + body
+    return cobs.encode(raw + struct.pack("<I", zlib.crc32(raw))) + b"\x00"
+
+
+def decode_frame(wire: bytes) -> tuple[int, bytes]:
+    """wire: one frame as received, without its 0x00 delimiter."""
+    try:
+        raw = cobs.decode(wire)
+    except cobs.DecodeError as exc:
+        raise ProtocolError(f"reply is not valid COBS ({exc}): {wire[:32].hex()}") from None
+    if len(raw) < 7:
+        raise ProtocolError(f"reply too short: {len(raw)} bytes, expected at least 7")
+    (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
+    if crc != zlib.crc32(raw[:-4]):
+        raise ProtocolError(f"reply CRC mismatch: carries 0x{crc:08X}, computed 0x{zlib.crc32(raw[:-4]):08X}")
+    command, length = struct.unpack_from("<BH", raw)
+    if length != len(raw) - 7:
+        raise ProtocolError(f"reply length field says {length} bytes, body has {len(raw) - 7}")
+    return command, raw[3:-4]
+
+
+@dataclass(frozen=True)
+class Hello:
+    version: int
+    rule: int
+    formats: tuple[int, int, int, int]  # activation, weight, feedback, lr fractional bits
+    model_hash: int
+    state_size: int
+    rx_max: int
+    chunk: int
+    dims: tuple[int, ...]
+    name: str
+
+    @classmethod
+    def parse(cls, body: bytes) -> Hello:
+        version, rule, layers, af, wf, ff, lf, _ = body[:8]
+        mhash, state_size, rx_max, chunk = struct.unpack_from("<IIHH", body, 8)
+        dims = struct.unpack_from(f"<{layers + 1}H", body, 20)
+        return cls(version, rule, (af, wf, ff, lf), mhash, state_size, rx_max, chunk, dims,
+                   body[20 + 2 * (layers + 1):].decode("ascii", "replace"))
+
+
+@dataclass(frozen=True)
+class Stats:
+    steps: int
+    saturations: int
+    frames_ok: int
+    frames_bad: int
+    cycles: int
+    digest: int
+
+    @classmethod
+    def parse(cls, body: bytes) -> Stats:
+        return cls(*struct.unpack("<6I", body))

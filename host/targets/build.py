@@ -1,0 +1,87 @@
+"""Generate the model's C and compile it with the runtime for one board. Builds are cached by content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from onward.codegen.c import GeneratedC, generate_c
+from onward.model import InitialModel
+from onward.paths import BOARDS, FIRMWARE_INCLUDE, FIRMWARE_SRC
+
+WARNINGS = ["-Wall", "-Wextra", "-Werror"]
+RUNTIME_SOURCES = ["fixed.c", "kernels.c", "rules.c", "state.c", "protocol.c", "app.c"]
+TARGET_BOARDS = {"native": "native", "qemu-m4": "qemu-m4"}
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    folder: Path
+    config: dict[str, Any]
+
+    @property
+    def cc(self) -> str:
+        return str(self.config["cc"])
+
+
+@dataclass(frozen=True)
+class Firmware:
+    path: Path
+    board: Board
+    generated: GeneratedC
+
+
+def load_board(target: str) -> Board:
+    if target not in TARGET_BOARDS:
+        raise BuildError(f"unknown target {target!r}; expected one of: {', '.join(TARGET_BOARDS)}")
+    folder = BOARDS / TARGET_BOARDS[target]
+    return Board(target, folder, json.loads((folder / "board.json").read_text()))
+
+
+def compile_command(board: Board, gen_dir: Path, out: Path) -> list[str]:
+    cfg = board.config
+    sources = [str(FIRMWARE_SRC / s) for s in RUNTIME_SOURCES] + [str(board.folder / s) for s in cfg["sources"]]
+    cmd = [board.cc, *cfg["cflags"], *WARNINGS, f'-DONW_BOARD_NAME="{board.name}"',
+           "-I", str(FIRMWARE_INCLUDE), "-I", str(gen_dir), *sources, str(gen_dir / "model.c")]
+    if "linker_script" in cfg:
+        cmd += ["-T", str(board.folder / cfg["linker_script"])]
+    return [*cmd, *cfg["ldflags"], "-o", str(out)]
+
+
+def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmware:
+    board = load_board(target)
+    if shutil.which(board.cc) is None:
+        raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
+                         "(run .ci/setup or see the README's set-up)")
+    gen = generate_c(model)
+    folder = Path(build_dir) / f"{model.spec.name}-{target}"
+    gen_dir = folder / "gen"
+    gen_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (("model.h", gen.header), ("model.c", gen.source)):
+        path = gen_dir / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    out = folder / ("firmware.elf" if "linker_script" in board.config else "firmware")
+    cmd = compile_command(board, gen_dir, out)
+    inputs = hashlib.sha256(" ".join(cmd).encode())
+    for src in sorted([*FIRMWARE_SRC.glob("*.c"), *FIRMWARE_INCLUDE.rglob("*.h"), *board.folder.iterdir(),
+                       gen_dir / "model.h", gen_dir / "model.c"]):
+        inputs.update(src.read_bytes())
+    stamp = folder / "build.stamp"
+    if out.exists() and stamp.exists() and stamp.read_text() == inputs.hexdigest():
+        return Firmware(out, board, gen)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
+    if result.returncode != 0:
+        raise BuildError(f"building {model.spec.name} for {target} failed:\n$ {' '.join(cmd)}\n{result.stderr}")
+    stamp.write_text(inputs.hexdigest())
+    return Firmware(out, board, gen)
