@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,12 @@ class Spec:
     def lr_at_epoch(self, epoch: int) -> float:
         drops = sum(1 for e in self.rule.lr_decay_epochs if epoch >= e)
         return self.rule.learning_rate * self.rule.lr_decay**drops
+
+    def with_epochs(self, epochs: int) -> Spec:
+        """The same spec trained for `epochs`, its learning-rate schedule compressed to match."""
+        r = self.rule
+        decay = tuple(max(1, round(e * epochs / r.epochs)) for e in r.lr_decay_epochs)
+        return replace(self, rule=replace(r, epochs=epochs, lr_decay_epochs=decay))
 
     def lr_q(self, lr: float) -> int:
         return int(math.floor(lr * (1 << self.format.lr_frac) + 0.5))

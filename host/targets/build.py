@@ -64,7 +64,7 @@ def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmwar
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
                          "(run .ci/setup or see the README's set-up)")
     gen = generate_c(model)
-    folder = Path(build_dir) / f"{model.spec.name}-{target}"
+    folder = Path(build_dir).resolve() / f"{model.spec.name}-{target}"
     gen_dir = folder / "gen"
     gen_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("model.h", gen.header), ("model.c", gen.source)):

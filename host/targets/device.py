@@ -15,7 +15,7 @@ class Device:
     def __init__(self, link: Link, timeout: float = 10.0) -> None:
         self.link = link
         self.timeout = timeout
-        self._classes = 0
+        self.chunk = 256  # LOAD/DUMP bytes per frame; HELLO tells the real value
 
     def request(self, command: int, body: bytes = b"") -> bytes:
         self.link.write(encode_frame(command, body))
@@ -31,7 +31,7 @@ class Device:
 
     def hello(self) -> Hello:
         hello = Hello.parse(self.request(Cmd.HELLO))
-        self._classes = hello.dims[-1]
+        self.chunk = hello.chunk
         return hello
 
     def reset(self, seed: int | None = None) -> None:

@@ -1,0 +1,107 @@
+"""The `onward` command: generate, build, verify, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from onward.paths import EXAMPLES
+from onward.protocol import DeviceError, ProtocolError
+from onward.spec import SpecError, load_spec
+from onward.targets.build import TARGET_BOARDS, BuildError
+from onward.verify import Mismatch
+
+DEFAULT_BUILD_DIR = Path("build")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from onward.codegen.c import generate_c
+    from onward.session import prepare
+
+    _, model = prepare(load_spec(args.spec))
+    gen = generate_c(model)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "model.h").write_text(gen.header)
+    (args.output / "model.c").write_text(gen.source)
+    print(f"wrote {args.output / 'model.h'} and {args.output / 'model.c'} (model hash 0x{gen.model_hash:08X})")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from onward.session import prepare
+    from onward.size import size_report
+    from onward.targets.build import build_firmware
+
+    _, model = prepare(load_spec(args.spec))
+    firmware = build_firmware(model, args.target, args.build_dir)
+    report = size_report(firmware)
+    print(f"{firmware.path}\nflash {report.flash} B, RAM {report.ram} B (static), "
+          f"training activation buffers {report.training_activations} B")
+    for name, size in sorted(report.symbols.items()):
+        print(f"  {name:<12} {size:>8} B")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from onward.session import prepare, run_on_target
+
+    spec = load_spec(args.spec)
+    data, model = prepare(spec)
+    run = run_on_target(model, data, args.target, args.build_dir, steps=args.steps, progress=True)
+    print(f"{spec.name} on {args.target}: {run.train_steps} training steps and {run.inferences} inferences, "
+          f"every output and state digest bit-exact (0 mismatches); {run.saturations} saturations on both; "
+          f"{run.steps_per_second:.0f} steps/s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from onward.demo import demo
+
+    return demo(args.spec, args.target, args.epochs, args.build_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onward", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str, spec_required: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        if spec_required:
+            p.add_argument("spec", type=Path, help="model spec (TOML)")
+        p.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR, help="where builds go (default: build)")
+        return p
+
+    p = add("generate", "write the model-specific C (model.h, model.c)")
+    p.add_argument("-o", "--output", type=Path, default=Path("generated"))
+    p.set_defaults(func=cmd_generate)
+    p = add("build", "generate and compile the firmware for a target; print its size")
+    p.add_argument("--target", choices=list(TARGET_BOARDS), default="native")
+    p.set_defaults(func=cmd_build)
+    p = add("verify", "run the reference and a target in lockstep; exit 0 only when bit-exact")
+    p.add_argument("--target", choices=list(TARGET_BOARDS), default="native")
+    p.add_argument("--steps", type=int, default=1000, help="training steps to compare (default 1000)")
+    p.set_defaults(func=cmd_verify)
+    p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
+    p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
+    p.add_argument("--target", choices=list(TARGET_BOARDS), default="qemu-m4")
+    p.add_argument("--epochs", type=int, default=10,
+                   help="epochs on the device (the spec's learning-rate schedule is compressed to fit)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Mismatch as exc:
+        print(f"MISMATCH: {exc}", file=sys.stderr)
+        return 1
+    except (SpecError, BuildError, DeviceError, ProtocolError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

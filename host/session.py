@@ -1,0 +1,83 @@
+"""One spec's run on one target: the building blocks that `onward verify` and `onward demo` share."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from onward import fixed
+from onward.data import Dataset, load_dataset
+from onward.model import InitialModel, init_model
+from onward.reference import FixedReference, Step, training_stream
+from onward.spec import Spec
+from onward.targets.build import build_firmware
+from onward.targets.run import open_device
+from onward.verify import Mismatch, ProgressBar, check_build, evaluate, lockstep
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    target: str
+    train_steps: int
+    inferences: int
+    seconds: float
+    ref_accuracy: float
+    device_accuracy: float
+    saturations: int
+    flash: int | None = None
+    ram: int | None = None
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.train_steps / self.seconds if self.seconds else math.nan
+
+
+def prepare(spec: Spec) -> tuple[Dataset, InitialModel]:
+    data = load_dataset(spec)
+    return data, init_model(spec, data)
+
+
+def run_on_target(
+    model: InitialModel, data: Dataset, target: str, build_dir: Path, steps: int | None = None,
+    evaluate_test: bool = False, progress: bool = False,
+) -> TargetRun:
+    """Train the reference and the target in lockstep (`steps` samples, or the spec's epochs), comparing
+    every output and state digest; optionally evaluate both on the test set. Raises Mismatch."""
+    spec = model.spec
+    n_train = len(data.y_train)
+    epochs = spec.rule.epochs if steps is None else math.ceil(steps / n_train)
+    total = epochs * n_train if steps is None else steps
+    stream = training_stream(model, data, epochs)
+    if steps is not None:
+        stream = _first_train_steps(stream, steps)
+    probes, _ = fixed.to_q(data.x_test[:64], spec.format.activation_frac)
+    firmware = build_firmware(model, target, build_dir)
+    save_dir = Path(build_dir) / f"{spec.name}-{target}" / "mismatch"
+    ref = FixedReference(model)
+    with open_device(model, target, build_dir) as device:
+        check_build(model, device, firmware.generated.model_hash)
+        device.reset()
+        start = time.perf_counter()
+        bar = ProgressBar(total, f"{spec.name} on {target}") if progress else None
+        result = lockstep(ref, device, stream, probes, save_dir, progress=bar)
+        seconds = time.perf_counter() - start
+        ref_acc, dev_acc = evaluate(ref, device if evaluate_test else None, data, save_dir)
+        stats = device.stats()
+        if stats.saturations != ref.saturations or stats.steps != ref.steps:
+            raise Mismatch(f"after {ref.steps} steps: STATS says steps {stats.steps}, saturations "
+                           f"{stats.saturations}; the reference has {ref.steps}, {ref.saturations}")
+    return TargetRun(target, result.train_steps, result.inferences, seconds, ref_acc, dev_acc,
+                     ref.saturations)
+
+
+def _first_train_steps(stream: Iterator[Step], steps: int) -> Iterator[Step]:
+    taken = 0
+    for step in stream:
+        if step.kind == "train":
+            if taken == steps:
+                return
+            taken += 1
+        yield step

@@ -1,0 +1,148 @@
+"""Feed the fixed-point reference and a target the same stream and compare them bit for bit.
+
+After every training step the logits and the digest of the whole learned state must agree; inference
+outputs are compared on held-out samples along the way. At the first mismatch the run stops, names the
+step, the tensor, the index and both values, and saves both states."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from onward import fixed
+from onward.data import Dataset
+from onward.model import InitialModel
+from onward.reference import FixedReference, FixedState, Step, parse_state, state_size
+from onward.targets.device import Device
+
+
+class Mismatch(Exception):
+    """Reference and target disagree; the message says where."""
+
+
+@dataclass
+class LockstepResult:
+    train_steps: int = 0
+    inferences: int = 0
+    saved: list[Path] = field(default_factory=list)
+
+
+def first_difference(ref: FixedState, dev: FixedState) -> str:
+    for name in ("seed", "steps", "lr_q"):
+        if getattr(ref, name) != getattr(dev, name):
+            return f"tensor {name}: reference {getattr(ref, name)}, device {getattr(dev, name)}"
+    for layer, (a, b) in enumerate(zip(ref.weights, dev.weights, strict=True)):
+        diff = np.argwhere(a != b)
+        if len(diff):
+            i, j = diff[0]
+            return (f"tensor weights[{layer}], index [{i}, {j}] ({len(diff)} of {a.size} differ): "
+                    f"reference {a[i, j]}, device {b[i, j]}")
+    return "the state images are equal (the digest differs only through the transfer)"
+
+
+def save_states(ref: FixedReference, device_image: bytes, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for who, state in (("reference", ref.state()), ("device", parse_state(ref.model, device_image))):
+        path = folder / f"state-{who}.npz"
+        np.savez(path, seed=state.seed, steps=state.steps, lr_q=state.lr_q,
+                 **{f"weights{i}": w for i, w in enumerate(state.weights)})
+        paths.append(path)
+    return paths
+
+
+def _mismatch(ref: FixedReference, device: Device, what: str, save_dir: Path) -> Mismatch:
+    image = device.dump_state(state_size(ref.model), device.chunk)
+    detail = first_difference(ref.state(), parse_state(ref.model, image))
+    saved = save_states(ref, image, save_dir)
+    return Mismatch(f"{what}\nfirst state difference: {detail}\nstates saved to {saved[0]} and {saved[1]}")
+
+
+def _compare(name: str, step: int, ref_values: np.ndarray, dev_values: np.ndarray) -> str | None:
+    diff = np.flatnonzero(ref_values != dev_values)
+    if len(diff):
+        i = diff[0]
+        return f"step {step}: tensor {name}, index {i}: reference {ref_values[i]}, device {dev_values[i]}"
+    return None
+
+
+def lockstep(
+    ref: FixedReference,
+    device: Device,
+    stream: Iterable[Step],
+    probes: np.ndarray,
+    save_dir: Path,
+    probe_every: int = 50,
+    progress: Callable[[int], None] | None = None,
+) -> LockstepResult:
+    """Run the stream on both; raise Mismatch at the first difference. probes: int16 inputs for INFER."""
+    result = LockstepResult()
+    probe_cycle = itertools.cycle(range(len(probes)))
+    for step in stream:
+        if step.kind == "set_lr":
+            ref.lr_q = step.lr_q
+            device.set_lr(step.lr_q)
+            continue
+        assert step.x is not None
+        ref_logits = ref.train(step.x, step.label)
+        dev_logits, dev_digest = device.train(step.x, step.label)
+        n = result.train_steps
+        problem = _compare("logits (train)", n, ref_logits, dev_logits)
+        if problem is None and dev_digest != ref.digest():
+            problem = f"step {n}: state digest: reference 0x{ref.digest():08X}, device 0x{dev_digest:08X}"
+        if problem is None and len(probes) and n % probe_every == 0:
+            x = probes[next(probe_cycle)]
+            problem = _compare("logits (infer)", n, ref.infer(x), device.infer(x))
+            result.inferences += 1
+        if problem:
+            raise _mismatch(ref, device, problem, save_dir)
+        result.train_steps += 1
+        if progress:
+            progress(result.train_steps)
+    return result
+
+
+def check_build(model: InitialModel, device: Device, expected_hash: int) -> None:
+    hello = device.hello()
+    if hello.model_hash != expected_hash or tuple(hello.dims) != model.dims:
+        raise Mismatch(f"the target runs another model: {hello.name} (hash 0x{hello.model_hash:08X}, dims "
+                       f"{hello.dims}); expected 0x{expected_hash:08X}, dims {model.dims}")
+
+
+def evaluate(ref: FixedReference, device: Device | None, data: Dataset, save_dir: Path) -> tuple[float, float]:
+    """Test accuracy of the reference and of the device, comparing every output bit for bit."""
+    x_q, _ = fixed.to_q(data.x_test, ref.fmt.activation_frac)
+    ref_hits = dev_hits = 0
+    for i, (x, y) in enumerate(zip(x_q, data.y_test, strict=True)):
+        ref_logits = ref.infer(x)
+        ref_hits += int(np.argmax(ref_logits) == y)
+        if device is not None:
+            dev_logits = device.infer(x)
+            problem = _compare("logits (test)", i, ref_logits, dev_logits)
+            if problem:
+                raise _mismatch(ref, device, problem, save_dir)
+            dev_hits += int(np.argmax(dev_logits) == y)
+    n = len(data.y_test)
+    return ref_hits / n, (dev_hits / n if device is not None else float("nan"))
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (only when stderr is a terminal, or when forced)."""
+
+    def __init__(self, total: int, label: str, force: bool = False) -> None:
+        self.total, self.label = total, label
+        self.enabled = force or sys.stderr.isatty()
+        self._last = -1
+
+    def __call__(self, done: int) -> None:
+        pct = 100 * done // max(self.total, 1)
+        if self.enabled and pct != self._last:
+            self._last = pct
+            bar = "#" * (pct // 4) + "." * (25 - pct // 4)
+            end = "\n" if done >= self.total else ""
+            print(f"\r{self.label} [{bar}] {pct:3d}% {done}/{self.total}", end=end, file=sys.stderr, flush=True)
