@@ -52,7 +52,7 @@ def layout(model: InitialModel) -> dict[str, int]:
     reply_body = max(22 + 2 * len(d) + len(spec.name) + 1 + BOARD_NAME_ALLOWANCE, 2 * classes + 4, CHUNK, 24)
     return {
         "NUM_LAYERS": len(d) - 1, "INPUT_DIM": input_dim, "NUM_CLASSES": classes,
-        "NUM_WEIGHTS": int(sum(a * b for a, b in zip(d[:-1], d[1:], strict=True))),
+        "NUM_WEIGHTS": model.num_weights,
         "SUM_WIDTHS": int(sum(d[1:])), "MAX_WIDTH": max(d[1:]), "MAX_HIDDEN": max(hidden, default=1),
         "CHUNK": CHUNK, "RX_MAX": cobs_max(7 + request_body), "MAX_REPLY_BODY": reply_body,
     }
@@ -86,7 +86,7 @@ def generate_c(model: InitialModel) -> GeneratedC:
         "", "#endif", "",
     ])
     rows, offset, act = [], 0, 0
-    for fan_in, fan_out in zip(model.dims[:-1], model.dims[1:], strict=True):
+    for fan_in, fan_out in model.layer_shapes:
         rows.append(f"    {{{fan_in}, {fan_out}, {offset}u, {act}u}},")
         offset += fan_in * fan_out
         act += fan_out

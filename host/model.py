@@ -4,6 +4,7 @@ The float reference, the fixed-point reference and the generated C all start fro
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,15 @@ class InitialModel:
         return len(self.dims) - 1
 
     @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of every layer, input to output."""
+        return list(itertools.pairwise(self.dims))
+
+    @property
+    def num_weights(self) -> int:
+        return sum(a * b for a, b in self.layer_shapes)
+
+    @property
     def feedback(self) -> F64:
         return fixed.from_q(self.feedback_q, self.spec.format.feedback_frac)
 
@@ -46,7 +56,7 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     dims = (data.input_dim, *spec.hidden, data.classes)
     rng = np.random.default_rng([spec.seed, 0x1417])
     weights = []
-    for fan_in, fan_out in zip(dims[:-1], dims[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(dims):
         limit = np.sqrt(6.0 / fan_in)
         weights.append(rng.uniform(-limit, limit, size=(fan_out, fan_in)))
     weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]

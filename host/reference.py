@@ -17,7 +17,7 @@ from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.learn import mempepita, pepita
 from onward.model import STREAM_ROUNDING, InitialModel
-from onward.nn.dense import F64, dense_float, dense_fixed, update_fixed
+from onward.nn.dense import F64, dense_fixed, dense_float, update_fixed
 
 FLOAT_STEPS: dict[str, Callable[[FloatReference, F64, F64], F64]] = {
     "pepita": pepita.train_step_float, "mempepita": mempepita.train_step_float}
@@ -129,14 +129,14 @@ def parse_state(model: InitialModel, image: bytes) -> FixedState:
     seed, steps, lr_q = STATE_HEADER.unpack_from(image)
     flat = np.frombuffer(image, dtype="<i2", offset=STATE_HEADER.size).astype(np.int64)
     weights, at = [], 0
-    for fan_in, fan_out in zip(model.dims[:-1], model.dims[1:], strict=True):
+    for fan_in, fan_out in model.layer_shapes:
         weights.append(flat[at:at + fan_in * fan_out].reshape(fan_out, fan_in))
         at += fan_in * fan_out
     return FixedState(seed, steps, lr_q, weights)
 
 
 def state_size(model: InitialModel) -> int:
-    return STATE_HEADER.size + 2 * sum(a * b for a, b in zip(model.dims[:-1], model.dims[1:], strict=True))
+    return STATE_HEADER.size + 2 * model.num_weights
 
 
 @dataclass(frozen=True)

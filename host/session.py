@@ -64,11 +64,11 @@ def run_on_target(
         bar = ProgressBar(total, f"{spec.name} on {target}") if progress else None
         result = lockstep(ref, device, stream, probes, save_dir, progress=bar)
         seconds = time.perf_counter() - start
-        ref_acc, dev_acc = evaluate(ref, device if evaluate_test else None, data, save_dir)
         stats = device.stats()
         if stats.saturations != ref.saturations or stats.steps != ref.steps:
             raise Mismatch(f"after {ref.steps} steps: STATS says steps {stats.steps}, saturations "
                            f"{stats.saturations}; the reference has {ref.steps}, {ref.saturations}")
+        ref_acc, dev_acc = evaluate(ref, device, data, save_dir) if evaluate_test else (math.nan, math.nan)
     return TargetRun(target, result.train_steps, result.inferences, seconds, ref_acc, dev_acc,
                      ref.saturations)
 

@@ -23,6 +23,7 @@ class SpecError(ValueError):
 class DataSpec:
     set: str = "digits"
     test_fraction: float = 0.25
+    scale: float = 1.0  # inputs are multiplied by this (digits: pixels / 16 * scale)
     # synthetic only: Gaussian class clusters, generated from the spec's seed
     features: int = 16
     classes: int = 4
@@ -75,7 +76,7 @@ class Spec:
         return replace(self, rule=replace(r, epochs=epochs, lr_decay_epochs=decay))
 
     def lr_q(self, lr: float) -> int:
-        return int(math.floor(lr * (1 << self.format.lr_frac) + 0.5))
+        return math.floor(lr * (1 << self.format.lr_frac) + 0.5)
 
 
 _SECTIONS: dict[str, type] = {"data": DataSpec, "rule": RuleSpec, "format": FormatSpec}
@@ -160,6 +161,7 @@ def _validate(spec: Spec) -> None:
         _require(1 <= width <= MAX_WIDTH, w, f"`model.hidden[{i}]` must be in [1, {MAX_WIDTH}], got {width}")
     _require(d.set in DATA_SETS, w, f"`data.set` must be one of {DATA_SETS}, got {d.set!r}")
     _require(0.05 <= d.test_fraction <= 0.5, w, f"`data.test_fraction` must be in [0.05, 0.5], got {d.test_fraction}")
+    _require(0 < d.scale <= 1e4, w, f"`data.scale` must be in (0, 10000], got {d.scale}")
     _require(1 <= d.features <= MAX_WIDTH, w, f"`data.features` must be in [1, {MAX_WIDTH}], got {d.features}")
     _require(2 <= d.classes <= 255, w, f"`data.classes` must be in [2, 255], got {d.classes}")
     _require(d.samples >= 4 * d.classes, w, f"`data.samples` must be at least 4 per class, got {d.samples}")
@@ -210,4 +212,4 @@ def check_fixed_point(spec: Spec, input_dim: int, data_max_abs: float) -> None:
 def feedback_bound(spec: Spec, input_dim: int) -> int:
     """PEPITA's F is uniform in [-bound, bound] LSB of Q(feedback_frac)."""
     a = spec.rule.feedback_scale * math.sqrt(6.0 / input_dim)
-    return int(math.floor(a * (1 << spec.format.feedback_frac) + 0.5))
+    return math.floor(a * (1 << spec.format.feedback_frac) + 0.5)

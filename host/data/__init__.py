@@ -39,7 +39,7 @@ def load_dataset(spec: Spec) -> Dataset:
 
         x, y = clusters(spec.data.features, spec.data.classes, spec.data.samples, spec.seed)
     x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=spec.data.test_fraction, stratify=y, random_state=spec.seed % 2**31
+        x * spec.data.scale, y, test_size=spec.data.test_fraction, stratify=y, random_state=spec.seed % 2**31
     )
     return Dataset(x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), int(y.max()) + 1)
 

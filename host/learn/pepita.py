@@ -16,7 +16,7 @@ import numpy as np
 
 from onward import fixed
 from onward.fixed import I64
-from onward.nn.dense import F64, dense_float, dense_fixed
+from onward.nn.dense import F64, dense_fixed, dense_float
 
 if TYPE_CHECKING:
     from onward.reference import FixedReference, FloatReference

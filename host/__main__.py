@@ -1,0 +1,7 @@
+"""`python -m onward ...` is the `onward` command."""
+
+import sys
+
+from onward.cli import main
+
+sys.exit(main())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what onward needs on a fresh Debian machine, idempotently: the Arm cross compiler and QEMU
+# (Debian packages), then the onward package itself with its test tools (pip, editable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(gcc-arm-none-eabi binutils-arm-none-eabi qemu-system-arm)
+missing=()
+for tool in arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${apt_packages[*]} (missing: ${missing[*]})"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -c "import onward" || { echo "setup: the onward package did not install" >&2; exit 1; }
+echo "setup: ok ($(arm-none-eabi-gcc -dumpversion), $(qemu-system-arm --version | head -n1))"

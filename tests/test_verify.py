@@ -1,0 +1,78 @@
+"""Firmware against the fixed-point reference, bit for bit: random specs on native and on qemu-m4,
+and a deliberately corrupted device that verify must catch and name."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import make_spec
+from onward import fixed
+from onward.data import load_dataset
+from onward.model import init_model
+from onward.reference import FixedReference, training_stream
+from onward.session import run_on_target
+from onward.targets.build import build_firmware
+from onward.targets.run import open_device
+from onward.verify import Mismatch, check_build, lockstep
+
+
+@st.composite
+def random_specs(draw: st.DrawFn) -> dict:
+    hidden = draw(st.lists(st.integers(1, 128), min_size=1, max_size=4))
+    return {
+        "seed": draw(st.integers(0, 2**32 - 1)),
+        "model": {"hidden": hidden},
+        "data": {"features": draw(st.integers(1, 48)), "classes": draw(st.integers(2, 10)), "samples": 120},
+        "rule": {"name": draw(st.sampled_from(["pepita", "mempepita"])),
+                 "learning_rate": draw(st.sampled_from([0.01, 0.05, 0.2])),
+                 "feedback_scale": draw(st.sampled_from([0.05, 0.5]))},
+        "format": {"activation_frac": draw(st.integers(8, 13)), "weight_frac": draw(st.integers(9, 13)),
+                   "feedback_frac": draw(st.sampled_from([13, 15])), "lr_frac": draw(st.sampled_from([20, 24]))},
+    }
+
+
+def verify_random(raw: dict, target: str, tmp: Path, steps: int) -> None:
+    spec = make_spec(**raw)
+    data = load_dataset(spec)
+    run = run_on_target(init_model(spec, data), data, target, tmp, steps=steps)
+    assert run.train_steps == steps
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(raw=random_specs())
+def test_random_specs_bit_exact_native(raw: dict, tmp_path_factory: pytest.TempPathFactory) -> None:
+    verify_random(raw, "native", tmp_path_factory.getbasetemp() / "native", steps=120)
+
+
+@pytest.mark.qemu
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(raw=random_specs())
+def test_random_specs_bit_exact_qemu_m4(raw: dict, tmp_path_factory: pytest.TempPathFactory) -> None:
+    verify_random(raw, "qemu-m4", tmp_path_factory.getbasetemp() / "qemu", steps=60)
+
+
+def test_verify_names_the_first_difference(tmp_path: Path) -> None:
+    spec = make_spec(model={"hidden": [9, 6]})
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    firmware = build_firmware(model, "native", tmp_path)
+    ref = FixedReference(model)
+    with open_device(model, "native", tmp_path) as device:
+        check_build(model, device, firmware.generated.model_hash)
+        image = bytearray(ref.state_bytes())
+        offset = 12 + 2 * (model.dims[0] * 9 + 2 * 9 + 4)  # layer 1 (6 x 9), row 2, column 4
+        image[offset] ^= 1  # one LSB off on the device
+        device.load_state(bytes(image), device.chunk)
+        probes, _ = fixed.to_q(data.x_test[:4], spec.format.activation_frac)
+        with pytest.raises(Mismatch) as exc:
+            lockstep(ref, device, training_stream(model, data, 1), probes, tmp_path / "mm")
+    msg = str(exc.value)
+    assert msg.startswith("step 0:")
+    assert "tensor weights[1], index [2, 4]" in msg
+    device_state = np.load(tmp_path / "mm" / "state-device.npz")
+    ref_state = np.load(tmp_path / "mm" / "state-reference.npz")
+    assert device_state["weights1"][2, 4] != ref_state["weights1"][2, 4]
+    assert (device_state["weights0"] == ref_state["weights0"]).all()
