@@ -48,8 +48,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     data, model = prepare(spec)
-    run = run_on_target(model, data, args.target, args.build_dir, steps=args.steps, progress=True)
-    print(f"{spec.name} on {args.target}: {run.train_steps} training steps and {run.inferences} inferences, "
+    run = run_on_target(model, data, args.target, args.build_dir, steps=args.steps, progress=True, port=args.port)
+    where = args.target if args.port is None else args.port
+    print(f"{spec.name} on {where}: {run.train_steps} training steps and {run.inferences} inferences, "
           f"every output and state digest bit-exact (0 mismatches); {run.saturations} saturations on both; "
           f"{run.steps_per_second:.0f} steps/s")
     return 0
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", "run the reference and a target in lockstep; exit 0 only when bit-exact")
     p.add_argument("--target", choices=list(TARGET_BOARDS), default="native")
     p.add_argument("--steps", type=int, default=1000, help="training steps to compare (default 1000)")
+    p.add_argument("--port", help="verify a board already flashed with this spec's firmware over this serial "
+                   "port (e.g. /dev/ttyACM0, or socket://host:port); nothing is built or started")
     p.set_defaults(func=cmd_verify)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onward import fixed
+from onward.codegen.c import generate_c
 from onward.data import Dataset, load_dataset
 from onward.model import InitialModel, init_model
 from onward.reference import FixedReference, Step, training_stream
 from onward.spec import Spec
-from onward.targets.build import build_firmware
 from onward.targets.run import open_device
 from onward.verify import Mismatch, ProgressBar, check_build, evaluate, lockstep
 
@@ -42,7 +42,7 @@ def prepare(spec: Spec) -> tuple[Dataset, InitialModel]:
 
 def run_on_target(
     model: InitialModel, data: Dataset, target: str, build_dir: Path, steps: int | None = None,
-    evaluate_test: bool = False, progress: bool = False,
+    evaluate_test: bool = False, progress: bool = False, port: str | None = None,
 ) -> TargetRun:
     """Train the reference and the target in lockstep (`steps` samples, or the spec's epochs), comparing
     every output and state digest; optionally evaluate both on the test set. Raises Mismatch."""
@@ -54,11 +54,10 @@ def run_on_target(
     if steps is not None:
         stream = _first_train_steps(stream, steps)
     probes, _ = fixed.to_q(data.x_test[:64], spec.format.activation_frac)
-    firmware = build_firmware(model, target, build_dir)
     save_dir = Path(build_dir) / f"{spec.name}-{target}" / "mismatch"
     ref = FixedReference(model)
-    with open_device(model, target, build_dir) as device:
-        check_build(model, device, firmware.generated.model_hash)
+    with open_device(model, target, build_dir, port=port) as device:
+        check_build(model, device, generate_c(model).model_hash)
         device.reset()
         start = time.perf_counter()
         bar = ProgressBar(total, f"{spec.name} on {target}") if progress else None

@@ -22,7 +22,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_qemu(firmware: Firmware) -> tuple[subprocess.Popen[bytes], Link]:
+def start_qemu(firmware: Firmware) -> tuple[subprocess.Popen[bytes], Link]:
     """QEMU holds the guest until a client connects to the UART's TCP port (wait=on): no byte is lost."""
     import serial
 
@@ -45,14 +45,24 @@ def _start_qemu(firmware: Firmware) -> tuple[subprocess.Popen[bytes], Link]:
 
 
 @contextmanager
-def open_device(model: InitialModel, target: str, build_dir: Path, timeout: float = 10.0) -> Iterator[Device]:
-    firmware = build_firmware(model, target, build_dir)
+def open_device(
+    model: InitialModel, target: str, build_dir: Path, timeout: float = 10.0, port: str | None = None
+) -> Iterator[Device]:
+    """Build and start the firmware for `target`, or, with `port`, talk to an already flashed board."""
     process: subprocess.Popen[bytes] | None = None
-    if target == "native":
+    if port is not None:
+        import serial
+
+        try:
+            link: Link = SerialLink(port)
+        except serial.SerialException as exc:
+            raise ProtocolError(f"cannot open the serial port {port}: {exc}") from None
+    elif target == "native":
+        firmware = build_firmware(model, target, build_dir)
         process = subprocess.Popen([str(firmware.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        link: Link = PipeLink(process)
+        link = PipeLink(process)
     else:
-        process, link = _start_qemu(firmware)
+        process, link = start_qemu(build_firmware(model, target, build_dir))
     device = Device(link, timeout)
     try:
         yield device
