@@ -9,7 +9,7 @@ from pathlib import Path
 from onward.paths import EXAMPLES
 from onward.protocol import DeviceError, ProtocolError
 from onward.spec import SpecError, load_spec
-from onward.targets.build import TARGET_BOARDS, BuildError
+from onward.targets.build import TARGETS, BuildError
 from onward.verify import Mismatch
 
 DEFAULT_BUILD_DIR = Path("build")
@@ -77,17 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("generated"))
     p.set_defaults(func=cmd_generate)
     p = add("build", "generate and compile the firmware for a target; print its size")
-    p.add_argument("--target", choices=list(TARGET_BOARDS), default="native")
+    p.add_argument("--target", choices=list(TARGETS), default="native")
     p.set_defaults(func=cmd_build)
     p = add("verify", "run the reference and a target in lockstep; exit 0 only when bit-exact")
-    p.add_argument("--target", choices=list(TARGET_BOARDS), default="native")
+    p.add_argument("--target", choices=list(TARGETS), default="native")
     p.add_argument("--steps", type=int, default=1000, help="training steps to compare (default 1000)")
     p.add_argument("--port", help="verify a board already flashed with this spec's firmware over this serial "
                    "port (e.g. /dev/ttyACM0, or socket://host:port); nothing is built or started")
     p.set_defaults(func=cmd_verify)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
-    p.add_argument("--target", choices=list(TARGET_BOARDS), default="qemu-m4")
+    p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")
     p.add_argument("--epochs", type=int, default=10,
                    help="epochs on the device (the spec's learning-rate schedule is compressed to fit)")
     p.set_defaults(func=cmd_demo)

@@ -16,7 +16,14 @@ from onward.paths import BOARDS, FIRMWARE_INCLUDE, FIRMWARE_SRC
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 RUNTIME_SOURCES = ["fixed.c", "kernels.c", "rules.c", "state.c", "protocol.c", "app.c"]
-TARGET_BOARDS = {"native": "native", "qemu-m4": "qemu-m4"}
+
+
+def available_targets() -> list[str]:
+    """Every folder of boards/ with a board.json is a target of the same name."""
+    return sorted(p.parent.name for p in BOARDS.glob("*/board.json"))
+
+
+TARGETS = available_targets()
 
 
 class BuildError(RuntimeError):
@@ -42,9 +49,9 @@ class Firmware:
 
 
 def load_board(target: str) -> Board:
-    if target not in TARGET_BOARDS:
-        raise BuildError(f"unknown target {target!r}; expected one of: {', '.join(TARGET_BOARDS)}")
-    folder = BOARDS / TARGET_BOARDS[target]
+    if target not in TARGETS:
+        raise BuildError(f"unknown target {target!r}; expected one of: {', '.join(TARGETS)}")
+    folder = BOARDS / target
     return Board(target, folder, json.loads((folder / "board.json").read_text()))
 
 

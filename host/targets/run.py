@@ -57,12 +57,13 @@ def open_device(
             link: Link = SerialLink(port)
         except serial.SerialException as exc:
             raise ProtocolError(f"cannot open the serial port {port}: {exc}") from None
-    elif target == "native":
-        firmware = build_firmware(model, target, build_dir)
-        process = subprocess.Popen([str(firmware.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        link = PipeLink(process)
     else:
-        process, link = start_qemu(build_firmware(model, target, build_dir))
+        firmware = build_firmware(model, target, build_dir)
+        if "qemu" in firmware.board.config:
+            process, link = start_qemu(firmware)
+        else:  # a host executable speaking the protocol on stdin/stdout
+            process = subprocess.Popen([str(firmware.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            link = PipeLink(process)
     device = Device(link, timeout)
     try:
         yield device
