@@ -58,6 +58,25 @@ def layout(model: InitialModel) -> dict[str, int]:
     }
 
 
+def static_ram(model: InitialModel) -> dict[str, int]:
+    """Bytes of every static buffer the runtime declares for this model (firmware/src/*.c), so that a model
+    can be refused before it is built. tests/test_size.py holds this against the linked ELF."""
+    sizes = layout(model)
+    h = sizes["MAX_HIDDEN"]
+    ram = {
+        "onw_state": (12 + 2 * sizes["NUM_WEIGHTS"] + 3) // 4 * 4,  # a struct of uint32s: padded to 4
+        "error_q": 2 * sizes["NUM_CLASSES"],
+        "modulated": 2 * 2 * h, "rx": sizes["RX_MAX"], "tx": 3 + sizes["MAX_REPLY_BODY"] + 4,
+        "sample": 2 * sizes["INPUT_DIM"], "logits": 2 * sizes["NUM_CLASSES"],
+    }
+    if model.spec.rule.name == "pepita":
+        ram["activations"] = 2 * sizes["SUM_WIDTHS"]
+    else:
+        ram["clean"] = 2 * 2 * sizes["MAX_WIDTH"]
+        ram["x_modulated"] = 2 * sizes["INPUT_DIM"]
+    return ram
+
+
 def _c_array(values: np.ndarray, per_line: int = 12) -> str:
     items = [str(int(v)) for v in values]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]

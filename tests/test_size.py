@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from helpers import make_spec
+from onward.codegen.c import static_ram
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.size import size_report
@@ -24,3 +25,15 @@ def test_mempepita_needs_less_training_ram_than_pepita(tmp_path: Path) -> None:
     assert mem.sections[".bss"] < pepita.sections[".bss"]
     assert mem.sections[".bss"] - pepita.sections[".bss"] == mem.training_activations - pepita.training_activations
     assert pepita.flash > 2 * (64 * 128 + 2 * 128 * 128 + 128 * 10)  # the initial weights live in flash
+
+
+def test_static_ram_estimate_equals_the_elf(tmp_path: Path) -> None:
+    """codegen's buffer sizes (used to refuse models before building) are the ones the linker placed."""
+    for rule in ("pepita", "mempepita"):
+        spec = make_spec(name=f"e{rule}", rule={"name": rule}, model={"hidden": [13, 7]})
+        model = init_model(spec, load_dataset(spec))
+        report = size_report(build_firmware(model, "qemu-m4", tmp_path))
+        estimate = static_ram(model)
+        assert {k: report.symbols[k] for k in estimate} == estimate
+        assert 0 <= report.ram - sum(estimate.values()) <= 64  # counters, SysTick wraps, alignment
+

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onward.codegen.c import GeneratedC, generate_c
+from onward.codegen.c import GeneratedC, generate_c, static_ram
 from onward.model import InitialModel
 from onward.paths import BOARDS, FIRMWARE_INCLUDE, FIRMWARE_SRC
 
@@ -65,11 +65,28 @@ def compile_command(board: Board, gen_dir: Path, out: Path) -> list[str]:
     return [*cmd, *cfg["ldflags"], "-o", str(out)]
 
 
+def check_fits(model: InitialModel, board: Board) -> None:
+    """Refuse, before building, a model whose static RAM and stack exceed the board's RAM."""
+    ram = board.config.get("ram_bytes")
+    if ram is None:
+        return
+    buffers = static_ram(model)
+    stack = int(board.config.get("stack_bytes", 0))
+    need = sum(buffers.values()) + stack
+    if need > ram:
+        biggest = ", ".join(f"{k} {v} B" for k, v in sorted(buffers.items(), key=lambda kv: -kv[1])[:3])
+        raise BuildError(
+            f"{model.spec.name} does not fit {board.name}: it needs at least {need} B of RAM "
+            f"({need - stack} B static: {biggest}, ...; plus a {stack} B stack) and the board has {ram} B: "
+            f"over by {need - ram} B. Narrow `model.hidden` or pick a board with more RAM.")
+
+
 def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmware:
     board = load_board(target)
     if shutil.which(board.cc) is None:
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
                          "(run .ci/setup or see the README's set-up)")
+    check_fits(model, board)
     gen = generate_c(model)
     folder = Path(build_dir).resolve() / f"{model.spec.name}-{target}"
     gen_dir = folder / "gen"
@@ -81,8 +98,9 @@ def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmwar
     out = folder / ("firmware.elf" if "linker_script" in board.config else "firmware")
     cmd = compile_command(board, gen_dir, out)
     inputs = hashlib.sha256(" ".join(cmd).encode())
-    for src in sorted([*FIRMWARE_SRC.glob("*.c"), *FIRMWARE_INCLUDE.rglob("*.h"), *board.folder.iterdir(),
-                       gen_dir / "model.h", gen_dir / "model.c"]):
+    board_files = [board.folder / f for f in [*board.config["sources"], board.config.get("linker_script")] if f]
+    for src in sorted([*FIRMWARE_SRC.glob("*.c"), *FIRMWARE_INCLUDE.rglob("*.h"), *board_files,
+                       board.folder / "board.json", gen_dir / "model.h", gen_dir / "model.c"]):
         inputs.update(src.read_bytes())
     stamp = folder / "build.stamp"
     if out.exists() and stamp.exists() and stamp.read_text() == inputs.hexdigest():

@@ -1,4 +1,4 @@
-/* Startup for QEMU mps2-an386 (Cortex-M4). Freestanding: no libc.
+/* Startup for the QEMU mps2 boards (Cortex-M3/M4/M7). Freestanding: no libc.
  * Build with -fno-tree-loop-distribute-patterns so the copy/zero loops
  * below are not turned into memcpy/memset calls (there is no libc to provide them). */
 #include <stdint.h>

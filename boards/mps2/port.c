@@ -1,4 +1,4 @@
-/* Port for QEMU mps2-an386: CMSDK APB UART0 by polling, SysTick as counter. */
+/* Port for the QEMU mps2 boards (an385 M3, an386 M4, an500 M7): CMSDK APB UART0 by polling, SysTick as counter. */
 #include "onward/port.h"
 
 #define UART0_BASE 0x40004000u
