@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -26,6 +27,10 @@ def start_qemu(firmware: Firmware) -> tuple[subprocess.Popen[bytes], Link]:
     """QEMU holds the guest until a client connects to the UART's TCP port (wait=on): no byte is lost."""
     import serial
 
+    emulator = firmware.board.config["qemu"][0]
+    if shutil.which(emulator) is None:
+        raise ProtocolError(f"target {firmware.board.name} needs `{emulator}`, which is not installed "
+                            "(scripts/setup.sh installs it)")
     for _attempt in range(5):
         port = _free_port()
         cmd = [a.format(port=port, elf=firmware.path) for a in firmware.board.config["qemu"]]
