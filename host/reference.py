@@ -16,8 +16,9 @@ from onward import fixed
 from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.learn import mempepita, pepita
-from onward.model import STREAM_ROUNDING, InitialModel
+from onward.model import STREAM_ROUNDING, InitialModel, feedback_matrix
 from onward.nn.dense import F64, dense_fixed, dense_float, update_fixed
+from onward.spec import feedback_bound
 
 FLOAT_STEPS: dict[str, Callable[[FloatReference, F64, F64], F64]] = {
     "pepita": pepita.train_step_float, "mempepita": mempepita.train_step_float}
@@ -74,7 +75,6 @@ class FixedReference:
         self.model = model
         self.fmt = model.spec.format
         self.num_layers = model.num_layers
-        self.feedback_q = model.feedback_q
         self._step = FIXED_STEPS[model.spec.rule.name]
         self.reset()
 
@@ -85,11 +85,9 @@ class FixedReference:
         self.lr_q = spec.lr_q(spec.rule.learning_rate)
         self.weights = [w.copy() for w in self.model.weights_q]
         self.saturations = 0
-        if self.seed != spec.seed:  # F follows the seed, as on the device
-            from onward.model import feedback_matrix
-
-            self.feedback_q = feedback_matrix(self.seed, *self.feedback_q.shape, int(np.abs(
-                self.model.feedback_q).max()))
+        # F follows the seed, as on the device
+        self.feedback_q = feedback_matrix(self.seed, self.model.dims[0], self.model.dims[-1],
+                                          feedback_bound(spec, self.model.dims[0]))
 
     # --- the device's operations ---
     def infer(self, x: I64) -> I64:

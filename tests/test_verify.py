@@ -76,3 +76,19 @@ def test_verify_names_the_first_difference(tmp_path: Path) -> None:
     ref_state = np.load(tmp_path / "mm" / "state-reference.npz")
     assert device_state["weights1"][2, 4] != ref_state["weights1"][2, 4]
     assert (device_state["weights0"] == ref_state["weights0"]).all()
+
+
+def test_reset_with_another_seed_stays_bit_exact(tmp_path: Path) -> None:
+    """RESET(seed) changes F and the rounding stream on both sides alike."""
+    spec = make_spec()
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    ref = FixedReference(model)
+    with open_device(model, "native", tmp_path) as device:
+        device.hello()
+        device.reset(seed=77)
+        ref.reset(seed=77)
+        assert (ref.feedback_q != model.feedback_q).any()
+        probes, _ = fixed.to_q(data.x_test[:4], spec.format.activation_frac)
+        result = lockstep(ref, device, training_stream(model, data, 1), probes, tmp_path / "mm")
+        assert result.train_steps == len(data.y_train) and device.stats().digest == ref.digest()

@@ -85,7 +85,7 @@ def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmwar
     board = load_board(target)
     if shutil.which(board.cc) is None:
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
-                         "(run .ci/setup or see the README's set-up)")
+                         "(scripts/setup.sh installs it)")
     check_fits(model, board)
     gen = generate_c(model)
     folder = Path(build_dir).resolve() / f"{model.spec.name}-{target}"
