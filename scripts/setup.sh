@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs what onward needs on a fresh Debian machine, idempotently: the Arm cross compiler and QEMU
+# Installs what onward needs on a fresh Debian machine, idempotently: the Arm and RISC-V cross compilers and QEMU
 # (Debian packages), then the onward package itself with its test tools (pip, editable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(gcc-arm-none-eabi binutils-arm-none-eabi qemu-system-arm)
+apt_packages=(gcc-arm-none-eabi binutils-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc)
 missing=()
-for tool in arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm; do
+for tool in arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm riscv64-unknown-elf-gcc qemu-system-riscv32; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
