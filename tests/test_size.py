@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import pytest
+
 from helpers import make_spec
 from onward.codegen.c import static_ram
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.size import size_report
-from onward.targets.build import build_firmware
+from onward.targets.build import BuildError, build_firmware
 
 
 def test_mempepita_needs_less_training_ram_than_pepita(tmp_path: Path) -> None:
@@ -37,3 +39,15 @@ def test_static_ram_estimate_equals_the_elf(tmp_path: Path) -> None:
         assert {k: report.symbols[k] for k in estimate} == estimate
         assert 0 <= report.ram - sum(estimate.values()) <= 64  # counters, SysTick wraps, alignment
 
+
+
+def test_a_model_too_big_for_the_board_is_refused_before_building(tmp_path: Path) -> None:
+    spec = make_spec(name="big", model={"hidden": [128, 128]}, data={"features": 64})
+    model = init_model(spec, load_dataset(spec))
+    with pytest.raises(BuildError) as exc:
+        build_firmware(model, "qemu-m0", tmp_path)
+    need = sum(static_ram(model).values()) + 2048
+    msg = str(exc.value)
+    assert f"big does not fit qemu-m0: it needs at least {need} B of RAM" in msg
+    assert f"the board has 16384 B: over by {need - 16384} B" in msg
+    assert not any(tmp_path.iterdir())  # nothing was generated or compiled
