@@ -27,8 +27,6 @@ class TargetRun:
     ref_accuracy: float
     device_accuracy: float
     saturations: int
-    flash: int | None = None
-    ram: int | None = None
 
     @property
     def steps_per_second(self) -> float:

@@ -115,17 +115,17 @@ def check_build(model: InitialModel, device: Device, expected_hash: int) -> None
 
 
 def evaluate(ref: FixedReference, device: Device, data: Dataset, save_dir: Path) -> tuple[float, float]:
-    """Test accuracy of the reference and of the device, comparing every output bit for bit."""
+    """Test accuracy of the reference and of the device, each from its own outputs, which must be equal."""
     x_q, _ = fixed.to_q(data.x_test, ref.fmt.activation_frac)
-    hits = 0
+    ref_hits = dev_hits = 0
     for i, (x, y) in enumerate(zip(x_q, data.y_test, strict=True)):
         ref_logits, dev_logits = ref.infer(x), device.infer(x)
         problem = _compare("logits (test)", i, ref_logits, dev_logits)
         if problem:
             raise _mismatch(ref, device, problem, save_dir)
-        hits += int(np.argmax(ref_logits) == y)
-    accuracy = hits / len(data.y_test)
-    return accuracy, accuracy  # equal outputs, equal accuracy
+        ref_hits += int(np.argmax(ref_logits) == y)
+        dev_hits += int(np.argmax(dev_logits) == y)
+    return ref_hits / len(data.y_test), dev_hits / len(data.y_test)
 
 
 class ProgressBar:
