@@ -1,4 +1,4 @@
-"""The `onward` command: generate, build, verify, demo."""
+"""The `onward` command: generate, build, verify, report, demo."""
 
 from __future__ import annotations
 
@@ -62,6 +62,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(args.spec, args.target, args.epochs, args.build_dir)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from onward.report import report
+
+    return report(args.spec, args.target, args.build_dir, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onward", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="verify a board already flashed with this spec's firmware over this serial "
                    "port (e.g. /dev/ttyACM0, or socket://host:port); nothing is built or started")
     p.set_defaults(func=cmd_verify)
+    p = add("report", "flash, RAM, worst-case stack and executed instructions, measured on the emulated firmware")
+    p.add_argument("--target", choices=[t for t in TARGETS if t.startswith("qemu-")], default="qemu-m4")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(func=cmd_report)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,14 +82,18 @@ def check_fits(model: InitialModel, board: Board) -> None:
             f"over by {need - ram} B. Narrow `model.hidden` or pick a board with more RAM.")
 
 
-def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmware:
+def build_firmware(
+    model: InitialModel, target: str, build_dir: Path, extra_cflags: Sequence[str] = (), variant: str = ""
+) -> Firmware:
+    """Generate and compile; `extra_cflags` (e.g. -DONW_PORTABLE_KERNELS) build a variant in a folder of its
+    own, named with `variant`. Nothing is recompiled when the command and every input are unchanged."""
     board = load_board(target)
     if shutil.which(board.cc) is None:
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
                          "(scripts/setup.sh installs it)")
     check_fits(model, board)
     gen = generate_c(model)
-    folder = Path(build_dir).resolve() / f"{model.spec.name}-{target}"
+    folder = Path(build_dir).resolve() / f"{model.spec.name}-{target}{'-' + variant if variant else ''}"
     gen_dir = folder / "gen"
     gen_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("model.h", gen.header), ("model.c", gen.source)):
@@ -97,6 +102,7 @@ def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmwar
             path.write_text(text)
     out = folder / ("firmware.elf" if "linker_script" in board.config else "firmware")
     cmd = compile_command(board, gen_dir, out)
+    cmd[1:1] = extra_cflags
     inputs = hashlib.sha256(" ".join(cmd).encode())
     board_files = [board.folder / f for f in [*board.config["sources"], board.config.get("linker_script")] if f]
     for src in sorted([*FIRMWARE_SRC.glob("*.c"), *FIRMWARE_INCLUDE.rglob("*.h"), *board_files,
@@ -105,6 +111,8 @@ def build_firmware(model: InitialModel, target: str, build_dir: Path) -> Firmwar
     stamp = folder / "build.stamp"
     if out.exists() and stamp.exists() and stamp.read_text() == inputs.hexdigest():
         return Firmware(out, board, gen)
+    for stale in [*folder.glob("*.su"), *folder.glob("*.ci")]:  # stack-usage files of an earlier build
+        stale.unlink()
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
     if result.returncode != 0:
         raise BuildError(f"building {model.spec.name} for {target} failed:\n$ {' '.join(cmd)}\n{result.stderr}")

@@ -1,0 +1,468 @@
+"""`onward report`: exact resource figures of one spec on one emulated target, measured on the built firmware.
+
+Figures (and the keys of the `--json` object; every figure is an integer unless marked float):
+
+    spec, target, cpu          the spec's name, the target, the CPU the instructions were counted on
+    kernel                     "dsp" (the SMLALD dense kernel of firmware/src/kernels.c) or "portable" (plain C)
+    flash_bytes                .isr_vector + .text + .rodata + .ARM.exidx + .data (the load image)
+    ram_static_bytes           .data + .bss
+    stack_worst_bytes          worst-case stack from reset, static: GCC's per-function frames (-fstack-usage
+                               / -fcallgraph-info=su) along the deepest call path, plus an interrupt's frame
+    stack_worst_path           that path, outermost first (list of function names)
+    stack_interrupt_bytes      of which an interrupt can add on top (Arm: 32 B exception frame + 4 B
+                               alignment + the deepest enabled handler; 0 when the board enables none)
+    stack_train_bytes          worst-case stack of onw_train and everything it calls (static)
+    stack_train_measured_bytes peak stack of the measured training step (emulated, stack painting)
+    ram_with_stack_bytes       ram_static_bytes + stack_worst_bytes
+    instructions_per_inference       onw_infer on test sample 0 after RESET(spec seed)
+    instructions_per_training_step   onw_train on the first training sample of the spec's stream after RESET
+    instructions_dense_64x64   onw_dense on a 64x64 layer (ReLU, the spec's weight_frac, aligned buffers)
+    instructions_per_mac       (float) instructions_dense_64x64 / 4096
+    ..._portable               the same four figures for the firmware built with -DONW_PORTABLE_KERNELS
+                               (identical to the above on targets without the DSP extension)
+    macs_per_inference         multiply-accumulates of one inference (sum of in x out over the layers)
+    inference_ram_bytes        weights (2 B each) + input + output + the hidden activations in two
+                               ping-pong buffers: the least static RAM an inference-only build of this
+                               model needs with these kernels (no stack, like ram_static_bytes)
+    inference_ram              its parts: weights, input, activations, output
+    training_ram_bytes         = ram_static_bytes: the training firmware's static RAM
+    training_ram               its parts: state (header + weights), rule_buffers (the learning rule's
+                               activation buffers), io_buffers (frame buffers, sample, logits), other
+
+Instruction counts are executed instructions under the unicorn emulator (onward.counting): exact and
+repeatable, but not cycles (an LDM of 3 words or a 64-bit SMLALD count as one). Each inference and training
+step is checked against the fixed-point reference (logits, and the state digest after training), so the
+numbers are those of a run that is bit-exact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from elftools.elf.elffile import ELFFile
+
+from onward import fixed
+from onward.counting import CountingError, Emulator
+from onward.data import Dataset
+from onward.model import InitialModel
+from onward.nn.dense import dense_fixed
+from onward.reference import FixedReference, training_stream
+from onward.session import prepare
+from onward.size import TRAINING_BUFFERS, size_report
+from onward.spec import load_spec
+from onward.targets.build import BuildError, Firmware, build_firmware, load_board
+
+STACK_FLAGS = ["-fstack-usage", "-fcallgraph-info=su"]  # per-function frames and call graph; no code change
+PORTABLE_FLAG = "-DONW_PORTABLE_KERNELS"
+IO_BUFFERS = ("rx", "tx", "sample", "logits")
+DENSE_DIM = 64
+ARM_EXCEPTION_FRAME = 32 + 4  # r0-r3, r12, lr, pc, xPSR; plus 4 B to realign the stack to 8 bytes
+
+
+class ReportError(BuildError):
+    """A report that cannot be made (a target that cannot be emulated, a firmware that disagrees with the
+    reference, an unbounded stack). A BuildError, so that the CLI prints it and exits 2."""
+
+
+# -- building --------------------------------------------------------------------------------------------
+
+def build_variant(model: InitialModel, target: str, build_dir: Path, portable: bool = False) -> Firmware:
+    """The firmware of `onward build`, compiled with the same command plus -fstack-usage and
+    -fcallgraph-info=su (they write .su/.ci files beside the ELF and do not change the code), and with
+    -DONW_PORTABLE_KERNELS when `portable`."""
+    board = load_board(target)
+    if "linker_script" not in board.config:
+        raise ReportError(f"`onward report` measures firmware on an emulated board; {target} is not one "
+                          f"(use qemu-m0, qemu-m3, qemu-m4, qemu-m7 or qemu-rv32)")
+    flags = [*STACK_FLAGS, *([PORTABLE_FLAG] if portable else [])]
+    return build_firmware(model, target, build_dir, extra_cflags=flags,
+                          variant="report-portable" if portable else "report")
+
+
+def board_cpu(firmware: Firmware) -> str | None:
+    """The -mcpu= of the board's cflags (None for RISC-V boards: unicorn has one RV32 model)."""
+    for flag in firmware.board.config.get("cflags", []):
+        if flag.startswith("-mcpu="):
+            return str(flag.split("=", 1)[1])
+    return None
+
+
+def has_dsp_kernels(firmware: Firmware) -> bool:
+    """Whether this build contains the SMLALD core of kernels.c (it is only compiled for DSP cores)."""
+    with open(firmware.path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return symtab is not None and bool(symtab.get_symbol_by_name("onw_dense_pairs_relu"))
+
+
+# -- instruction counts ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Counts:
+    inference: int
+    training_step: int
+    dense_64x64: int
+    train_stack: int
+
+    @property
+    def per_mac(self) -> float:
+        return self.dense_64x64 / (DENSE_DIM * DENSE_DIM)
+
+
+def _buffer(emu: Emulator, name: str, size: int) -> int:
+    """The firmware's own static buffer (the same alignment as on the device), else scratch memory."""
+    return emu.symbols[name] if name in emu.symbols else emu.alloc(size)
+
+
+def _i16(values: np.ndarray) -> bytes:
+    return np.asarray(values, dtype="<i2").tobytes()
+
+
+def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -> Counts:
+    """Executed instructions of one inference, one training step and one 64x64 dense layer; each checked
+    against the fixed-point reference."""
+    spec, fmt = model.spec, model.spec.format
+    try:
+        emu = Emulator(firmware.path, board_cpu(firmware))
+        n_in, n_out = model.dims[0], model.dims[-1]
+        sample, logits = _buffer(emu, "sample", 2 * n_in), _buffer(emu, "logits", 2 * n_out)
+        ref = FixedReference(model)
+
+        x_test, _ = fixed.to_q(data.x_test[:1], fmt.activation_frac)
+        emu.call("onw_reset", [spec.seed], count=False)
+        ref.reset(spec.seed)
+        emu.write(sample, _i16(x_test[0]))
+        inference = emu.call("onw_infer", [sample, logits]).instructions
+        _check(emu, logits, ref.infer(x_test[0]), "onw_infer on test sample 0")
+
+        step = next(s for s in training_stream(model, data, 1) if s.kind == "train")
+        assert step.x is not None
+        emu.call("onw_reset", [spec.seed], count=False)
+        ref.reset(spec.seed)
+        emu.write(sample, _i16(step.x))
+        train = emu.call("onw_train", [sample, step.label, logits])
+        _check(emu, logits, ref.train(step.x, step.label), "onw_train on the first training sample")
+        digest = emu.call("onw_state_digest", count=False).result
+        if digest != ref.digest():
+            raise ReportError(f"{firmware.path}: state digest after one training step 0x{digest:08x}, "
+                              f"the reference 0x{ref.digest():08x}")
+
+        rng = np.random.default_rng(0)
+        w = rng.integers(-(1 << 11), 1 << 11, size=(DENSE_DIM, DENSE_DIM))
+        x = rng.integers(0, 1 << 10, size=DENSE_DIM)
+        emu.reset_scratch()
+        w_at, x_at = emu.alloc(_i16(w)), emu.alloc(_i16(x))
+        y_at, sat_at = emu.alloc(2 * DENSE_DIM), emu.alloc(4)
+        dense = emu.call("onw_dense", [w_at, x_at, DENSE_DIM, DENSE_DIM, fmt.weight_frac, 1, y_at, sat_at])
+        expected, _ = dense_fixed(w, x, fmt.weight_frac, relu=True)
+        _check(emu, y_at, expected, "onw_dense on a 64x64 layer")
+    except CountingError as exc:
+        raise ReportError(str(exc)) from None
+    return Counts(inference, train.instructions, dense.instructions, train.stack)
+
+
+def _check(emu: Emulator, address: int, expected: np.ndarray, what: str) -> None:
+    got = np.frombuffer(emu.read(address, 2 * len(expected)), dtype="<i2").astype(np.int64)
+    if not np.array_equal(got, expected):
+        raise ReportError(f"{emu.path}: {what} gives {got.tolist()}, the reference {list(map(int, expected))}")
+
+
+# -- stack -------------------------------------------------------------------------------------------------
+
+@dataclass
+class StackReport:
+    worst: int                      # from reset, interrupt included
+    path: list[str]                 # the worst path from reset (without the interrupt)
+    interrupt: int                  # what an interrupt adds on top of any point of that path
+    frames: dict[str, int]          # every reachable function's own frame
+    train: int                      # onw_train's subtree
+
+
+_CI_NODE = re.compile(r'node: \{ title: "(?P<title>[^"]*)" label: "(?P<label>[^"]*)"')
+_CI_EDGE = re.compile(r'edge: \{ sourcename: "(?P<src>[^"]*)" targetname: "(?P<dst>[^"]*)"')
+_CI_SIZE = re.compile(r"(\d+) bytes \(([a-z,]+)\)")
+_FUNC = re.compile(r"^(?P<address>[0-9a-f]+) <(?P<name>[^>]+)>:$")
+_INSN = re.compile(r"^\s*[0-9a-f]+:\s+(?P<op>\S+)\s*(?P<args>.*)$")
+_TARGET = re.compile(r"<(?P<name>[^>+]+)(?P<offset>\+0x[0-9a-f]+)?>")
+
+
+def _read_callgraph_info(folder: Path) -> tuple[dict[str, int], dict[str, set[str]], set[str]]:
+    """Frames (bytes) and calls by function name from GCC's .ci files; and the functions whose frame is
+    dynamic (alloca, variable-length arrays)."""
+    frames: dict[str, int] = {}
+    calls: dict[str, set[str]] = {}
+    dynamic: set[str] = set()
+    for ci in sorted(folder.glob("*.ci")):
+        names: dict[str, str] = {}
+        text = ci.read_text()
+        for m in _CI_NODE.finditer(text):
+            parts = m["label"].split("\\n")
+            names[m["title"]] = parts[0]
+            size = _CI_SIZE.search(m["label"])
+            if size:
+                frames[parts[0]] = max(frames.get(parts[0], 0), int(size[1]))
+                if "dynamic" in size[2] and "bounded" not in size[2]:
+                    dynamic.add(parts[0])
+        for m in _CI_EDGE.finditer(text):
+            src, dst = names.get(m["src"], m["src"]), names.get(m["dst"], m["dst"])
+            calls.setdefault(src, set()).add(dst)
+    return frames, calls, dynamic
+
+
+def _disassembly(firmware: Firmware) -> tuple[dict[str, list[tuple[str, str]]], dict[int, str]]:
+    """Every function's instructions (mnemonic, operands) from objdump, and the function at each address."""
+    cc = firmware.board.cc
+    objdump = cc[: -len("gcc")] + "objdump" if cc.endswith("gcc") else "objdump"
+    out = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(firmware.path)], check=True,
+                         capture_output=True, text=True).stdout
+    functions: dict[str, list[tuple[str, str]]] = {}
+    at: dict[int, str] = {}
+    current: list[tuple[str, str]] | None = None
+    for line in out.splitlines():
+        head = _FUNC.match(line)
+        if head:
+            current = functions.setdefault(head["name"], [])
+            at.setdefault(int(head["address"], 16), head["name"])
+            continue
+        insn = _INSN.match(line)
+        if insn and current is not None:
+            current.append((insn["op"], insn["args"]))
+    return functions, at
+
+
+def _machine_frame(code: list[tuple[str, str]], arch: str) -> int | None:
+    """An upper bound of the frame of a function GCC did not describe (assembly, libgcc): the sum of every
+    push and every sp decrement in its code (a prologue may push twice, as Cortex-M0 code saving r8-r11
+    does). None if it moves sp by a register amount."""
+    frame = 0
+    for op, args in code:
+        flat = args.replace(" ", "")
+        if arch == "arm":
+            base = op.split(".")[0]
+            if base == "push" or (base == "stmdb" and flat.startswith("sp!")):
+                frame += 4 * (flat.count(",") + 1 - (1 if base == "stmdb" else 0))
+            elif base in ("sub", "subw") and flat.startswith("sp,"):
+                imm = re.search(r"#(\d+)", args)
+                if imm is None:
+                    return None
+                frame += int(imm[1])
+            elif base == "vpush":
+                return None
+        elif op in ("addi", "c.addi16sp", "c.addi") and flat.startswith("sp,sp,"):
+            amount = int(flat.split(",")[2], 0)
+            frame += -amount if amount < 0 else 0
+        elif op in ("sub", "c.sub") and flat.startswith("sp,sp,"):
+            return None
+    return frame
+
+
+ARM_BRANCHES = {"b", "beq", "bne", "bcs", "bcc", "bhs", "blo", "bmi", "bpl", "bvs", "bvc", "bhi", "bls", "bge",
+                "blt", "bgt", "ble", "bal"}
+
+
+def _machine_calls(name: str, code: list[tuple[str, str]], arch: str) -> tuple[set[str], bool]:
+    """Direct calls and tail calls (a branch to the start of another function) in the machine code; and
+    whether the function makes an indirect call (blx rN, jalr rN). Jumps within a function (bx rN in the
+    dense kernel's assembly, jr for switch tables) are not calls."""
+    calls: set[str] = set()
+    indirect = False
+    for op, args in code:
+        target = _TARGET.search(args)
+        base = op.split(".")[0]
+        if arch == "arm":
+            if base == "bl" and target:
+                calls.add(target["name"])
+            elif base == "blx":
+                if target:
+                    calls.add(target["name"])
+                else:
+                    indirect = True
+            elif base in ARM_BRANCHES and target and target["name"] != name and not target["offset"]:
+                calls.add(target["name"])
+        elif base in ("jal", "call", "tail", "j", "jalr") and target and not target["offset"]:
+            if target["name"] != name:
+                calls.add(target["name"])
+        elif base == "jalr":
+            indirect = True
+    return calls, indirect
+
+
+def analyse_stack(firmware: Firmware) -> StackReport:
+    """Worst-case stack of the whole firmware, statically: GCC's frame of every function (-fstack-usage,
+    via the .ci files of -fcallgraph-info=su) or, for functions GCC did not compile (assembly, libgcc), the
+    sum of every push and sp decrement in their code; calls from the .ci files and from the machine code
+    (bl / jal, and tail calls), so that library calls and assembly are followed too. Raises ReportError on
+    recursion, an indirect call or a dynamic frame, where no bound exists."""
+    folder = firmware.path.parent
+    frames, calls, dynamic = _read_callgraph_info(folder)
+    if not frames:
+        raise ReportError(f"{folder}: no .ci files (build with {' '.join(STACK_FLAGS)})")
+    code, addresses = _disassembly(firmware)
+    with open(firmware.path, "rb") as f:
+        elf = ELFFile(f)
+        arch = "arm" if elf["e_machine"] == "EM_ARM" else "rv32"
+        entry = elf["e_entry"] & ~1
+        vectors = elf.get_section_by_name(".isr_vector")
+        vector_words = [int(v) & ~1 for v in np.frombuffer(vectors.data(), dtype="<u4")] if vectors else []
+        symtab = elf.get_section_by_name(".symtab")
+        default = next((s["st_value"] & ~1 for s in (symtab.iter_symbols() if symtab is not None else [])
+                        if s.name == "Default_Handler"), None)
+    unknown: list[str] = []
+    indirect: set[str] = set()
+    for name, insns in code.items():
+        machine_calls, makes_indirect_calls = _machine_calls(name, insns, arch)
+        calls.setdefault(name, set()).update(machine_calls)
+        if makes_indirect_calls:
+            indirect.add(name)
+        if name not in frames:
+            frame = _machine_frame(insns, arch)
+            if frame is None:
+                unknown.append(name)
+            frames[name] = frame or 0
+
+    worst: dict[str, tuple[int, list[str]]] = {}
+
+    def deepest(name: str, active: tuple[str, ...]) -> tuple[int, list[str]]:
+        if name in active:
+            raise ReportError(f"recursion {' > '.join([*active[active.index(name):], name])}: "
+                              "the stack is unbounded")
+        if name not in worst:
+            if name in dynamic:
+                raise ReportError(f"{name} has a dynamic stack frame: its stack cannot be bounded statically")
+            best = (0, [])
+            for callee in sorted(calls.get(name, ())):
+                if callee in code or callee in frames:
+                    best = max(best, deepest(callee, (*active, name)), key=lambda t: t[0])
+            worst[name] = (frames.get(name, 0) + best[0], [name, *best[1]])
+        return worst[name]
+
+    if entry not in addresses:
+        raise ReportError(f"{firmware.path}: no function at the entry point 0x{entry:x}")
+    total, path = deepest(addresses[entry], ())
+    reachable = set(worst)
+    # Arm M-profile: an exception handler (other than the default one, which only parks the core) runs on
+    # the same stack on top of whatever the program was doing.
+    handlers = {addresses[v] for v in vector_words[2:] if v and v != default and v in addresses}
+    interrupt = ARM_EXCEPTION_FRAME + max(deepest(h, ())[0] for h in handlers) if handlers else 0
+    train = deepest("onw_train", ())[0] if "onw_train" in code else 0
+    if indirect & set(worst):
+        raise ReportError(f"{', '.join(sorted(indirect & set(worst)))} make indirect calls: the stack cannot be "
+                          "bounded statically")
+    unsure = sorted(set(unknown) & set(worst))
+    if unsure:
+        raise ReportError(f"{', '.join(unsure)} move the stack pointer by a register amount: no static bound")
+    return StackReport(total + interrupt, path, interrupt, {n: frames.get(n, 0) for n in sorted(reachable)},
+                       train)
+
+
+# -- RAM ---------------------------------------------------------------------------------------------------
+
+def inference_ram(model: InitialModel) -> dict[str, int]:
+    """What an inference needs: the weights, the input, the output and the hidden activations in two
+    ping-pong buffers (hidden layer l writes buffer l % 2 while it reads the other, or the input): one as wide
+    as the widest odd hidden layer, one as the widest even one (none with a single hidden layer)."""
+    dims = model.dims
+    hidden = [int(h) for h in dims[1:-1]]
+    ping, pong = max(hidden[0::2], default=0), max(hidden[1::2], default=0)
+    return {"weights": 2 * model.num_weights, "input": 2 * dims[0], "activations": 2 * (ping + pong),
+            "output": 2 * dims[-1]}
+
+
+def training_ram(symbols: dict[str, int], ram: int) -> dict[str, int]:
+    parts = {"state": symbols.get("onw_state", 0),
+             "rule_buffers": sum(symbols.get(s, 0) for s in TRAINING_BUFFERS),
+             "io_buffers": sum(symbols.get(s, 0) for s in IO_BUFFERS)}
+    parts["other"] = ram - sum(parts.values())
+    return parts
+
+
+# -- the report --------------------------------------------------------------------------------------------
+
+def collect(spec_path: Path, target: str, build_dir: Path) -> dict[str, Any]:
+    """Every figure of the report, as the JSON object (see the module docstring for the keys)."""
+    spec = load_spec(Path(spec_path))
+    data, model = prepare(spec)
+    firmware = build_variant(model, target, build_dir)
+    portable = build_variant(model, target, build_dir, portable=True)
+    size = size_report(firmware)
+    stack = analyse_stack(firmware)
+    counts = count_instructions(firmware, model, data)
+    counts_portable = count_instructions(portable, model, data)
+    inference = inference_ram(model)
+    training = training_ram(size.symbols, size.ram)
+    cpu = board_cpu(firmware) or ("rv32" if "riscv" in firmware.board.cc else "?")
+    return {
+        "spec": spec.name, "target": target, "cpu": cpu,
+        "kernel": "dsp" if has_dsp_kernels(firmware) else "portable",
+        "flash_bytes": size.flash,
+        "ram_static_bytes": size.ram,
+        "stack_worst_bytes": stack.worst,
+        "stack_worst_path": stack.path,
+        "stack_interrupt_bytes": stack.interrupt,
+        "stack_train_bytes": stack.train,
+        "stack_train_measured_bytes": counts.train_stack,
+        "ram_with_stack_bytes": size.ram + stack.worst,
+        "instructions_per_inference": counts.inference,
+        "instructions_per_training_step": counts.training_step,
+        "instructions_dense_64x64": counts.dense_64x64,
+        "instructions_per_mac": round(counts.per_mac, 4),
+        "instructions_per_inference_portable": counts_portable.inference,
+        "instructions_per_training_step_portable": counts_portable.training_step,
+        "instructions_dense_64x64_portable": counts_portable.dense_64x64,
+        "instructions_per_mac_portable": round(counts_portable.per_mac, 4),
+        "macs_per_inference": int(sum(a * b for a, b in zip(model.dims[:-1], model.dims[1:], strict=True))),
+        "inference_ram_bytes": sum(inference.values()),
+        "inference_ram": inference,
+        "training_ram_bytes": size.ram,
+        "training_ram": training,
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    def row(label: str, value: object) -> str:
+        return f"{label:<58}{value:>14}"
+
+    kernel = "SMLALD kernel" if r["kernel"] == "dsp" else "portable C kernel"
+    tr, inf = r["training_ram"], r["inference_ram"]
+    lines = [
+        f"{r['spec']} on {r['target']} ({r['cpu']}, {kernel})",
+        row("flash (text + rodata + data)", f"{r['flash_bytes']} B"),
+        row("RAM, static (data + bss)", f"{r['ram_static_bytes']} B"),
+        row("stack, worst case (static analysis, interrupt included)", f"{r['stack_worst_bytes']} B"),
+        f"  path: {' > '.join(r['stack_worst_path'])}"
+        + (f" (+ {r['stack_interrupt_bytes']} B interrupt)" if r["stack_interrupt_bytes"] else ""),
+        row("stack of onw_train: worst case / measured", f"{r['stack_train_bytes']} / "
+            f"{r['stack_train_measured_bytes']} B"),
+        row("RAM with the worst-case stack", f"{r['ram_with_stack_bytes']} B"),
+        row("instructions per inference", r["instructions_per_inference"]),
+        row("instructions per training step", r["instructions_per_training_step"]),
+        row(f"instructions per MAC, dense 64x64 ({r['kernel']})", f"{r['instructions_per_mac']:.3f}"),
+        row("instructions per inference, portable C", r["instructions_per_inference_portable"]),
+        row("instructions per training step, portable C", r["instructions_per_training_step_portable"]),
+        row("instructions per MAC, dense 64x64, portable C", f"{r['instructions_per_mac_portable']:.3f}"),
+        row("inference RAM (weights + input + activations + output)", f"{r['inference_ram_bytes']} B"),
+        f"  weights {inf['weights']} B, input {inf['input']} B, activations {inf['activations']} B, "
+        f"output {inf['output']} B",
+        row("training RAM (static RAM of this firmware)", f"{r['training_ram_bytes']} B"),
+        f"  state {tr['state']} B, rule buffers {tr['rule_buffers']} B, I/O buffers {tr['io_buffers']} B, "
+        f"other {tr['other']} B",
+    ]
+    return "\n".join(lines)
+
+
+def report(spec_path: Path, target: str, build_dir: Path, as_json: bool) -> int:
+    """Print the report of one spec on one target (a table, or one JSON object with `as_json`); return 0.
+    Raises SpecError for a bad spec and BuildError (ReportError) for a build or measurement failure."""
+    figures = collect(spec_path, target, build_dir)
+    if as_json:
+        json.dump(figures, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_report(figures))
+    return 0

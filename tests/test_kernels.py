@@ -1,0 +1,204 @@
+"""The dense kernels of firmware/src/kernels.c, called directly in emulated firmware (unicorn): the SMLALD path
+of DSP cores against the portable C loop (the same firmware built with -DONW_PORTABLE_KERNELS) and both
+against the Python reference, on random and extreme int16 data, every in_dim from 1 to 70, odd and even
+out_dim, aligned and unaligned rows and inputs. Also the inlined weight update against the reference."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import make_spec
+from onward import fixed
+from onward.data import load_dataset
+from onward.model import init_model
+from onward.nn.dense import dense_fixed, update_fixed
+
+if shutil.which("arm-none-eabi-gcc") is None:
+    pytest.skip("needs arm-none-eabi-gcc", allow_module_level=True)
+
+from onward.counting import Emulator
+from onward.report import board_cpu, build_variant
+
+I16_MIN, I16_MAX = -32768, 32767
+
+
+@pytest.fixture(scope="module")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emulator]:
+    """qemu-m4 firmware with the DSP kernels and with the portable ones (and qemu-m7's DSP build)."""
+    spec = make_spec(name="kern")
+    model = init_model(spec, load_dataset(spec))
+    build = tmp_path_factory.mktemp("kernels")
+    out = {}
+    for name, target, portable in (("dsp", "qemu-m4", False), ("portable", "qemu-m4", True),
+                                   ("m7", "qemu-m7", False)):
+        firmware = build_variant(model, target, build, portable=portable)
+        out[name] = Emulator(firmware.path, board_cpu(firmware))
+    assert "onw_dense_pairs_relu" in out["dsp"].symbols  # the SMLALD core is in the DSP build...
+    assert "onw_dense_pairs_relu" not in out["portable"].symbols  # ...and not in the portable one
+    return out
+
+
+def run_dense(emu: Emulator, w: np.ndarray, x: np.ndarray, weight_frac: int, relu: bool, w_offset: int = 0,
+              x_offset: int = 0, count_saturations: bool = True) -> tuple[list[int], int]:
+    """onw_dense on W (out x in) and x placed at 4-byte boundaries + offset; returns (y, saturations)."""
+    out_dim, in_dim = w.shape
+    emu.reset_scratch()
+    w_at = emu.alloc(np.asarray(w, "<i2").tobytes(), 4, w_offset)
+    x_at = emu.alloc(np.asarray(x, "<i2").tobytes(), 4, x_offset)
+    y_at = emu.alloc(bytes([0xAA]) * (2 * out_dim + 4), 4)  # a guard past the end
+    sat_at = emu.alloc(4, 4) if count_saturations else 0
+    emu.call("onw_dense", [w_at, x_at, in_dim, out_dim, weight_frac, int(relu), y_at, sat_at], count=False)
+    raw = emu.read(y_at, 2 * out_dim + 4)
+    assert raw[2 * out_dim:] == bytes([0xAA]) * 4, "onw_dense wrote past y"
+    sats = int.from_bytes(emu.read(sat_at, 4), "little") if count_saturations else 0
+    return np.frombuffer(raw[:2 * out_dim], "<i2").astype(int).tolist(), sats
+
+
+def check_dense(emulators: dict[str, Emulator], w: np.ndarray, x: np.ndarray, weight_frac: int, relu: bool,
+                w_offset: int = 0, x_offset: int = 0) -> None:
+    ref, ref_sats = dense_fixed(np.asarray(w, np.int64), np.asarray(x, np.int64), weight_frac, relu)
+    expected = (ref.tolist(), ref_sats)
+    for name, emu in emulators.items():
+        got = run_dense(emu, w, x, weight_frac, relu, w_offset, x_offset)
+        assert got == expected, (f"{name}: in {w.shape[1]} out {w.shape[0]} wf {weight_frac} relu {relu} "
+                                 f"offsets {w_offset}/{x_offset}")
+
+
+def test_every_shape_and_alignment(emulators: dict[str, Emulator]) -> None:
+    rng = np.random.default_rng(1)
+    for in_dim in range(1, 71):
+        for out_dim in (1, 2, 3, 8, 11):
+            w = rng.integers(-(1 << 13), 1 << 13, size=(out_dim, in_dim))
+            x = rng.integers(-(1 << 12), 1 << 12, size=in_dim)
+            offsets = (in_dim * out_dim) % 4  # vary the alignment of W and x with the shape
+            check_dense(emulators, w, x, int(rng.integers(0, 17)), bool(in_dim % 2), offsets & 2,
+                        (offsets << 1) & 2)
+
+
+def test_unaligned_rows_and_inputs(emulators: dict[str, Emulator]) -> None:
+    rng = np.random.default_rng(2)
+    for in_dim in (6, 7, 12, 63, 64, 65):
+        w = rng.integers(I16_MIN, I16_MAX + 1, size=(9, in_dim))
+        x = rng.integers(I16_MIN, I16_MAX + 1, size=in_dim)
+        for w_offset in (0, 2):
+            for x_offset in (0, 2):
+                check_dense(emulators, w, x, 12, False, w_offset, x_offset)
+
+
+def test_extreme_values(emulators: dict[str, Emulator]) -> None:
+    """-32768 everywhere: every product is 2^30 and two of them already overflow int32 (SMLAD would be
+    wrong); the 64-bit sums are exact, and every output saturates and is counted."""
+    rng = np.random.default_rng(3)
+    for in_dim in (1, 2, 5, 6, 7, 24, 64, 70):
+        for out_dim in (1, 2, 4, 5):
+            for weight_frac in (0, 1, 15, 16):
+                for relu in (False, True):
+                    check_dense(emulators, np.full((out_dim, in_dim), I16_MIN), np.full(in_dim, I16_MIN),
+                                weight_frac, relu)
+                    check_dense(emulators, np.full((out_dim, in_dim), I16_MIN), np.full(in_dim, I16_MAX),
+                                weight_frac, relu)
+            corners = np.array([I16_MIN, I16_MIN + 1, -1, 0, 1, I16_MAX])
+            check_dense(emulators, rng.choice(corners, size=(out_dim, in_dim)), rng.choice(corners, size=in_dim),
+                        int(rng.integers(0, 17)), bool(rng.integers(0, 2)))
+
+
+def test_rounding_and_saturation_boundaries(emulators: dict[str, Emulator]) -> None:
+    """Sums that land just inside and just outside the int16 range after the rounding shift, and exact halves
+    (round half up) around every boundary: W x = total with x constant and W summing to total / x."""
+    for weight_frac in (0, 1, 2, 12, 15, 16):
+        x_value = 1 if weight_frac == 0 else (1 << (weight_frac - 1) if weight_frac <= 15 else I16_MIN)
+        for target in (I16_MIN - 1, I16_MIN, I16_MAX, I16_MAX + 1, 0, -1):
+            for delta in (-1, 0, 1):
+                total = (target << weight_frac) + delta * (1 << max(weight_frac - 1, 0))
+                row_sum = total // x_value
+                assert row_sum * x_value == total
+                parts = [max(I16_MIN, min(I16_MAX, row_sum // 6))] * 5
+                parts.append(row_sum - sum(parts))
+                assert all(I16_MIN <= p <= I16_MAX for p in parts)
+                w = np.array([parts, parts[::-1], [0] * 6])
+                for relu in (False, True):
+                    check_dense(emulators, w, np.full(6, x_value), weight_frac, relu)
+
+
+def test_other_weight_fracs_and_no_counter(emulators: dict[str, Emulator]) -> None:
+    """weight_frac outside the fast core's [0, 16] takes the general path; saturations may be NULL."""
+    rng = np.random.default_rng(4)
+    w = rng.integers(I16_MIN, I16_MAX + 1, size=(6, 10))
+    x = rng.integers(I16_MIN, I16_MAX + 1, size=10)
+    for weight_frac in (17, 20, 31):
+        check_dense(emulators, w, x, weight_frac, False)
+    for name, emu in emulators.items():
+        y, _ = run_dense(emu, w, x, 3, True, count_saturations=False)
+        assert y == dense_fixed(w, x, 3, True)[0].tolist(), name
+
+
+def run_update(emu: Emulator, w: np.ndarray, a: np.ndarray, b: np.ndarray | None, x: np.ndarray, lr_q: int,
+               shift: int, key: int) -> tuple[list[int], int]:
+    out_dim, in_dim = w.shape
+    emu.reset_scratch()
+    w_at = emu.alloc(np.asarray(w, "<i2").tobytes(), 4)
+    a_at = emu.alloc(np.asarray(a, "<i2").tobytes(), 4)
+    b_at = emu.alloc(np.asarray(b, "<i2").tobytes(), 4) if b is not None else 0
+    x_at = emu.alloc(np.asarray(x, "<i2").tobytes(), 4)
+    sat_at = emu.alloc(4, 4)
+    emu.call("onw_dense_update", [w_at, a_at, b_at, x_at, in_dim, out_dim, lr_q, shift, key, sat_at], count=False)
+    new_w = np.frombuffer(emu.read(w_at, 2 * w.size), "<i2").astype(int).tolist()
+    return new_w, int.from_bytes(emu.read(sat_at, 4), "little")
+
+
+def test_weight_update_matches_the_reference(emulators: dict[str, Emulator]) -> None:
+    """The update inlines the PRNG, the stochastic shift and the saturation: it must equal
+    host/nn/dense.update_fixed for every shift (<= 32 and > 32), learning rates past 2^31, saturating
+    deltas and weights, with b or without."""
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        out_dim, in_dim = int(rng.integers(1, 7)), int(rng.integers(1, 20))
+        big = trial % 3 == 0
+        lim = 1 << (15 if big else 9)
+        w = rng.integers(-lim, min(lim, I16_MAX + 1), size=(out_dim, in_dim))
+        a = rng.integers(-lim, min(lim, I16_MAX + 1), size=out_dim)
+        b = rng.integers(-lim, min(lim, I16_MAX + 1), size=out_dim) if trial % 2 else None
+        x = rng.integers(-lim, min(lim, I16_MAX + 1), size=in_dim) * rng.integers(0, 2, size=in_dim)
+        shift = int(rng.choice([1, 5, 31, 32, 33, 40, 62]))
+        lr_q = int(rng.choice([1, 1 << 20, (1 << 31) - 1, (1 << 31) + 5, (1 << 32) - 1]))
+        key = int(rng.integers(0, 1 << 32))
+        if b is None:
+            delta, delta_sats = a, 0
+        else:
+            delta, delta_sats = fixed.sat16(a - b)
+        expected_w, sats = update_fixed(w, delta, x, lr_q, shift, key)
+        expected = (expected_w.reshape(-1).tolist(), sats + delta_sats)
+        for name, emu in emulators.items():
+            assert run_update(emu, w, a, b, x, lr_q, shift, key) == expected, f"{name}: trial {trial}"
+
+
+def test_dsp_kernel_is_faster(emulators: dict[str, Emulator]) -> None:
+    """The figure the report gives: executed instructions per MAC of a 64x64 layer (aligned, ReLU)."""
+    rng = np.random.default_rng(0)
+    w, x = rng.integers(-(1 << 11), 1 << 11, size=(64, 64)), rng.integers(0, 1 << 10, size=64)
+    counts = {}
+    for name, emu in emulators.items():
+        emu.reset_scratch()
+        w_at, x_at = emu.alloc(np.asarray(w, "<i2").tobytes()), emu.alloc(np.asarray(x, "<i2").tobytes())
+        y_at, sat_at = emu.alloc(128), emu.alloc(4)
+        counts[name] = emu.call("onw_dense", [w_at, x_at, 64, 64, 12, 1, y_at, sat_at]).instructions / 4096
+    assert counts["dsp"] <= 1.0
+    assert counts["m7"] <= 1.0
+    assert counts["portable"] > 4 * counts["dsp"]
+
+
+def test_emulator_loads_the_elf_like_the_startup_code(tmp_path: Path) -> None:
+    """.data is at its run address with its initial values and .bss is zero, without running Reset_Handler."""
+    spec = make_spec(name="load")
+    model = init_model(spec, load_dataset(spec))
+    firmware = build_variant(model, "qemu-m4", tmp_path)
+    emu = Emulator(firmware.path)
+    emu.call("onw_reset", [7], count=False)
+    seed = int.from_bytes(emu.read(emu.address("onw_state"), 4), "little")
+    assert seed == 7
+    first = np.frombuffer(emu.read(emu.address("onw_state") + 12, 2 * 4), "<i2").tolist()
+    assert first == model.weights_q[0].reshape(-1)[:4].tolist()
