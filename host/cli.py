@@ -1,4 +1,4 @@
-"""The `onward` command: generate, build, verify, report, demo."""
+"""The `onward` command: generate, build, verify, report, flash, demo."""
 
 from __future__ import annotations
 
@@ -68,6 +68,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report(args.spec, args.target, args.build_dir, args.json)
 
 
+def cmd_flash(args: argparse.Namespace) -> int:
+    from onward.flash import flash
+
+    return flash(args.spec, args.board, args.port, args.build_dir, args.steps)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onward", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=[t for t in TARGETS if t.startswith("qemu-")], default="qemu-m4")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(func=cmd_report)
+    p = add("flash", "build with PlatformIO, flash a board (qemu-*: run it under QEMU), verify bit for bit")
+    p.add_argument("--board", default="qemu-m4", help="a platformio.ini environment: qemu-m0/m3/m4/m7/rv32, "
+                   "nucleo_l476rg, nucleo_f446re, pico, nano33ble, esp32dev")
+    p.add_argument("--port", help="the board's serial port (default: the only USB serial port found)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps to compare (default 1000)")
+    p.set_defaults(func=cmd_flash)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")

@@ -99,7 +99,7 @@ def test_stack_bound_holds(m4: dict[str, Any]) -> None:
     """The static worst case covers what the emulated training step used, on the path through the protocol."""
     assert m4["stack_train_bytes"] >= m4["stack_train_measured_bytes"] > 0
     path = m4["stack_worst_path"]
-    assert path[:3] == ["Reset_Handler", "main", "onw_serve"] and "onw_train" in path
+    assert path[:2] == ["Reset_Handler", "main"] and "onw_serve" in path and "onw_train" in path
     assert m4["stack_worst_bytes"] >= m4["stack_train_bytes"] + m4["stack_interrupt_bytes"]
     assert m4["stack_interrupt_bytes"] == 36  # the mps2 port's SysTick interrupt
     assert m4["ram_with_stack_bytes"] == m4["ram_static_bytes"] + m4["stack_worst_bytes"]

@@ -279,9 +279,19 @@ int onw_serve(void)
     }
 }
 
-int main(void)
+/* Bring the port up, load the initial weights, then serve frames until the link closes (boards: never).
+ * It is main() unless the build defines ONW_NO_MAIN: then the framework's main runs it (Arduino: from
+ * setup(), see boards/platformio/arduino/arduino_port.cpp). */
+int onw_main(void)
 {
     onw_port_init();
     onw_reset(ONW_SEED);
     return onw_serve();
 }
+
+#ifndef ONW_NO_MAIN
+int main(void)
+{
+    return onw_main();
+}
+#endif

@@ -44,5 +44,7 @@ int32_t onw_cobs_decode(uint8_t *buf, uint32_t len);
 
 /* The application loop: read frames from the port, answer them. Returns only when the port closes. */
 int onw_serve(void);
+/* Port init, RESET to the initial weights, then onw_serve(): main() unless ONW_NO_MAIN is defined. */
+int onw_main(void);
 
 #endif

@@ -1,0 +1,238 @@
+"""`onward flash`: build a spec's firmware with PlatformIO (platformio.ini at the repository root), put it on
+a board and check it bit for bit against the reference over the serial port.
+
+Emulated boards (qemu-*) build offline through the local platform in boards/platformio/ and run under QEMU;
+real boards (nucleo_l476rg, pico, ...) build through PlatformIO's official platforms, are uploaded with
+`pio run -t upload`, and are then verified over their serial port. PlatformIO's folders (core, packages,
+platforms, builds, libraries) and the generated model all live under `<build_dir>/pio/`."""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from onward.codegen.c import GeneratedC, generate_c
+from onward.paths import BOARDS, ROOT
+from onward.protocol import DeviceError, ProtocolError
+from onward.spec import SpecError, load_spec
+from onward.targets.build import TARGETS, BuildError, Firmware, check_fits, load_board
+from onward.targets.link import SerialLink
+from onward.verify import Mismatch
+
+if TYPE_CHECKING:
+    from onward.session import TargetRun
+
+PIO_PROJECT = ROOT / "platformio.ini"
+NO_BOARD = "no board found on a serial port; connect one or pass --port"
+
+
+class FlashError(RuntimeError):
+    """A one-line reason to stop (exit status 2)."""
+
+
+def pio_folder(build_dir: Path) -> Path:
+    return Path(build_dir).resolve() / "pio"
+
+
+def model_dir(build_dir: Path) -> Path:
+    """Where the generated model.h/model.c go: platformio.ini's src_dir (build/pio/model by default)."""
+    return pio_folder(build_dir) / "model"
+
+
+def firmware_elf(build_dir: Path, env: str) -> Path:
+    return pio_folder(build_dir) / "build" / env / "firmware.elf"
+
+
+def pio_environments() -> list[str]:
+    """The [env:NAME] sections of platformio.ini, in file order."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read(PIO_PROJECT, encoding="utf8")
+    return [s[4:] for s in parser.sections() if s.startswith("env:")]
+
+
+def is_emulated(env: str) -> bool:
+    """An environment named after an onward target that QEMU runs (board.json has a `qemu` command)."""
+    return env in TARGETS and "qemu" in load_board(env).config
+
+
+def _offline_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("onward_pio_offline", BOARDS / "platformio" / "offline.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def prepare_offline_pio(build_dir: Path) -> Path:
+    """Seed <build_dir>/pio/packages with tool-scons (from the PyPI `scons` package) and wrappers of the
+    system cross compilers, so that `pio run` for the emulated boards downloads nothing. The local platform
+    does the same on every build; doing it here first turns a missing `scons` into a clear message."""
+    packages = pio_folder(build_dir) / "packages"
+    offline = _offline_module()
+    try:
+        offline.seed(str(packages))
+    except offline.SeedError as exc:
+        raise FlashError(str(exc)) from None
+    return packages
+
+
+def pio_environ(build_dir: Path) -> dict[str, str]:
+    """The environment for `pio`: every PlatformIO folder under <build_dir>/pio, no telemetry, no upgrade check."""
+    folder = pio_folder(build_dir)
+    return {
+        **os.environ,
+        "PLATFORMIO_CORE_DIR": str(folder / "core"),
+        "PLATFORMIO_WORKSPACE_DIR": str(folder),
+        "PLATFORMIO_PACKAGES_DIR": str(folder / "packages"),
+        "PLATFORMIO_PLATFORMS_DIR": str(folder / "platforms"),
+        "PLATFORMIO_SRC_DIR": str(model_dir(build_dir)),
+        "PLATFORMIO_SETTING_ENABLE_TELEMETRY": "No",
+        "PLATFORMIO_DISABLE_UPGRADE_CHECK": "true",
+        "PLATFORMIO_NO_ANSI": "true",
+    }
+
+
+def pio_command() -> list[str]:
+    """PlatformIO in this Python when it is installed here (it then finds the `scons` package), else `pio`."""
+    if importlib.util.find_spec("platformio") is not None:
+        return [sys.executable, "-m", "platformio"]
+    found = shutil.which("pio") or shutil.which("platformio")
+    if found is None:
+        raise FlashError("PlatformIO is not installed: pip install platformio scons (or pip install -e \".[test]\")")
+    return [found]
+
+
+def run_pio(args: list[str], build_dir: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*pio_command(), *args], cwd=ROOT, env=pio_environ(build_dir), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _pio_failed(what: str, result: subprocess.CompletedProcess[str]) -> FlashError:
+    output = result.stdout + result.stderr
+    lines = [line for line in output.strip().splitlines() if line.strip("*") and not line.startswith("- ")
+             and "If you like PlatformIO" not in line]  # less PlatformIO's first-run banner
+    hint = ""
+    if "HTTPClientError" in output or "InternetConnectionError" in output:
+        hint = ("\nPlatformIO could not reach its registry: the real boards' platforms and toolchains download "
+                "on their first build (the emulated qemu-* boards build offline)")
+    return FlashError(f"{what} failed (pio exit status {result.returncode}):\n" + "\n".join(lines[-40:]) + hint)
+
+
+def write_model(gen: GeneratedC, folder: Path) -> None:
+    """model.h and model.c, rewritten only when they change (PlatformIO then rebuilds nothing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("model.h", gen.header), ("model.c", gen.source)):
+        path = folder / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+
+
+def pio_build(env: str, gen: GeneratedC, build_dir: Path) -> Path:
+    """Generate the model into the PlatformIO src_dir and `pio run -e env`; returns the ELF."""
+    write_model(gen, model_dir(build_dir))
+    prepare_offline_pio(build_dir)
+    result = run_pio(["run", "-e", env], build_dir)
+    if result.returncode != 0:
+        raise _pio_failed(f"pio run -e {env}", result)
+    elf = firmware_elf(build_dir, env)
+    if not elf.exists():
+        raise FlashError(f"pio run -e {env} succeeded but wrote no {elf}")
+    return elf
+
+
+def find_serial_port() -> str:
+    """The one USB serial port present; FlashError when there is none or more than one."""
+    from serial.tools import list_ports
+
+    ports = sorted(p.device for p in list_ports.comports() if p.vid is not None)
+    if not ports:
+        raise FlashError(NO_BOARD)
+    if len(ports) > 1:
+        raise FlashError(f"several serial ports found ({', '.join(ports)}); pass --port to pick the board")
+    return ports[0]
+
+
+def _wait_for_port(port: str, seconds: float = 10.0) -> None:
+    """After an upload, USB boards re-enumerate: wait for the device node, then for the firmware to boot."""
+    deadline = time.monotonic() + seconds
+    while port.startswith("/dev/") and not os.path.exists(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)
+
+
+def _report(spec_name: str, where: str, run: TargetRun) -> int:
+    print(f"{spec_name} on {where}: {run.train_steps} training steps and {run.inferences} inferences, every output "
+          f"and state digest bit-exact (0 mismatches); {run.saturations} saturations on both; "
+          f"{run.steps_per_second:.0f} steps/s")
+    return 0
+
+
+def flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps: int) -> int:
+    """Build `spec_path` for the PlatformIO environment `board`, flash it (real boards) or start it under
+    QEMU (qemu-*), and verify `steps` training steps bit for bit. 0 bit-exact, 1 mismatch, 2 any other error."""
+    try:
+        return _flash(Path(spec_path), board, port, Path(build_dir), steps)
+    except Mismatch as exc:
+        print(f"MISMATCH: {exc}", file=sys.stderr)
+        return 1
+    except (FlashError, SpecError, BuildError, DeviceError, ProtocolError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except subprocess.TimeoutExpired as exc:
+        print(f"error: {' '.join(map(str, exc.cmd))} did not finish within {exc.timeout:g} s", file=sys.stderr)
+        return 2
+
+
+def _flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps: int) -> int:
+    from onward.session import prepare, run_on_target
+    from onward.targets.run import start_qemu
+
+    if not PIO_PROJECT.exists():
+        raise FlashError(f"{PIO_PROJECT} is missing: `onward flash` runs from a clone of the repository")
+    envs = pio_environments()
+    if board not in envs:
+        raise FlashError(f"unknown board {board!r}; expected one of: {', '.join(envs)} (platformio.ini)")
+    spec = load_spec(spec_path)
+    data, model = prepare(spec)
+    gen = generate_c(model)
+    emulated = is_emulated(board)
+    if emulated:
+        check_fits(model, load_board(board))
+    elif port is None:
+        port = find_serial_port()  # before building: no board, no point (and no traceback)
+
+    start = time.perf_counter()
+    elf = pio_build(board, gen, build_dir)
+    print(f"built {elf} with PlatformIO ({time.perf_counter() - start:.1f} s)")
+
+    if emulated:
+        process, link = start_qemu(Firmware(elf, load_board(board), gen))
+        assert isinstance(link, SerialLink)
+        url = str(link.port.port)  # socket://127.0.0.1:PORT, QEMU's UART
+        link.close()  # QEMU listens again: run_on_target connects as to any board's serial port
+        try:
+            run = run_on_target(model, data, target=board, build_dir=build_dir, steps=steps, progress=True,
+                                port=url)
+        finally:
+            process.kill()
+            process.wait()
+            if process.stderr:
+                process.stderr.close()
+        return _report(spec.name, f"{board} (PlatformIO build, under QEMU)", run)
+
+    assert port is not None
+    result = run_pio(["run", "-e", board, "-t", "upload", "--upload-port", port], build_dir)
+    if result.returncode != 0:
+        raise _pio_failed(f"pio run -e {board} -t upload --upload-port {port}", result)
+    print(f"flashed {board} on {port}")
+    _wait_for_port(port)
+    run = run_on_target(model, data, target=board, build_dir=build_dir, steps=steps, progress=True, port=port)
+    return _report(spec.name, f"{board} ({port})", run)
