@@ -3,13 +3,7 @@
 
 int16_t onw_sat16(int64_t x, uint32_t *saturations)
 {
-    if (x > INT16_MAX || x < INT16_MIN) {
-        if (saturations) {
-            (*saturations)++;
-        }
-        return x > INT16_MAX ? INT16_MAX : INT16_MIN;
-    }
-    return (int16_t)x;
+    return onw_sat16_inline(x, saturations);
 }
 
 int64_t onw_round_shift(int64_t x, int shift)
@@ -47,12 +41,7 @@ int64_t onw_stochastic_shift(int64_t x, int shift, uint32_t r)
 
 uint32_t onw_mix32(uint32_t x)
 {
-    x ^= x >> 16;
-    x *= 0x7FEB352Du;
-    x ^= x >> 15;
-    x *= 0x846CA68Bu;
-    x ^= x >> 16;
-    return x;
+    return onw_mix32_inline(x);
 }
 
 uint32_t onw_derive(uint32_t key, uint32_t n)

@@ -15,6 +15,16 @@
 
 /* Clamp to int16; increments *saturations when it clamps (saturations may be NULL). */
 int16_t onw_sat16(int64_t x, uint32_t *saturations);
+static inline int16_t onw_sat16_inline(int64_t x, uint32_t *saturations)
+{
+    if (x > INT16_MAX || x < INT16_MIN) {
+        if (saturations) {
+            (*saturations)++;
+        }
+        return x > INT16_MAX ? INT16_MAX : INT16_MIN;
+    }
+    return (int16_t)x;
+}
 /* x / 2^shift rounded half up; shift in [0, 62], |x| < 2^62. */
 int64_t onw_round_shift(int64_t x, int shift);
 /* Q(from_frac) -> int16 Q(to_frac): rounding shift or exact left shift, then saturate. */
@@ -24,7 +34,17 @@ int64_t onw_div_trunc(int64_t a, int64_t b);
 /* floor((x + u) / 2^shift) with u in [0, 2^shift) taken from the random word r. */
 int64_t onw_stochastic_shift(int64_t x, int shift, uint32_t r);
 
+/* Wellons' lowbias32 hash. The _inline twins are the definitions; the hot loops (kernels.c) inline them. */
 uint32_t onw_mix32(uint32_t x);
+static inline uint32_t onw_mix32_inline(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x;
+}
 uint32_t onw_derive(uint32_t key, uint32_t n);
 uint32_t onw_rand(uint32_t key, uint32_t index);
 /* Uniform in [-bound, bound], 0 <= bound <= 32767. */
