@@ -17,6 +17,7 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
+    | grep -v -e "Running pip as the 'root' user" -e "is ignored: it is neither a file nor a directory" || true
 python3 -c "import onward" || { echo "setup: the onward package did not install" >&2; exit 1; }
 echo "setup: ok ($(arm-none-eabi-gcc -dumpversion), $(qemu-system-arm --version | head -n1))"
