@@ -54,7 +54,7 @@ env.Append(
     LIBS=[flag[2:] for flag in CONFIG["ldflags"] if flag.startswith("-l")],
 )
 
-# The board's startup and port (paths relative to its folder, e.g. ../mps2/startup.c); port.c includes
+# The board's startup and port (paths relative to its folder, e.g. ../cortex-m/startup.c); port.c includes
 # onward/port.h from the runtime (firmware/include).
 sources = [os.path.normpath(os.path.join(FOLDER, s)) for s in CONFIG["sources"]]
 root = os.path.commonpath([os.path.dirname(s) for s in sources])

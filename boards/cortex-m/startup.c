@@ -1,4 +1,4 @@
-/* Startup for the QEMU mps2 boards (Cortex-M3/M4/M7). Freestanding: no libc.
+/* Startup for every Cortex-M board (qemu-m0 on ARMv6-M; the mps2 boards qemu-m3/m4/m7). Freestanding: no libc.
  * Build with -fno-tree-loop-distribute-patterns so the copy/zero loops
  * below are not turned into memcpy/memset calls (there is no libc to provide them). */
 #include <stdint.h>
@@ -13,15 +13,18 @@ void Default_Handler(void);
 #define WEAK_DEFAULT __attribute__((weak, alias("Default_Handler")))
 void NMI_Handler(void) WEAK_DEFAULT;
 void HardFault_Handler(void) WEAK_DEFAULT;
+void SVC_Handler(void) WEAK_DEFAULT;
+#ifndef __ARM_ARCH_6M__
 void MemManage_Handler(void) WEAK_DEFAULT;
 void BusFault_Handler(void) WEAK_DEFAULT;
 void UsageFault_Handler(void) WEAK_DEFAULT;
-void SVC_Handler(void) WEAK_DEFAULT;
 void DebugMon_Handler(void) WEAK_DEFAULT;
+#endif
 void PendSV_Handler(void) WEAK_DEFAULT;
 void SysTick_Handler(void) WEAK_DEFAULT;
 
-/* Only the 16 core exceptions: no peripheral IRQ is ever enabled.
+/* Only the 16 core exceptions: no peripheral IRQ is ever enabled. ARMv6-M (Cortex-M0) has no
+ * MemManage/BusFault/UsageFault/DebugMon: every fault escalates to HardFault, so those slots are 0.
  * Stored as integers so that the SP entry needs no (non-ISO) object->function cast. */
 #define V(f) ((uintptr_t)(f))
 __attribute__((section(".isr_vector"), used))
@@ -30,6 +33,11 @@ const uintptr_t g_vectors[16] = {
     V(Reset_Handler),
     V(NMI_Handler),
     V(HardFault_Handler),
+#ifdef __ARM_ARCH_6M__
+    0, 0, 0, 0, 0, 0, 0,
+    V(SVC_Handler),
+    0, 0,
+#else
     V(MemManage_Handler),
     V(BusFault_Handler),
     V(UsageFault_Handler),
@@ -37,6 +45,7 @@ const uintptr_t g_vectors[16] = {
     V(SVC_Handler),
     V(DebugMon_Handler),
     0,
+#endif
     V(PendSV_Handler),
     V(SysTick_Handler),
 };
