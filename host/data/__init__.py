@@ -48,12 +48,17 @@ class Dataset:
         """Regression targets or predictions in [-1, 1] back in the data set's original units."""
         if self.y_min is None or self.y_max is None:
             raise ValueError("denormalise: only a regression data set has a target range")
-        return (np.asarray(y, dtype=np.float64) + 1.0) / 2.0 * (self.y_max - self.y_min) + self.y_min
+        return restore_targets(np.asarray(y, dtype=np.float64), self.y_min, self.y_max)
 
 
 def rescale_targets(y: NDArray[np.float64], y_min: float, y_max: float) -> NDArray[np.float64]:
     """Targets onto [-1, 1] by the range [y_min, y_max] (the training targets')."""
     return (y - y_min) / (y_max - y_min) * 2.0 - 1.0
+
+
+def restore_targets(y: NDArray[np.float64], y_min: float, y_max: float) -> NDArray[np.float64]:
+    """The inverse of rescale_targets: values in [-1, 1] back in original units."""
+    return (y + 1.0) / 2.0 * (y_max - y_min) + y_min
 
 
 def load_dataset(spec: Spec) -> Dataset:

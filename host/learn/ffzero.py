@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 
+from onward.data import rescale_targets, restore_targets
 from onward.fixed import I64
 from onward.learn.zeroth_order import Distribution, black_box_pair_loss, dd_gradient, unit_directions
 from onward.nn.dense import F64
@@ -175,10 +176,10 @@ class TargetScale:
         return cls(float(y.min()), float(y.max()))
 
     def forward(self, y: F64) -> F64:
-        return 2.0 * (y - self.lo) / (self.hi - self.lo) - 1.0
+        return rescale_targets(y, self.lo, self.hi)
 
     def inverse(self, s: F64) -> F64:
-        return (s + 1.0) / 2.0 * (self.hi - self.lo) + self.lo
+        return restore_targets(s, self.lo, self.hi)
 
 
 
