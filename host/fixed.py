@@ -93,6 +93,20 @@ def stochastic_shift(x: ArrayLike, shift: int, r: ArrayLike) -> I64:
     return (x + offset) >> shift
 
 
+def isqrt(x: ArrayLike) -> I64:
+    """floor(sqrt(x)) of non-negative int64 values, exactly (the C twin is a bitwise square root).
+
+    Norms in integers (FFzero's cosine scores, Forward-Forward's length normalisation) use it."""
+    x = as_i64(x)
+    if np.any(x < 0):
+        raise ValueError("isqrt: negative input")
+    u = x.astype(np.uint64)  # squares up to (2**31.5 + 1)**2 fit uint64, not int64
+    r = np.floor(np.sqrt(x.astype(np.float64))).astype(np.uint64)  # within 1 of the answer; fix it exactly
+    r = np.where(r * r > u, r - np.uint64(1), r)
+    r = np.where((r + np.uint64(1)) * (r + np.uint64(1)) <= u, r + np.uint64(1), r)
+    return r.astype(np.int64)
+
+
 # --- counter-based random numbers ---------------------------------------------------------------
 
 def mix32(x: ArrayLike) -> I64:

@@ -129,3 +129,16 @@ def test_softmax_is_close_to_float():
         p = np.exp(zi - zi.max())
         p /= p.sum()
         assert np.abs(fixed.softmax_q15(qi, 12) / 32768 - p).max() < 2e-3
+
+
+@cross
+@given(x=st.integers(0, 2**63 - 1))
+@example(x=0)
+@example(x=1)
+@example(x=2**62)
+@example(x=2**63 - 1)
+@example(x=(2**31 - 1) ** 2)
+@example(x=(2**31) ** 2 - 1)
+def test_isqrt(cfixed, x):
+    want = int(fixed.isqrt([x])[0])
+    assert cfixed.onw_isqrt(x) == want and want * want <= x < (want + 1) * (want + 1)

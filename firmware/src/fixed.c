@@ -39,6 +39,25 @@ int64_t onw_stochastic_shift(int64_t x, int shift, uint32_t r)
     return (x + offset) >> shift;
 }
 
+/* Bit by bit (two bits of x per iteration): no division, no multiplication, 32 iterations at most. */
+uint32_t onw_isqrt(uint64_t x)
+{
+    uint64_t root = 0, bit = (uint64_t)1 << 62;
+    while (bit > x) {
+        bit >>= 2;
+    }
+    while (bit != 0) {
+        if (x >= root + bit) {
+            x -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (uint32_t)root;
+}
+
 uint32_t onw_mix32(uint32_t x)
 {
     return onw_mix32_inline(x);

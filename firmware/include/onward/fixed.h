@@ -34,6 +34,9 @@ int64_t onw_div_trunc(int64_t a, int64_t b);
 /* floor((x + u) / 2^shift) with u in [0, 2^shift) taken from the random word r. */
 int64_t onw_stochastic_shift(int64_t x, int shift, uint32_t r);
 
+/* floor(sqrt(x)) for 0 <= x < 2^63, exactly. */
+uint32_t onw_isqrt(uint64_t x);
+
 /* Wellons' lowbias32 hash. The _inline twins are the definitions; the hot loops (kernels.c) inline them. */
 uint32_t onw_mix32(uint32_t x);
 static inline uint32_t onw_mix32_inline(uint32_t x)
