@@ -1,0 +1,293 @@
+/* FFzero (arXiv 2603.24790): layer-local losses on fixed prototypes, learned from directional derivatives.
+ * The twin of Fixed in host/learn/ffzero_fixed.py; docs/ffzero.md derives the formats.
+ *
+ * Only layer onw_state.stage learns; the frozen layers before it are rerun for every sample. A "block" is one
+ * layer's parameters, out x (in + 1) int16 Q(ONW_WEIGHT_FRAC), the last column the bias on the constant input
+ * 2^ONW_ACT_FRAC. Per step: the clean accumulators A (one MAC pass), and per direction k the additions-only
+ * response P_k to Rademacher signs regenerated from the PRNG (stream ONW_STREAM_DIRECTIONS, keyed by step,
+ * layer and k), z+- = A +- (P_k << p), the Q24 loss of each, and one update of the block with
+ * sum_k dL_k r_k, stochastically rounded. Nothing but the weights persists between steps. */
+#include "onward/runtime.h"
+
+#if ONW_RULE == ONW_RULE_FFZERO
+#include "onward/fixed.h"
+
+#define LAST (ONW_NUM_LAYERS - 1)
+#define ONE_INPUT ((int64_t)1 << ONW_ACT_FRAC) /* the bias's input, 1.0 in Q(ONW_ACT_FRAC) */
+#define COSINE_SHIFT (ONW_FFZERO_LOSS_FRAC - ONW_FFZERO_PROTO_FRAC)
+
+extern const int16_t onw_ffzero_protos[];
+
+static int64_t acc[ONW_MAX_WIDTH];            /* A, Q(wf + af) */
+static int32_t response[ONW_MAX_WIDTH];       /* P_k: |P| <= (in + 1) 2^15 */
+static int64_t z_pair[2][ONW_MAX_WIDTH];      /* z+ and z- (or the clean z), normalised */
+static int16_t hidden[2][ONW_MAX_HIDDEN];     /* a frozen layer's output, the next one's input */
+static int64_t dloss[ONW_FFZERO_DIRECTIONS];  /* L(z+) - L(z-) per direction, Q24 */
+
+static int16_t *block_weights(int layer)
+{
+    return onw_state.weights + onw_layers[layer].offset;
+}
+
+static const int16_t *layer_protos(int layer)
+{
+    uint32_t offset = 0;
+    int i;
+    for (i = 0; i < layer; i++) {
+        offset += (uint32_t)ONW_FFZERO_PROTOTYPES * onw_layers[i].out_dim;
+    }
+    return onw_ffzero_protos + offset;
+}
+
+static uint32_t direction_key(int layer, int k)
+{
+    uint32_t key = onw_derive(onw_derive(onw_state.seed, ONW_STREAM_DIRECTIONS), onw_state.steps);
+    return onw_derive(onw_derive(key, (uint32_t)layer), (uint32_t)k);
+}
+
+/* --- the block (DenseBlock) --- */
+
+/* A = W [h, 1]: exact int64 sums. */
+static void block_accumulate(int layer, const int16_t *h)
+{
+    const int16_t *w = block_weights(layer);
+    uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, o, j;
+    for (o = 0; o < out; o++, w += in + 1) {
+        int64_t a = 0;
+        for (j = 0; j < in; j++) {
+            a += (int32_t)w[j] * h[j];
+        }
+        acc[o] = a + w[in] * ONE_INPUT;
+    }
+}
+
+/* P = R [h, 1] with R's signs bit j % 32 of rand(key, j / 32), j the flat block index: additions only. */
+static void block_respond(int layer, const int16_t *h, uint32_t key)
+{
+    uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, o, i, j = 0, word = 0;
+    for (o = 0; o < out; o++) {
+        int32_t p = 0;
+        for (i = 0; i <= in; i++, j++) {
+            int32_t v = i < in ? h[i] : (int32_t)ONE_INPUT;
+            if ((j & 31u) == 0) {
+                word = onw_rand(key, j >> 5);
+            }
+            p += (word >> (j & 31u)) & 1u ? v : -v;
+        }
+        response[o] = p;
+    }
+}
+
+/* What the next block receives: z in Q(af) (saturations counted), or its ReLU. */
+static void block_output(int layer, int16_t *y)
+{
+    uint32_t o;
+    for (o = 0; o < onw_layers[layer].out_dim; o++) {
+        int16_t v = onw_requant(acc[o], ONW_WEIGHT_FRAC, 0, &onw_saturations);
+        y[o] = (ONW_FFZERO_RELU && v < 0) ? 0 : v;
+    }
+}
+
+/* --- the loss --- */
+
+/* Shift n vectors by one power of two so that the largest |z| has ONW_FFZERO_Z_BITS bits. */
+static void normalise(int n, uint32_t width)
+{
+    uint64_t top = 0;
+    int bits = 0, shift, v;
+    uint32_t o;
+    for (v = 0; v < n; v++) {
+        for (o = 0; o < width; o++) {
+            int64_t z = z_pair[v][o];
+            uint64_t m = z < 0 ? (uint64_t)0 - (uint64_t)z : (uint64_t)z;
+            top = m > top ? m : top;
+        }
+    }
+    while (top >> bits) {
+        bits++;
+    }
+    shift = bits - ONW_FFZERO_Z_BITS;
+    for (v = 0; v < n; v++) {
+        for (o = 0; o < width; o++) {
+            z_pair[v][o] = shift > 0 ? onw_round_shift(z_pair[v][o], shift) : z_pair[v][o] * ((int64_t)1 << -shift);
+        }
+    }
+}
+
+/* s_c = (z . p_c << 9) / isqrt(z . z), Q24; all 0 when z = 0. */
+static void cosines(const int64_t *z, uint32_t width, const int16_t *protos, int count, int64_t *s)
+{
+    int64_t sq = 0, n;
+    uint32_t o;
+    int c;
+    for (o = 0; o < width; o++) {
+        sq += z[o] * z[o];
+    }
+    n = (int64_t)onw_isqrt((uint64_t)sq);
+    for (c = 0; c < count; c++, protos += width) {
+        int64_t t = 0;
+        for (o = 0; o < width; o++) {
+            t += z[o] * protos[o];
+        }
+        s[c] = n == 0 ? 0 : t * ((int64_t)1 << COSINE_SHIFT) / n;
+    }
+}
+
+/* Classification: sum_c max(0, m + s_c - s_y); regression: (y - s_0)^2, Q24. */
+static int64_t local_loss(int layer, const int64_t *z, int32_t target)
+{
+    int64_t s[ONW_FFZERO_PROTOTYPES];
+    cosines(z, onw_layers[layer].out_dim, layer_protos(layer), ONW_FFZERO_PROTOTYPES, s);
+#if ONW_REGRESSION
+    {
+        int64_t e = (int64_t)target * ((int64_t)1 << (ONW_FFZERO_LOSS_FRAC - ONW_ACT_FRAC)) - s[0];
+        return onw_round_shift(e * e, ONW_FFZERO_LOSS_FRAC);
+    }
+#else
+    {
+        int64_t loss = 0;
+        int c;
+        for (c = 0; c < ONW_FFZERO_PROTOTYPES; c++) {
+            int64_t term = ONW_FFZERO_MARGIN_Q + s[c] - s[target];
+            loss += term > 0 ? term : 0;
+        }
+        return loss;
+    }
+#endif
+}
+
+/* --- learning --- */
+
+/* W -= stochastic_shift(lr_q sum_k dL_k r_k[j], S), rand(rounding key, j); then halve the block if its
+ * largest weight reached ONW_FFZERO_RENORM_LIMIT. */
+static void update_block(int layer)
+{
+    int16_t *w = block_weights(layer);
+    uint32_t d = onw_layers[layer].out_dim * (onw_layers[layer].in_dim + 1u), j;
+    uint32_t keys[ONW_FFZERO_DIRECTIONS], words[ONW_FFZERO_DIRECTIONS];
+    uint32_t rkey = onw_rounding_key((uint32_t)layer);
+    int64_t scaled[ONW_FFZERO_DIRECTIONS];
+    int32_t top = 0;
+    int k;
+    for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
+        keys[k] = direction_key(layer, k);
+        words[k] = 0;
+        scaled[k] = (int64_t)onw_state.lr_q * dloss[k];
+    }
+    for (j = 0; j < d; j++) {
+        int64_t g = 0;
+        int32_t v;
+        for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
+            if ((j & 31u) == 0) {
+                words[k] = onw_rand(keys[k], j >> 5);
+            }
+            g += (words[k] >> (j & 31u)) & 1u ? scaled[k] : -scaled[k];
+        }
+        w[j] = onw_sat16((int64_t)w[j] - onw_stochastic_shift(g, ONW_FFZERO_UPDATE_SHIFT, onw_rand(rkey, j)),
+                         &onw_saturations);
+        v = w[j] < 0 ? -(int32_t)w[j] : w[j];
+        top = v > top ? v : top;
+    }
+    if (top >= ONW_FFZERO_RENORM_LIMIT) {
+        for (j = 0; j < d; j++) {
+            w[j] = (int16_t)onw_round_shift(w[j], 1);
+        }
+    }
+}
+
+/* dL_k for every direction from the clean accumulators (acc) and the layer's input h; update if any != 0. */
+static void learn(int layer, const int16_t *h, int32_t target)
+{
+    uint32_t width = onw_layers[layer].out_dim, o;
+    int k, any = 0;
+    for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
+        block_respond(layer, h, direction_key(layer, k));
+        for (o = 0; o < width; o++) {
+            int64_t dz = (int64_t)response[o] * ((int64_t)1 << ONW_FFZERO_PERTURBATION);
+            z_pair[0][o] = acc[o] + dz;
+            z_pair[1][o] = acc[o] - dz;
+        }
+        normalise(2, width);
+        dloss[k] = local_loss(layer, z_pair[0], target) - local_loss(layer, z_pair[1], target);
+        any |= dloss[k] != 0;
+    }
+    if (any) {
+        update_block(layer);
+    }
+}
+
+/* --- the stage's forward pass: predictions of layers 0..min(stage, L-1), learning at the stage's layer --- */
+
+static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
+{
+    int last = onw_state.stage < (uint32_t)ONW_NUM_LAYERS ? (int)onw_state.stage : LAST;
+    const int16_t *h = x;
+    int layer;
+#if !ONW_REGRESSION
+    int16_t deepest[ONW_NUM_OUTPUTS];
+    int c;
+    for (c = 0; c < ONW_NUM_OUTPUTS; c++) {
+        outputs[c] = 0;
+        deepest[c] = 0;
+    }
+#endif
+    for (layer = 0; layer <= last; layer++) {
+        uint32_t width = onw_layers[layer].out_dim, o;
+        block_accumulate(layer, h);
+        for (o = 0; o < width; o++) {
+            z_pair[0][o] = acc[o];
+        }
+        normalise(1, width);
+#if ONW_REGRESSION
+        if (layer == last) {
+            int64_t s[ONW_FFZERO_PROTOTYPES];
+            cosines(z_pair[0], width, layer_protos(layer), 1, s);
+            outputs[0] = onw_requant(s[0], ONW_FFZERO_LOSS_FRAC, ONW_ACT_FRAC, &onw_saturations);
+        }
+#else
+        {
+            /* argmax_c z . p_c (first maximum): the norm is not needed to vote */
+            const int16_t *p = layer_protos(layer);
+            int64_t best = 0;
+            int vote = 0;
+            for (c = 0; c < ONW_FFZERO_PROTOTYPES; c++, p += width) {
+                int64_t t = 0;
+                for (o = 0; o < width; o++) {
+                    t += z_pair[0][o] * p[o];
+                }
+                if (c == 0 || t > best) {
+                    best = t;
+                    vote = c;
+                }
+            }
+            outputs[vote]++;
+            deepest[vote] = (int16_t)(layer + 1);
+        }
+#endif
+        if (layer < last) {
+            int16_t *y = hidden[layer & 1];
+            block_output(layer, y);
+            h = y;
+        } else if (train && onw_state.stage < (uint32_t)ONW_NUM_LAYERS) {
+            learn(layer, h, target);
+        }
+    }
+#if !ONW_REGRESSION
+    for (c = 0; c < ONW_NUM_OUTPUTS; c++) {
+        outputs[c] = (int16_t)(outputs[c] * (last + 2) + deepest[c]);
+    }
+#endif
+}
+
+void onw_train(int16_t *x, int32_t target, int16_t *outputs)
+{
+    run(x, target, 1, outputs);
+    onw_state.steps++;
+}
+
+void onw_infer(const int16_t *x, int16_t *outputs)
+{
+    run(x, 0, 0, outputs);
+}
+
+#endif

@@ -1,0 +1,368 @@
+"""FFzero (arXiv 2603.24790) as a device rule: the float reference configured from a spec (`Float`), and the
+fixed-point reference (`Fixed`), the bit-exact specification of firmware/src/rule_ffzero.c.
+
+The derivation is in docs/ffzero.md ("Design note for the fixed-point reference and the firmware"). In short:
+
+* A **block** is one layer's parameters, int16 Q(wf), shape (out, in + 1): the last column is the bias, a
+  weight on the constant input 1.0 = 2**af. d = out·(in + 1).
+* **Directions** are Rademacher: r_k[j] = ±1 from bit j % 32 of rand(key_k, j // 32), key_k =
+  derive(derive(derive(derive(seed, STREAM_DIRECTIONS), steps), layer), k). Regenerated, never stored.
+* Every weight moves by δ = 2**p LSB along r_k. The layer is linear in its block, so with the clean accumulator
+  A = W·[h, 2**af] (int64, Q(wf + af)) and the additions-only response P_k = r_k·[h, 2**af],
+  z± = A ± (P_k << p) exactly: the perturbed weights are never formed.
+* **Loss** in Q24 (LOSS_FRAC): z is brought to Z_BITS significant bits by one power-of-two shift common to the
+  pair (ẑ does not depend on it), n = isqrt(Σ z²), t_c = z·p_c with Q15 prototypes, s_c = (t_c << 9) / n (C
+  division, Q24). Classification: Σ_c max(0, m + s_c − s_y) (c = y included, as the float reference);
+  regression: (y − s_0)², y the Q(af) target.
+* **Update**: ΔL_k = L(z+) − L(z−) and W −= stochastic_shift(lr_q·Σ_k ΔL_k r_k, S) with
+  S = lr_frac + 24 + 1 + p + log2 K − 2·wf: the float step lr·(d/K)·Σ_k ΔL_k/(2ε)·u_k with u_k = r_k/√d and
+  ε = 2**(p − wf)·√d, in weight LSB (d cancels). K must be a power of two, so 1/K is part of the shift.
+* **Weight growth** (docs/ffzero.md, pitfall 2): ẑ makes the loss blind to the block's scale, so the estimator's
+  noise inflates the block. When a step leaves max|W| >= RENORM_LIMIT the block is halved (rounding half up):
+  this layer's loss and vote do not change, earlier layers are frozen, later ones have not trained yet.
+* **Schedule**: only layer `stage` learns (the host sets the stage); the frozen layers before it are rerun for
+  every sample; a layer passes requant(z) (Q af, saturations counted) or its ReLU to the next one.
+* **Outputs**: the layers 0..min(stage, L − 1) (the trained ones and the one training) predict.
+  Classification: each votes argmax_c z·p_c, and output_c = votes_c·(L + 1) + (1 + deepest layer voting c, or
+  0), so the first maximum of the outputs is the majority with ties to the deepest voter. Regression: the
+  deepest such layer's s_0 in Q(af). After the last stage this is the float reference's prediction.
+
+`DenseBlock` is the unit a convolution block can also implement: accumulators, the response to a ±1
+direction, the vector z whose cosine with the prototypes is the loss, and the output to the next block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from onward import fixed
+from onward.data import Dataset, epoch_order
+from onward.fixed import I64
+from onward.learn.ffzero import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
+from onward.learn.ffzero import FFzero, FFzeroConfig, activate, r2_score, similarities, vote
+from onward.model import STREAM_DIRECTIONS, Constant, InitialModel
+from onward.nn.dense import F64
+from onward.reference import FixedReference
+from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
+
+TASKS: tuple[str, ...] = ("classification", "regression")
+LOSS_FRAC = 24  # s_c and the loss: Q24 (docs/ffzero.md: ΔL ~ 1e-4 must be many LSB)
+PROTO_FRAC = 15  # prototypes: unit vectors, Q15
+Z_BITS = 24  # z is shifted to this many significant bits before the norm: Σ z² < 2**60 for widths <= 4096
+RENORM_LIMIT = 1 << 14  # halve a block when its largest weight reaches half of the int16 range
+PROTOTYPES = "onw_ffzero_protos"  # the constant (flash): every layer's prototypes, Q15, layer after layer
+
+
+# --- directions -------------------------------------------------------------------------------------------
+
+def direction_key(seed: int, steps: int, layer: int, k: int) -> int:
+    return fixed.derive(fixed.derive(fixed.derive(fixed.derive(seed, STREAM_DIRECTIONS), steps), layer), k)
+
+
+def rademacher(key: int, d: int) -> I64:
+    """d signs ±1: bit j % 32 of rand(key, j // 32) (1 -> +1)."""
+    j = np.arange(d)
+    bits = (fixed.rand(key, j >> 5) >> (j & 31)) & 1
+    return 2 * bits - 1
+
+
+# --- the block: one dense layer ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DenseBlock:
+    """z = W h + b with the bias as the last column of W, on the constant input 2**af."""
+
+    fan_in: int
+    fan_out: int
+    act_frac: int
+
+    @property
+    def size(self) -> int:
+        return self.fan_out * (self.fan_in + 1)
+
+    def _with_one(self, h: I64) -> I64:
+        return np.append(fixed.as_i64(h), 1 << self.act_frac)
+
+    def accumulate(self, w: I64, h: I64) -> I64:
+        """A = W [h, 1]: exact int64 sums in Q(wf + af)."""
+        return w @ self._with_one(h)
+
+    def respond(self, r: I64, h: I64) -> I64:
+        """P = R [h, 1] for a ±1 direction R of the block's shape: additions only."""
+        return r.reshape(self.fan_out, self.fan_in + 1) @ self._with_one(h)
+
+    def pairs(self, a: I64, responses: list[I64], perturbation: int) -> list[tuple[I64, I64]]:
+        """z± = A ± (P_k << p), exactly (the perturbed weights are never formed)."""
+        return [(a + (p << perturbation), a - (p << perturbation)) for p in responses]
+
+    def output(self, a: I64, weight_frac: int, relu: bool) -> tuple[I64, int]:
+        """What the next block receives: z in Q(af), saturated (counted), or its ReLU."""
+        h, sats = fixed.requant(a, weight_frac, 0)
+        return (np.maximum(h, 0) if relu else h), sats
+
+
+# --- the loss, in integers --------------------------------------------------------------------------------
+
+def normalise(zs: list[I64]) -> list[I64]:
+    """The vectors shifted by one common power of two so that the largest |z| has Z_BITS bits (left shifts
+    are exact, right shifts round half up). ẑ does not change, and the norm keeps 24 significant bits."""
+    top = max(int(np.abs(z).max(initial=0)) for z in zs)
+    shift = top.bit_length() - Z_BITS
+    if shift > 0:
+        return [fixed.round_shift(z, shift) for z in zs]
+    return [fixed.as_i64(z) << -shift for z in zs]
+
+
+def cosines(z: I64, protos_q: I64) -> I64:
+    """s_c = ẑ·p_c in Q24 for a normalised z: (z·p_c << 9) / isqrt(Σ z²), C division; 0 when z = 0."""
+    n = int(fixed.isqrt(np.array([int(z @ z)]))[0])
+    t = protos_q @ z
+    if n == 0:
+        return np.zeros_like(t)
+    return fixed.div_trunc(t << (LOSS_FRAC - PROTO_FRAC), n)
+
+
+def hinge_q(s: I64, label: int, margin_q: int) -> int:
+    """Σ_c max(0, m + s_c − s_y), Q24 (the c = y term adds m, as the float reference)."""
+    return int(np.maximum(0, margin_q + s - s[label]).sum())
+
+
+def squared_error_q(s: I64, target_q: int, act_frac: int) -> int:
+    """(y − s_0)², Q24; the target comes in Q(af)."""
+    e = (target_q << (LOSS_FRAC - act_frac)) - int(s[0])
+    return int(fixed.round_shift(np.array([e * e]), LOSS_FRAC)[0])
+
+
+def update_shift(spec: Spec) -> int:
+    """S = lr_frac + lf + 1 + p + log2 K − 2 wf (docs/ffzero.md)."""
+    f, r = spec.format, spec.rule
+    return f.lr_frac + LOSS_FRAC + 1 + r.perturbation + int(math.log2(r.directions)) - 2 * f.weight_frac
+
+
+def update_block(w: I64, dirs: list[I64], dl: list[int], lr_q: int, shift: int, key: int) -> tuple[I64, int]:
+    """W −= stochastic_shift(lr_q Σ_k ΔL_k r_k, S), rounding bits rand(key, j); saturated, counted.
+    An all-zero ΔL leaves W exactly unchanged (0 + u < 2**S), so the firmware skips it."""
+    g = sum(lr_q * d * r for d, r in zip(dl, dirs, strict=True))
+    step = fixed.stochastic_shift(g, shift, fixed.rand(key, np.arange(w.size)))
+    return fixed.sat16(w - step.reshape(w.shape))
+
+
+def renormalise(w: I64) -> tuple[I64, bool]:
+    """Halve the block (round half up) when its largest weight reaches RENORM_LIMIT."""
+    if int(np.abs(w).max()) >= RENORM_LIMIT:
+        return fixed.round_shift(w, 1), True
+    return w, False
+
+
+def vote_outputs(predictions: list[int], classes: int) -> I64:
+    """votes_c·(L + 1) + (1 + the deepest layer that voted c, or 0): argmax (first maximum) is the majority,
+    ties to the deepest voter. `predictions` are the voters' classes, layer 0 first (at most L of them)."""
+    out = np.zeros(classes, dtype=np.int64)
+    deepest = np.zeros(classes, dtype=np.int64)
+    for layer, c in enumerate(predictions):
+        out[c] += 1
+        deepest[c] = layer + 1
+    return out * (len(predictions) + 1) + deepest
+
+
+# --- the model --------------------------------------------------------------------------------------------
+
+def float_config(spec: Spec, task: str) -> FFzeroConfig:
+    """The float reference of a spec: the device's algorithm in exact arithmetic (batch 1, Rademacher
+    directions, every weight perturbed by 2**p LSB of Q(wf), i.e. ε = 2**(p − wf)·√d)."""
+    r = spec.rule
+    return FFzeroConfig(hidden=spec.hidden, epochs=r.epochs, lr=r.learning_rate,
+                        eps=2.0 ** (r.perturbation - spec.format.weight_frac), eps_per_weight=True,
+                        directions=r.directions, margin=r.margin, batch_size=1, activation=r.activation,  # type: ignore[arg-type]
+                        seed=spec.seed, distribution="rademacher", task=task)  # type: ignore[arg-type]
+
+
+def _check(spec: Spec, data: Dataset) -> None:
+    w, r, f = spec.source, spec.rule, spec.format
+    check_device_rule(spec, data.max_abs)
+    k = r.directions
+    if k & (k - 1):
+        raise SpecError(f"{w}: `rule.directions` = {k}: ffzero divides by K with a shift; expected a power of "
+                        f"two (1, 2, 4, ... 64)")
+    if spec.conv:
+        raise SpecError(f"{w}: `model.conv`: the ffzero firmware has dense blocks only so far")
+    if data.task == "classification":
+        narrow = [i for i, width in enumerate(spec.hidden) if width < data.classes]
+        if narrow:
+            raise SpecError(f"{w}: `model.hidden[{narrow[0]}]` = {spec.hidden[narrow[0]]}: every ffzero layer "
+                            f"holds {data.classes} simplex prototypes; expected at least {data.classes}")
+    shift = update_shift(spec)
+    if not 1 <= shift <= 62:
+        raise SpecError(f"{w}: `format`: ffzero's update shift lr_frac + 25 + perturbation + log2(directions) "
+                        f"- 2*weight_frac is {shift}; expected 1..62")
+    # the update's product lr_q·Σ_k ΔL_k must stay in int64: |ΔL| <= 2 per class (hinge) or 2(|y| + 1)² (MSE)
+    y_max = 2.0 ** (15 - f.activation_frac)
+    dl_max = (2 * data.classes if data.task == "classification" else 2 * (y_max + 1) ** 2) * 2.0 ** LOSS_FRAC
+    if spec.lr_q(r.learning_rate) * k * dl_max >= 2.0**62:
+        raise SpecError(f"{w}: `rule.learning_rate` {r.learning_rate} times 2**format.lr_frac times "
+                        f"rule.directions is too large for ffzero's int64 update; lower format.lr_frac")
+
+
+def float_network(spec: Spec, data: Dataset) -> FFzero:
+    return FFzero(float_config(spec, data.task), data.input_dim, data.classes)
+
+
+def init_model(spec: Spec, data: Dataset) -> InitialModel:
+    """The float reference's initial blocks and prototypes (one seed gives both), quantised."""
+    _check(spec, data)
+    net = float_network(spec, data)
+    weights = [np.hstack([layer.w, layer.b[:, None]]) for layer in net.layers]
+    check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's Linear")
+    weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
+    protos_q = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.layers])
+    dims = (data.input_dim, *(layer.fan_out for layer in net.layers))
+    outputs = data.classes if data.task == "classification" else 1
+    count = net.layers[0].protos.shape[0]
+    widest = max(dims[1:])
+    r = spec.rule
+    macros = {
+        "FFZERO_PROTOTYPES": f"{count} /* prototypes per layer (classes, or 1 for regression) */",
+        "FFZERO_DIRECTIONS": f"{r.directions} /* K: Rademacher directions per step */",
+        "FFZERO_PERTURBATION": f"{r.perturbation} /* every weight moves by 2^p LSB along a direction */",
+        "FFZERO_MARGIN_Q": f"{round(r.margin * (1 << LOSS_FRAC))} /* hinge margin, Q24 */",
+        "FFZERO_UPDATE_SHIFT": f"{update_shift(spec)} /* lr_frac + 25 + p + log2 K - 2 wf */",
+        "FFZERO_RELU": f"{int(r.activation == 'relu')} /* 1: a layer passes ReLU(z) on */",
+        "FFZERO_LOSS_FRAC": str(LOSS_FRAC), "FFZERO_PROTO_FRAC": str(PROTO_FRAC), "FFZERO_Z_BITS": str(Z_BITS),
+        "FFZERO_RENORM_LIMIT": f"{RENORM_LIMIT} /* halve a block when max|W| reaches this */",
+    }
+    ram = {"acc": 8 * widest, "response": 4 * widest, "z_pair": 2 * 8 * widest,
+           "hidden": 2 * 2 * max(spec.hidden, default=1), "dloss": 8 * r.directions}
+    return InitialModel(spec, dims, weights, weights_q, outputs=outputs, stages=len(weights),
+                        constants=(Constant(PROTOTYPES, protos_q, note="FFzero prototypes, Q15, layer by layer"),),
+                        macros=macros, ram=ram)
+
+
+def prototypes(model: InitialModel) -> list[I64]:
+    """Each layer's prototypes (P, width), Q15, from the model's constant."""
+    flat = next(c.values for c in model.constants if c.name == PROTOTYPES)
+    out, at = [], 0
+    count = len(flat) // sum(model.dims[1:])
+    for width in model.dims[1:]:
+        out.append(flat[at:at + count * width].reshape(count, width))
+        at += count * width
+    return out
+
+
+class Fixed(FixedReference):
+    """The bit-exact specification of firmware/src/rule_ffzero.c."""
+
+    def __init__(self, model: InitialModel) -> None:
+        spec = model.spec
+        self.blocks = [DenseBlock(a, b, spec.format.activation_frac) for a, b in model.layer_shapes]
+        self.protos = prototypes(model)
+        self.margin_q = round(spec.rule.margin * (1 << LOSS_FRAC))
+        self.shift = update_shift(spec)
+        self.relu = spec.rule.activation == "relu"
+        self.renormalisations = 0  # diagnostics only (not device state)
+        super().__init__(model)
+
+    def _loss(self, layer: int, z: I64, target: int) -> int:
+        s = cosines(z, self.protos[layer])
+        if self.regression:
+            return squared_error_q(s, target, self.fmt.activation_frac)
+        return hinge_q(s, target, self.margin_q)
+
+    def _learn(self, layer: int, h: I64, a: I64, target: int) -> None:
+        block, rule = self.blocks[layer], self.model.spec.rule
+        dirs = [rademacher(direction_key(self.seed, self.steps, layer, k), block.size)
+                for k in range(rule.directions)]
+        dl = []
+        for zp, zm in block.pairs(a, [block.respond(r, h) for r in dirs], rule.perturbation):
+            zp, zm = normalise([zp, zm])
+            dl.append(self._loss(layer, zp, target) - self._loss(layer, zm, target))
+        if not any(dl):
+            return
+        w, sats = update_block(self.weights[layer], dirs, dl, self.lr_q, self.shift, self.rounding_key(layer))
+        self.saturations += sats
+        self.weights[layer], halved = renormalise(w)
+        self.renormalisations += halved
+
+    def _run(self, x: I64, target: int | None) -> I64:
+        """Layers 0..min(stage, L-1): each one's vote (or s_0), and the stage's layer learns if target given."""
+        last = min(self.stage, self.num_layers - 1)
+        h = fixed.as_i64(x)
+        votes: list[int] = []
+        s0 = np.zeros(1, dtype=np.int64)
+        for layer in range(last + 1):
+            block = self.blocks[layer]
+            a = block.accumulate(self.weights[layer], h)
+            (z,) = normalise([a])
+            if self.regression:
+                if layer == last:
+                    s0 = cosines(z, self.protos[layer])
+            else:
+                votes.append(int(np.argmax(self.protos[layer] @ z)))
+            if layer < last:
+                h, sats = block.output(a, self.fmt.weight_frac, self.relu)
+                self.saturations += sats
+            elif target is not None and self.stage < self.num_layers:
+                self._learn(layer, h, a, target)
+        if self.regression:
+            y, sats = fixed.requant(s0, LOSS_FRAC, self.fmt.activation_frac)
+            self.saturations += sats
+            return y
+        return vote_outputs(votes, self.model.outputs)
+
+    def train_step(self, x: I64, target: int) -> I64:
+        return self._run(x, target)
+
+    def infer(self, x: I64) -> I64:
+        return self._run(x, None)
+
+
+class Float:
+    """The float reference: onward.learn.ffzero's FFzero configured from the spec (float_config), from the
+    model's initial blocks, trained stage by stage in the shared sample order at batch 1."""
+
+    def __init__(self, model: InitialModel) -> None:
+        self.model = model
+        spec = model.spec
+        self.task = spec.data.task
+        classes = model.outputs if self.task == "classification" else 1
+        self.net = FFzero(float_config(spec, self.task), model.dims[0], classes)
+        for layer, w in zip(self.net.layers, model.weights, strict=True):
+            layer.theta[:] = np.concatenate([w[:, :-1].ravel(), w[:, -1]])
+        self.rng = np.random.default_rng([spec.seed, FLOAT_DIRECTIONS])
+        self.voters = 1  # the layers trained so far, and the one training
+
+    def fit(self, data: Dataset, epochs: int | None = None) -> list[float]:
+        """`epochs` per layer (default rule.epochs); test score after every epoch of every stage."""
+        spec = self.model.spec
+        epochs = spec.rule.epochs if epochs is None else epochs
+        h, y = data.x_train, data.y_train
+        history = []
+        for stage, layer in enumerate(self.net.layers):
+            self.voters = stage + 1
+            for epoch in range(epochs):
+                self.net.config = dataclasses.replace(self.net.config, lr=spec.lr_at_epoch(epoch))
+                for i in epoch_order(spec.seed, stage * epochs + epoch, len(y)):
+                    self.net.train_step(layer, h[i:i + 1], y[i:i + 1], self.rng)
+                history.append(self.score(data.x_test, data.y_test))
+            h = activate(layer.forward(h), self.net.config.activation)
+        return history
+
+    def predict(self, x: F64) -> F64 | I64:
+        sims, h = [], x
+        for layer in self.net.layers[:self.voters]:
+            z = layer.forward(h)
+            sims.append(similarities(z, layer.protos))
+            h = activate(z, self.net.config.activation)
+        if self.task == "classification":
+            return vote(np.stack([s.argmax(axis=1) for s in sims]))
+        return sims[-1][:, 0]
+
+    def score(self, x: F64, y: F64 | I64) -> float:
+        """Accuracy, or R² of the rescaled targets."""
+        pred = self.predict(x)
+        if self.task == "classification":
+            return float(np.mean(pred == y))
+        return r2_score(np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64))
