@@ -1,0 +1,240 @@
+"""Forward gradients: a gradient estimate from one forward-mode pass (a jvp), no backward pass.
+
+A tangent v is pushed forward with the values; the output directional derivative d = ∇L · v (the softmax
+error dotted with the output tangent) then gives the estimate g = d v, unbiased because E[v vᵀ] = I.
+
+* weight-perturbed (Baydin et al. 2022, "Gradients without backpropagation"): v ~ N(0, I) over the weights;
+  t_l = V_l h_{l-1} + W_l t_{l-1}, g_{W_l} = d V_l.
+* activity-perturbed (Ren et al. 2022, "Scaling forward gradient with local losses"): tangents u_l on the
+  pre-activations z_l; t_l = W_l t_{l-1} + u_l, g_{z_l} = d u_l and g_{W_l} = g_{z_l} h_{l-1}ᵀ. The variance
+  grows with the number of units instead of the number of weights.
+* K tangents: the mean (1/K) Σ_k d_k v_k (unbiased), or the orthogonal projection of Flügel et al. 2024,
+  g = V (VᵀV)⁺ d with d = Vᵀ∇L: the gradient's projection onto span(V), exact once V spans it. For isotropic
+  V its expectation is (K/N) ∇L (N = perturbed dimension), so it wants an N/K times larger learning rate.
+
+ReLU units with z <= 0 have ∇_z L = 0 and pass no tangent on, so their tangent is dropped (u ⊙ relu'(z)):
+the estimate stays unbiased, with less variance, and the device skips those rows of the update.
+
+Network: PEPITA's (bias-free dense layers, ReLU hidden layers, softmax cross-entropy), from the same
+He-uniform initial weights, so the rules compare on one network.
+
+Fixed point (`Fixed`, twin of firmware/src/rule_fgrad.c): activity-perturbed, K tangents averaged; the
+projection and weight perturbation are float only. Tangents are Rademacher ±1, one sign per unit from
+rand(derive(derive(derive(seed, STREAM_TANGENTS), steps), layer), k * units + i), never stored. The tangent
+lives in Q(activation_frac) int16 (u = ±2**af; t_l = sat16(requant(W_l t_{l-1}) + u_l), by the dense
+kernel; every saturation counted) and d = requant(e · t_L) with e = softmax - onehot in Q(af) (PEPITA's
+output error). The update is W_l -= lr (Σ_k d_k u_{k,l} / K) h_{l-1}ᵀ, with PEPITA's update shift and
+stochastic rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from onward import fixed
+from onward.data import Dataset, epoch_order
+from onward.fixed import I64
+from onward.learn.pepita import forward_fixed, output_error_fixed, softmax
+from onward.model import STREAM_TANGENTS, InitialModel, he_uniform_weights, quantise_weights
+from onward.nn.dense import F64, dense_fixed, dense_float
+from onward.reference import FixedReference
+from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
+
+TASKS: tuple[str, ...] = ("classification",)
+Combine = Literal["mean", "projection"]
+Distribution = Literal["gaussian", "rademacher"]
+
+
+# --- float reference ------------------------------------------------------------------------------
+
+def draw_tangents(rng: np.random.Generator, shape: tuple[int, ...], distribution: Distribution) -> F64:
+    """Tangents with E[v vᵀ] = I: N(0, 1) (the papers) or ±1 (the device)."""
+    if distribution == "gaussian":
+        return rng.standard_normal(shape)
+    return rng.integers(0, 2, size=shape) * 2.0 - 1.0
+
+
+def combine_tangents(v: F64, d: F64, combine: Combine) -> F64:
+    """v (..., K, N) tangents, d (..., K) their directional derivatives -> the estimate (..., N)."""
+    if combine == "mean":
+        return np.einsum("...k,...kn->...n", d, v) / v.shape[-2]
+    gram = v @ np.swapaxes(v, -1, -2)  # (..., K, K); pinv: K > N (or dead units) makes it singular
+    return np.einsum("...k,...kn->...n", (np.linalg.pinv(gram) @ d[..., None])[..., 0], v)
+
+
+class Float:
+    """The float reference: `mode` from the spec (activity | weight), K = rule.directions tangents.
+
+    combine: "mean" (what the device does) or "projection" (Flügel et al.); distribution: "gaussian"
+    (the papers) or "rademacher" (the device's signs)."""
+
+    def __init__(self, model: InitialModel, combine: Combine = "mean",
+                 distribution: Distribution = "gaussian") -> None:
+        self.model = model
+        spec = model.spec
+        self.spec = spec
+        self.weights = [w.copy() for w in model.weights]
+        self.velocity = [np.zeros_like(w) for w in self.weights]
+        self.lr = spec.rule.learning_rate
+        self.mode = spec.rule.mode
+        self.directions = spec.rule.directions
+        self.combine: Combine = combine
+        self.distribution: Distribution = distribution
+        self.rng = np.random.default_rng([spec.seed, STREAM_TANGENTS])
+
+    # the network
+    def forward(self, x: F64) -> list[F64]:
+        """Every layer's output, input first."""
+        last = len(self.weights) - 1
+        h = [x]
+        for layer, w in enumerate(self.weights):
+            h.append(dense_float(w, h[-1], relu=layer < last))
+        return h
+
+    def score(self, x: F64, y: I64) -> float:
+        return float(np.mean(self.forward(x)[-1].argmax(axis=1) == y))
+
+    # the estimates
+    def draw(self, shape: tuple[int, ...]) -> F64:
+        """Fresh tangents: (batch, K, units) in activity mode, (K, weights) in weight mode."""
+        return draw_tangents(self.rng, shape, self.distribution)
+
+    def gradients(self, x: F64, onehot: F64) -> list[F64]:
+        """The forward-gradient estimate of d(mean CE)/dW_l for a batch, every layer."""
+        h = self.forward(x)
+        e = softmax(h[-1]) - onehot  # ∇_{z_L} L per sample
+        if self.mode == "activity":
+            return self._activity(h, e)
+        return self._weight(h, e)
+
+    def _jvp(self, h: list[F64], u: list[F64] | None, vw: list[F64] | None) -> F64:
+        """Push K tangents at once through the network at the point h (t: (K, batch, units)):
+        t_l = V_l h_{l-1} + W_l t_{l-1} + u_l, masked by relu'(z_l) on hidden layers. Returns the output tangents."""
+        last = len(self.weights) - 1
+        t: F64 | float = 0.0  # the input carries no tangent
+        for layer, w in enumerate(self.weights):
+            t = t @ w.T if layer > 0 else 0.0
+            if vw is not None:
+                t = t + np.einsum("bi,koi->kbo", h[layer], vw[layer])
+            if u is not None:
+                t = t + u[layer]
+            if layer < last:
+                t = t * (h[layer + 1] > 0)
+        return np.asarray(t)
+
+    def _activity(self, h: list[F64], e: F64) -> list[F64]:
+        batch, last = e.shape[0], len(self.weights) - 1
+        widths = [hl.shape[1] for hl in h[1:]]
+        bounds = np.cumsum([0, *widths])
+        # u ⊙ relu'(z): a dead unit's tangent changes nothing, so it is dropped (see the module doc)
+        live = np.concatenate([(h[i + 1] > 0) if i < last else np.ones_like(h[i + 1]) for i in range(len(widths))],
+                              axis=1)
+        v = self.draw((batch, self.directions, sum(widths))) * live[:, None, :]
+        u = [np.swapaxes(v[:, :, bounds[i]:bounds[i + 1]], 0, 1) for i in range(len(widths))]  # (K, batch, n)
+        d = np.sum(e * self._jvp(h, u, None), axis=2).T  # (batch, K)
+        g_z = combine_tangents(v, d, self.combine)  # (batch, units)
+        return [g_z[:, bounds[i]:bounds[i + 1]].T @ h[i] / batch for i in range(len(widths))]
+
+    def _weight(self, h: list[F64], e: F64) -> list[F64]:
+        shapes = [w.shape for w in self.weights]
+        bounds = np.cumsum([0, *(w.size for w in self.weights)])
+        v = self.draw((self.directions, int(bounds[-1])))
+        vw = [v[:, bounds[i]:bounds[i + 1]].reshape(-1, *s) for i, s in enumerate(shapes)]
+        d = np.mean(np.sum(e * self._jvp(h, None, vw), axis=2), axis=1)  # (K,): L is the batch mean
+        g = combine_tangents(v, d, self.combine)
+        return [g[bounds[i]:bounds[i + 1]].reshape(s) for i, s in enumerate(shapes)]
+
+    # training
+    def step(self, x: F64, onehot: F64) -> None:
+        momentum = self.spec.rule.momentum
+        for layer, g in enumerate(self.gradients(x, onehot)):
+            self.velocity[layer] = momentum * self.velocity[layer] + g
+            self.weights[layer] -= self.lr * self.velocity[layer]
+
+    def fit(self, data: Dataset, epochs: int | None = None) -> list[float]:
+        """Train epoch by epoch (the shared order, the spec's lr schedule); test accuracy after each epoch."""
+        spec = self.spec
+        batch = spec.rule.batch_size
+        onehot = np.eye(data.classes)[data.y_train]
+        history = []
+        for epoch in range(spec.rule.epochs if epochs is None else epochs):
+            self.lr = spec.lr_at_epoch(epoch)
+            order = epoch_order(spec.seed, epoch, len(data.y_train))
+            for start in range(0, len(order), batch):
+                idx = order[start:start + batch]
+                self.step(data.x_train[idx], onehot[idx])
+            history.append(self.score(data.x_test, data.y_test))
+        return history
+
+
+# --- the model and the fixed-point reference ----------------------------------------------------
+
+def init_model(spec: Spec, data: Dataset) -> InitialModel:
+    """PEPITA's network and initial weights (He-uniform, no biases); the device runs the activity mode only."""
+    check_device_rule(spec, data.max_abs)
+    dims = (data.input_dim, *spec.hidden, data.classes)
+    check_weights_fit(spec, float(np.sqrt(6.0 / min(dims[:-1]))), "sqrt(6/fan_in)")
+    weights = he_uniform_weights(spec, dims)
+    k, widths = spec.rule.directions, dims[1:]
+    ram = {"activations": 2 * sum(widths), "tangent": 2 * 2 * max(widths), "error_q": 2 * data.classes,
+           "slopes": 2 * k}
+    return InitialModel(spec, dims, weights, quantise_weights(spec, weights), outputs=data.classes,
+                        macros={"DIRECTIONS": f"{k} /* tangents per step */"}, ram=ram)
+
+
+def tangent_key(seed: int, steps: int, layer: int) -> int:
+    return fixed.derive(fixed.derive(fixed.derive(seed, STREAM_TANGENTS), steps), layer)
+
+
+def tangent_signs(seed: int, steps: int, layer: int, k: int, units: int) -> I64:
+    """Tangent k's signs on one layer's units (±1): the top bit of rand(key, k * units + i)."""
+    r = fixed.rand(tangent_key(seed, steps, layer), k * units + np.arange(units))
+    return 1 - 2 * (r >> 31)
+
+
+class Fixed(FixedReference):
+    """The activity-perturbed forward gradient with K Rademacher tangents: firmware/src/rule_fgrad.c."""
+
+    def __init__(self, model: InitialModel) -> None:
+        if model.spec.rule.mode != "activity":
+            raise SpecError(f"{model.spec.source}: `rule.mode` = {model.spec.rule.mode!r} runs in float only; "
+                            f"the fixed-point reference and the device implement \"activity\"")
+        super().__init__(model)
+
+    def infer(self, x: I64) -> I64:
+        for layer in range(self.num_layers):
+            x = forward_fixed(self, layer, x)  # type: ignore[arg-type]
+        return x
+
+    def _count(self, value_sats: tuple[I64, int]) -> I64:
+        self.saturations += value_sats[1]
+        return value_sats[0]
+
+    def train_step(self, x: I64, target: int) -> I64:
+        """One online step; returns the logits of the clean pass."""
+        af, last, directions = self.fmt.activation_frac, self.num_layers - 1, self.model.spec.rule.directions
+        h = [x]
+        for layer in range(last + 1):
+            h.append(forward_fixed(self, layer, h[-1]))  # type: ignore[arg-type]
+        e = output_error_fixed(self, h[-1], target)  # type: ignore[arg-type]
+        widths = [len(hl) for hl in h[1:]]
+        # relu'(z) = [h > 0]: a dead unit gets no tangent (module doc); the output layer has no ReLU
+        live = [h[i + 1] > 0 if i < last else np.ones(widths[i], dtype=bool) for i in range(last + 1)]
+        signs = [[np.where(live[i], tangent_signs(self.seed, self.steps, i, k, widths[i]), 0)
+                  for k in range(directions)] for i in range(last + 1)]
+        sums = [np.zeros(n, dtype=np.int64) for n in widths]
+        for k in range(directions):
+            t = np.zeros(0, dtype=np.int64)  # the input carries no tangent
+            for layer in range(last + 1):
+                wt = (self._count(dense_fixed(self.weights[layer], t, self.fmt.weight_frac, relu=False))
+                      if layer > 0 else 0)
+                t = np.where(live[layer], self._count(fixed.sat16(wt + (signs[layer][k] << af))), 0)
+            d = int(self._count(fixed.requant(np.dot(e, t), 2 * af, af))[()])  # d_k = e . t_L, Q(2af) -> Q(af)
+            for layer in range(last + 1):
+                sums[layer] += d * signs[layer][k]
+        for layer in range(last + 1):
+            delta = self._count(fixed.sat16(fixed.div_trunc(sums[layer], directions)))
+            self.update(layer, delta, h[layer])
+        return h[-1]
