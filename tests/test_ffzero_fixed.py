@@ -1,0 +1,242 @@
+"""FFzero in fixed point (onward.learn.ffzero_fixed): the integer pieces against their float meaning, the fixed
+reference against the float one, and firmware/src/rule_ffzero.c against the fixed reference, bit for bit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from helpers import make_spec
+from onward import fixed
+from onward.data import load_dataset
+from onward.learn import ffzero_fixed as fz
+from onward.learn.ffzero import FFzero, hinge_loss, vote
+from onward.learn.zeroth_order import dd_gradient
+from onward.reference import apply_step, training_stream
+from onward.session import run_on_target
+from onward.spec import Spec, SpecError
+
+
+def ffzero_spec(task: str = "classification", **rule: Any) -> Spec:
+    data = ({"set": "synthetic", "features": 10, "classes": 4, "samples": 120} if task == "classification"
+            else {"set": "f1", "samples": 120})
+    return make_spec(model={"hidden": [12, 8]}, data=data,
+                     rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1, **rule},
+                     format={"activation_frac": 11, "weight_frac": 12})
+
+
+# --- the integer pieces ----------------------------------------------------------------------------------
+
+def test_rademacher_signs_are_bits_of_the_counter_prng() -> None:
+    key = fixed.derive(7, 3)
+    r = fz.rademacher(key, 70)
+    words = [int(w) for w in fixed.rand(key, np.arange(3))]
+    assert [1 if (words[j // 32] >> (j % 32)) & 1 else -1 for j in range(70)] == r.tolist()
+    assert abs(fz.rademacher(key, 100_000).mean()) < 0.01
+    assert fz.direction_key(1, 5, 0, 0) != fz.direction_key(1, 5, 0, 1) != fz.direction_key(1, 5, 1, 0)
+
+
+@pytest.mark.parametrize("perturbation", [0, 3])
+def test_pairs_are_the_losses_of_the_perturbed_block(perturbation: int) -> None:
+    """A ± (P << p) is exactly the accumulator of W ± 2^p r: the perturbed weights are never formed."""
+    rng = np.random.default_rng(0)
+    block = fz.DenseBlock(7, 5, act_frac=11)
+    w = rng.integers(-3000, 3000, size=(5, 8))
+    h = rng.integers(-2048, 2048, size=7)
+    r = fz.rademacher(99, block.size).reshape(5, 8)
+    ((zp, zm),) = block.pairs(block.accumulate(w, h), [block.respond(r, h)], perturbation)
+    np.testing.assert_array_equal(zp, block.accumulate(w + (r << perturbation), h))
+    np.testing.assert_array_equal(zm, block.accumulate(w - (r << perturbation), h))
+    # the bias is the last column, on the input 1.0 = 2^af
+    np.testing.assert_array_equal(block.accumulate(w, h), w[:, :7] @ h + (w[:, 7] << 11))
+
+
+@pytest.mark.parametrize("scale", [0, 1, 2**-20, 2**10, 2**30])
+def test_normalise_keeps_24_bits_with_one_common_shift(scale: float) -> None:
+    rng = np.random.default_rng(1)
+    a = np.round(rng.normal(size=9) * 2**20 * scale).astype(np.int64)
+    b = a // 3
+    na, nb = fz.normalise([a, b])
+    if scale == 0:
+        assert not na.any() and not nb.any()
+        return
+    assert int(np.abs(na).max()).bit_length() == fz.Z_BITS
+    np.testing.assert_allclose(nb / np.abs(na).max(), b / np.abs(a).max(), atol=2**-22)
+
+
+def test_cosines_and_losses_match_the_float_loss() -> None:
+    rng = np.random.default_rng(2)
+    protos = np.linalg.qr(rng.normal(size=(6, 6)))[0][:4]  # 4 unit rows
+    protos_q = fixed.to_q(protos, fz.PROTO_FRAC)[0]
+    for _ in range(20):
+        z = rng.normal(size=6) * 10.0 ** rng.uniform(-3, 3)
+        (zq,) = fz.normalise([np.round(z * 2**20).astype(np.int64)])
+        z = zq.astype(np.float64)  # what the integer z holds (a small z had few bits before the shift)
+        s = fz.cosines(zq, protos_q)
+        np.testing.assert_allclose(s / 2**fz.LOSS_FRAC, protos @ z / np.linalg.norm(z), atol=1e-4)
+        label = int(rng.integers(4))
+        want = hinge_loss(z[None], np.array([label]), protos, 0.3)
+        assert fz.hinge_q(s, label, round(0.3 * 2**24)) / 2**24 == pytest.approx(want, abs=4e-4)
+        target = float(rng.uniform(-1, 1))
+        target_q = int(fixed.to_q([target], 11)[0][0])
+        err = fz.squared_error_q(s, target_q, 11) / 2**24
+        assert err == pytest.approx((target_q / 2**11 - protos[0] @ z / np.linalg.norm(z)) ** 2, abs=4e-4)
+    assert not fz.cosines(np.zeros(6, dtype=np.int64), protos_q).any()  # z = 0: no division
+
+
+@pytest.mark.parametrize(("perturbation", "directions"), [(0, 1), (2, 4)])
+def test_update_is_the_float_estimator_step_on_average(perturbation: int, directions: int) -> None:
+    """E[ΔW] in LSB = lr·ĝ·2^wf with ĝ = (d/K) Σ_k ΔL_k/(2ε) u_k, u_k = r_k/√d, ε = 2^(p−wf)·√d."""
+    spec = ffzero_spec(perturbation=perturbation, directions=directions)
+    wf, d = spec.format.weight_frac, 20_000
+    dirs = [fz.rademacher(fixed.derive(5, k), d) for k in range(directions)]
+    dl = [3000 * (k + 1) * (-1) ** k for k in range(directions)]  # ΔL_k, Q24
+    lr_q = spec.lr_q(spec.rule.learning_rate)
+    eps = 2.0 ** (perturbation - wf) * np.sqrt(d)
+    u = np.stack(dirs) / np.sqrt(d)
+    g = dd_gradient(lambda _: (np.array(dl) / 2**24, np.zeros(directions)), u, eps)
+    want = -lr_q / 2**spec.format.lr_frac * g * 2**wf  # in weight LSB
+    w0 = np.zeros(d, dtype=np.int64)
+    got = np.mean([fz.update_block(w0, dirs, dl, lr_q, fz.update_shift(spec), key)[0] for key in range(40)], axis=0)
+    assert np.abs(want).max() > 0.2  # a sub-LSB step: only stochastic rounding moves the weights
+    # every weight sees the same |step|, so pool them: mean of ΔW·sign(want) over 40 draws x 20 000 weights
+    assert np.mean(got * np.sign(want)) == pytest.approx(np.mean(np.abs(want)), rel=0.02)
+    assert fz.update_block(w0, dirs, [0] * directions, lr_q, fz.update_shift(spec), 1)[0].any() == 0
+
+
+def test_renormalise_halves_a_block_and_keeps_its_vote() -> None:
+    rng = np.random.default_rng(3)
+    w = rng.integers(-9000, 9000, size=(4, 6))
+    assert fz.renormalise(w)[1] is False
+    w[2, 3] = fz.RENORM_LIMIT
+    half, halved = fz.renormalise(w)
+    assert halved and half[2, 3] == fz.RENORM_LIMIT // 2
+    block, h = fz.DenseBlock(5, 4, 11), rng.integers(-2000, 2000, size=5)
+    protos = fixed.to_q(np.linalg.qr(rng.normal(size=(4, 4)))[0][:3], 15)[0]
+    assert np.argmax(protos @ block.accumulate(w, h)) == np.argmax(protos @ block.accumulate(half, h))
+
+
+def test_vote_outputs_argmax_is_the_majority_with_ties_to_the_deepest() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        layers = int(rng.integers(1, 6))
+        preds = rng.integers(0, 4, size=layers)
+        out = fz.vote_outputs(preds.tolist(), 4)
+        assert int(np.argmax(out)) == int(vote(preds[:, None])[0])
+    # [a, b, b, a] -> a: 2 votes each, a's deepest voter is layer 3; unvoted classes are 0
+    assert fz.vote_outputs([0, 2, 2, 0], 3).tolist() == [2 * 5 + 4, 0, 2 * 5 + 3]
+
+
+# --- the model and the spec ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_init_model_is_the_float_reference_quantised(task: str) -> None:
+    spec = ffzero_spec(task)
+    data = load_dataset(spec)
+    model = fz.init_model(spec, data)
+    net = FFzero(fz.float_config(spec, task), data.input_dim, data.classes)
+    last = 4 if task == "classification" else 10
+    assert model.dims == (data.input_dim, 12, 8, last) and model.stages == 3
+    assert model.outputs == (4 if task == "classification" else 1)
+    for layer, w, wq, pq in zip(net.layers, model.weights, model.weights_q, fz.prototypes(model), strict=True):
+        np.testing.assert_array_equal(w, np.hstack([layer.w, layer.b[:, None]]))
+        np.testing.assert_array_equal(wq, fixed.to_q(w, 12)[0])
+        np.testing.assert_allclose(pq / 2**15, layer.protos, atol=2**-15)
+    assert model.macros["FFZERO_UPDATE_SHIFT"].startswith("25 ")  # 24 + 24 + 1 - 2*12
+
+
+@pytest.mark.parametrize(("section", "override", "key"), [
+    ("rule", {"directions": 3}, "rule.directions"),
+    ("rule", {"batch_size": 4}, "rule.batch_size"),
+    ("model", {"hidden": [12, 3]}, "model.hidden[1]"),
+    ("format", {"weight_frac": 0, "lr_frac": 30}, "format"),
+    ("data", {"scale": 40.0}, "format.activation_frac"),  # inputs reach ~30; Q4.11 holds +-16
+])
+def test_bad_specs_name_the_key(section: str, override: dict[str, Any], key: str) -> None:
+    raw = {"rule": {"name": "ffzero", "learning_rate": 1e-3, "epochs": 1, "perturbation": 8},
+           "data": {"set": "synthetic", "features": 10, "classes": 4, "samples": 120},
+           "format": {"activation_frac": 11, "weight_frac": 12}, "model": {"hidden": [12, 8]}}
+    raw[section] = {**raw[section], **override}
+    spec = make_spec(**raw)
+    with pytest.raises(SpecError, match=re.escape(f"`{key}")):
+        fz.init_model(spec, load_dataset(spec))
+
+
+# --- fixed against float -----------------------------------------------------------------------------------
+
+def train_fixed(spec: Spec) -> tuple[fz.Fixed, float]:
+    data = load_dataset(spec)
+    ref = fz.Fixed(fz.init_model(spec, data))
+    for step in training_stream(ref.model, data, spec.rule.epochs):
+        apply_step(ref, step)
+    return ref, ref.score(fixed.to_q(data.x_test, spec.format.activation_frac)[0], data.y_test)
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_fixed_tracks_float_on_clusters(activation: str) -> None:
+    spec = make_spec(model={"hidden": [16, 16]}, data={"features": 16, "classes": 4, "samples": 400},
+                     rule={"name": "ffzero", "learning_rate": 3e-3, "epochs": 2, "activation": activation},
+                     format={"activation_frac": 11, "weight_frac": 12})
+    data = load_dataset(spec)
+    model = fz.init_model(spec, data)
+    flt = fz.Float(model)
+    before = flt.score(data.x_test, data.y_test)
+    history = flt.fit(data)
+    assert len(history) == 3 * 2  # 2 epochs for each of 3 layers
+    ref, acc = train_fixed(spec)
+    assert history[-1] > before + 0.4 and history[-1] > 0.8, (before, history)  # chance is 0.25
+    assert abs(acc - history[-1]) <= 0.1, (acc, history[-1])  # 100 test samples
+    assert ref.saturations == 0 and ref.stage == 2
+
+
+def test_fixed_tracks_float_on_f1_regression() -> None:
+    spec = make_spec(model={"hidden": [16]}, data={"set": "f1", "samples": 1200},
+                     rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1, "activation": "relu"},
+                     format={"activation_frac": 12, "weight_frac": 12})
+    data = load_dataset(spec)
+    flt = fz.Float(fz.init_model(spec, data))
+    r2_float = flt.fit(data)[-1]
+    _, r2_fixed = train_fixed(spec)
+    assert r2_float > 0.6 and abs(r2_fixed - r2_float) < 0.08, (r2_float, r2_fixed)
+
+
+# --- the firmware, bit for bit -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("task", "rule"), [
+    ("classification", {"directions": 1, "activation": "linear"}),
+    ("classification", {"directions": 2, "activation": "relu", "perturbation": 2}),
+    ("regression", {"directions": 1, "activation": "relu"}),
+    ("regression", {"directions": 2, "activation": "linear"}),
+])
+def test_firmware_is_bit_exact_through_every_stage(task: str, rule: dict[str, Any], tmp_path: Path) -> None:
+    """The whole stream (3 stages of one epoch, SET_STAGE between them) on the native build."""
+    spec = ffzero_spec(task, **rule)
+    data = load_dataset(spec)
+    model = fz.init_model(spec, data)
+    run = run_on_target(model, data, "native", tmp_path)
+    assert run.train_steps == 3 * len(data.y_train)
+
+
+@pytest.mark.qemu
+def test_firmware_is_bit_exact_on_qemu_m4(tmp_path: Path) -> None:
+    spec = ffzero_spec(directions=2, activation="relu")
+    data = load_dataset(spec)
+    run = run_on_target(fz.init_model(spec, data), data, "qemu-m4", tmp_path)
+    assert run.train_steps == 3 * len(data.y_train)
+
+
+def test_firmware_is_bit_exact_when_blocks_are_halved_and_values_saturate(tmp_path: Path) -> None:
+    """A learning rate far too large in Q1.14 weights: blocks reach RENORM_LIMIT, values saturate."""
+    spec = make_spec(model={"hidden": [12, 8]}, data={"set": "synthetic", "features": 10, "classes": 4,
+                                                      "samples": 120},
+                     rule={"name": "ffzero", "learning_rate": 0.2, "epochs": 1},
+                     format={"activation_frac": 13, "weight_frac": 14})
+    ref, _ = train_fixed(spec)
+    assert ref.renormalisations > 10 and ref.saturations > 10
+    data = load_dataset(spec)
+    run = run_on_target(ref.model, data, "native", tmp_path)  # checks the device's saturation count too
+    assert run.saturations > 10
