@@ -159,3 +159,16 @@ def softmax_q15(z: ArrayLike, frac: int) -> I64:
     t = round_shift((z - z.max()) * LOG2E_Q14, 14)
     e = exp2_q15(t, frac)
     return div_trunc(e << 15, int(e.sum()))
+
+
+def sigmoid_q15(t: ArrayLike, frac: int) -> I64:
+    """The logistic 1 / (1 + e^(-t / 2**frac)) as Q15 in [0, 32768], for |t| < 2**62 and frac in [0, 24].
+
+    e^(-|t|) comes from exp2_q15 (|t| scaled by log2(e) in Q14, as softmax_q15) and one C division gives
+    1 / (1 + e^-|t|), or e^-|t| / (1 + e^-|t|) for t < 0: no table, max error 2e-4 (sigmoid(0) = 16384
+    exactly). |t| is clamped at 32 first, where e^-32 is 0 in Q15 anyway, so every intermediate fits int32.
+    Forward-Forward's softplus derivative uses it."""
+    t = as_i64(t)
+    a = np.minimum(np.abs(t), 32 << frac)
+    e = exp2_q15(-round_shift(a * LOG2E_Q14, 14), frac)
+    return np.where(t >= 0, div_trunc(1 << 30, ONE_Q15 + e), div_trunc(e << 15, ONE_Q15 + e))

@@ -114,3 +114,15 @@ void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15)
         prob_q15[i] = (int32_t)onw_div_trunc((int64_t)prob_q15[i] << 15, sum);
     }
 }
+
+int32_t onw_sigmoid_q15(int64_t t, int frac)
+{
+    int64_t a = t < 0 ? -t : t;
+    int32_t e;
+    if (a > ((int64_t)32 << frac)) {
+        a = (int64_t)32 << frac; /* e^-32 is 0 in Q15: the clamp changes nothing but keeps exp2's int32 */
+    }
+    e = onw_exp2_q15(-(int32_t)onw_round_shift(a * ONW_LOG2E_Q14, 14), frac);
+    return t >= 0 ? (int32_t)(((int64_t)1 << 30) / (ONW_ONE_Q15 + e))
+                  : (int32_t)(((int64_t)e << 15) / (ONW_ONE_Q15 + e));
+}

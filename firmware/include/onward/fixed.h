@@ -58,4 +58,7 @@ int32_t onw_exp2_q15(int32_t t, int frac);
 /* Softmax of n int16 logits in Q(frac) into Q15 probabilities (int32 so that 1.0 = 32768 fits). */
 void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15);
 
+/* The logistic 1 / (1 + e^(-t / 2^frac)) as Q15 in [0, 32768]; |t| < 2^62, frac in [0, 24]. */
+int32_t onw_sigmoid_q15(int64_t t, int frac);
+
 #endif
