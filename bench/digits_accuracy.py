@@ -12,7 +12,7 @@ import time
 
 from onward import fixed
 from onward.paths import EXAMPLES
-from onward.reference import FixedReference, FloatReference, training_stream
+from onward.reference import make_fixed, make_float, training_stream
 from onward.session import prepare
 from onward.spec import load_spec
 
@@ -28,18 +28,18 @@ def main() -> None:
             spec = spec.with_epochs(args.epochs)
         data, model = prepare(spec)
         t0 = time.perf_counter()
-        history = FloatReference(model).fit(data)
+        history = make_float(model).fit(data)
         t_float = time.perf_counter() - t0
-        ref = FixedReference(model)
+        ref = make_fixed(model)
         t0 = time.perf_counter()
         for step in training_stream(model, data, spec.rule.epochs):
             if step.kind == "set_lr":
                 ref.lr_q = step.lr_q
             else:
-                ref.train(step.x, step.label)
+                ref.train(step.x, step.target)
         t_fixed = time.perf_counter() - t0
         x_q, _ = fixed.to_q(data.x_test, spec.format.activation_frac)
-        fixed_acc = ref.accuracy(x_q, data.y_test)
+        fixed_acc = ref.score(x_q, data.y_test)
         rows.append((spec.rule.name, spec.rule.epochs, 100 * history[-1], 100 * fixed_acc,
                      100 * (fixed_acc - history[-1]), ref.saturations, ref.steps / t_fixed,
                      ref.steps / t_float))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from onward.reference import FloatReference
+from onward.reference import make_float
 from onward.session import prepare, run_on_target
 from onward.size import size_report
 from onward.spec import load_spec
@@ -19,7 +19,7 @@ def demo(spec_path: Path, target: str, epochs: int, build_dir: Path) -> int:
           f"{len(data.y_train)} training / {len(data.y_test)} test samples, {epochs} epochs "
           f"(lr {spec.rule.learning_rate:g}, x{spec.rule.lr_decay:g} at epochs {list(spec.rule.lr_decay_epochs)})")
     t0 = time.perf_counter()
-    float_acc = FloatReference(model).fit(data)[-1]
+    float_acc = make_float(model).fit(data)[-1]
     print(f"float reference trained in {time.perf_counter() - t0:.1f} s")
     firmware = build_firmware(model, target, build_dir)
     size = size_report(firmware)
@@ -29,7 +29,7 @@ def demo(spec_path: Path, target: str, epochs: int, build_dir: Path) -> int:
         ("float reference, test accuracy", f"{100 * float_acc:.2f} %"),
         ("fixed-point reference, test accuracy", f"{100 * run.ref_accuracy:.2f} %"),
         (f"device ({target}), test accuracy", f"{100 * run.device_accuracy:.2f} %"),
-        ("mismatches (every step's logits + state digest, every test output)", "0"),
+        ("mismatches (every step's outputs + state digest, every test output)", "0"),
         ("training steps / inferences checked", f"{run.train_steps} / {run.inferences + len(data.y_test)}"),
         ("saturations (reference = device)", str(run.saturations)),
         ("flash (text + rodata + data)", f"{size.flash} B"),

@@ -1,11 +1,12 @@
-"""An initialised model: the dimensions, initial weights and fixed random projection one spec defines.
+"""An initialised model: what one spec defines before any learning, for every rule.
 
-The float reference, the fixed-point reference and the generated C all start from this one object."""
+The float reference, the fixed-point reference and the generated C all start from this one object. Each rule
+builds it (its module's init_model); `init_model` dispatches on the spec's rule."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,34 +16,71 @@ from onward.fixed import I64
 from onward.nn.dense import F64
 from onward.spec import Spec, check_fixed_point, feedback_bound
 
-STREAM_FEEDBACK = 1  # PRNG stream of PEPITA's F
-STREAM_ROUNDING = 2  # PRNG stream of the stochastic rounding of weight updates
+# PRNG streams derived from the seed, one per purpose (the firmware's ONW_STREAM_* agree)
+STREAM_FEEDBACK = 1  # PEPITA's F
+STREAM_ROUNDING = 2  # the stochastic rounding of weight updates
+STREAM_DIRECTIONS = 3  # FFzero's Rademacher directions
+STREAM_NEGATIVES = 4  # Forward-Forward's wrong labels
+STREAM_TANGENTS = 5  # forward gradients' tangents
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A read-only array the rule's C needs, emitted into model.c as `const <ctype> <name>[]` (flash)."""
+
+    name: str
+    values: I64  # any shape; emitted row-major
+    ctype: str = "int16_t"
+    note: str = ""
 
 
 @dataclass(frozen=True)
 class InitialModel:
     spec: Spec
-    dims: tuple[int, ...]  # input, hidden..., classes
-    weights: list[F64]  # He-uniform initial weights, (out, in), as PEPITA's code draws them
-    weights_q: list[I64]  # the same, in Q(weight_frac)
-    feedback_q: I64  # F, (input, classes), Q(feedback_frac), regenerated from the seed on the device
+    dims: tuple[int, ...]  # input features, then every layer's output size (HELLO reports them)
+    weights: list[F64]  # every layer's parameter block, float initial values
+    weights_q: list[I64]  # the same in Q(weight_frac): the learned state is exactly these, in order, row-major
+    outputs: int  # int16 values TRAIN and INFER return: classes (argmax predicts) or 1 (regression)
+    feedback_q: I64 = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))  # PEPITA's F (Q ff)
+    stages: int = 1  # layers trained one after another (FFzero), else 1
+    constants: tuple[Constant, ...] = ()
+    macros: dict[str, str] = field(default_factory=dict)  # extra `#define ONW_<key> <value>` lines of model.h
+    ram: dict[str, int] = field(default_factory=dict)  # the rule's static buffers: C symbol -> bytes
 
     @property
     def num_layers(self) -> int:
-        return len(self.dims) - 1
+        return len(self.weights_q)
 
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
-        """(fan_in, fan_out) of every layer, input to output."""
+        """(fan_in, fan_out) of every layer, input to output, as flattened sizes."""
         return list(itertools.pairwise(self.dims))
 
     @property
     def num_weights(self) -> int:
-        return sum(a * b for a, b in self.layer_shapes)
+        return sum(int(w.size) for w in self.weights_q)
 
     @property
     def feedback(self) -> F64:
         return fixed.from_q(self.feedback_q, self.spec.format.feedback_frac)
+
+
+def init_model(spec: Spec, data: Dataset) -> InitialModel:
+    """The spec's rule builds the model (onward.rules)."""
+    from onward.rules import rule_module
+
+    return rule_module(spec.rule.name).init_model(spec, data)  # type: ignore[no-any-return]
+
+
+def he_uniform_weights(spec: Spec, dims: tuple[int, ...]) -> list[F64]:
+    """U(-sqrt(6/fan_in), sqrt(6/fan_in)) of shape (out, in) per layer, as PEPITA's code draws them."""
+    rng = np.random.default_rng([spec.seed, 0x1417])
+    return [rng.uniform(-np.sqrt(6.0 / fan_in), np.sqrt(6.0 / fan_in), size=(fan_out, fan_in))
+            for fan_in, fan_out in itertools.pairwise(dims)]
+
+
+def quantise_weights(spec: Spec, weights: list[F64]) -> list[I64]:
+    return [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
 
 
 def feedback_matrix(seed: int, input_dim: int, classes: int, bound: int) -> I64:
@@ -51,15 +89,11 @@ def feedback_matrix(seed: int, input_dim: int, classes: int, bound: int) -> I64:
     return fixed.uniform_int(key, np.arange(input_dim * classes), bound).reshape(input_dim, classes)
 
 
-def init_model(spec: Spec, data: Dataset) -> InitialModel:
+def init_pepita(spec: Spec, data: Dataset, ram: dict[str, int]) -> InitialModel:
+    """The MLP of PEPITA's paper: He-uniform weights without biases, and F from the seed."""
     check_fixed_point(spec, data.input_dim, data.max_abs)
     dims = (data.input_dim, *spec.hidden, data.classes)
-    rng = np.random.default_rng([spec.seed, 0x1417])
-    weights = []
-    for fan_in, fan_out in itertools.pairwise(dims):
-        limit = np.sqrt(6.0 / fan_in)
-        weights.append(rng.uniform(-limit, limit, size=(fan_out, fan_in)))
-    weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
+    weights = he_uniform_weights(spec, dims)
     bound = feedback_bound(spec, data.input_dim)
-    return InitialModel(spec, dims, weights, weights_q,
-                        feedback_matrix(spec.seed, data.input_dim, data.classes, bound))
+    return InitialModel(spec, dims, weights, quantise_weights(spec, weights), outputs=data.classes,
+                        feedback_q=feedback_matrix(spec.seed, data.input_dim, data.classes, bound), ram=ram)

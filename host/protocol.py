@@ -13,7 +13,7 @@ from enum import IntEnum
 
 from cobs import cobs
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 REPLY = 0x80
 
 
@@ -26,6 +26,7 @@ class Cmd(IntEnum):
     INFER = 0x06
     STATS = 0x07
     SET_LR = 0x08
+    SET_STAGE = 0x09
     ERROR = 0x7F
 
 
@@ -83,6 +84,7 @@ class Hello:
     version: int
     rule: int
     formats: tuple[int, int, int, int]  # activation, weight, feedback, lr fractional bits
+    outputs: int  # int16 values TRAIN and INFER return
     model_hash: int
     state_size: int
     rx_max: int
@@ -92,10 +94,10 @@ class Hello:
 
     @classmethod
     def parse(cls, body: bytes) -> Hello:
-        version, rule, layers, af, wf, ff, lf, _ = body[:8]
+        version, rule, layers, af, wf, ff, lf, outputs = body[:8]
         mhash, state_size, rx_max, chunk = struct.unpack_from("<IIHH", body, 8)
         dims = struct.unpack_from(f"<{layers + 1}H", body, 20)
-        return cls(version, rule, (af, wf, ff, lf), mhash, state_size, rx_max, chunk, dims,
+        return cls(version, rule, (af, wf, ff, lf), outputs, mhash, state_size, rx_max, chunk, dims,
                    body[20 + 2 * (layers + 1):].decode("ascii", "replace"))
 
 

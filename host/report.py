@@ -27,11 +27,11 @@ Figures (and the keys of the `--json` object; every figure is an integer unless 
     inference_ram              its parts: weights, input, activations, output
     training_ram_bytes         = ram_static_bytes: the training firmware's static RAM
     training_ram               its parts: state (header + weights), rule_buffers (the learning rule's
-                               activation buffers), io_buffers (frame buffers, sample, logits), other
+                               activation buffers), io_buffers (frame buffers, sample, outputs), other
 
 Instruction counts are executed instructions under the unicorn emulator (onward.counting): exact and
 repeatable, but not cycles (an LDM of 3 words or a 64-bit SMLALD count as one). Each inference and training
-step is checked against the fixed-point reference (logits, and the state digest after training), so the
+step is checked against the fixed-point reference (outputs, and the state digest after training), so the
 numbers are those of a run that is bit-exact.
 """
 
@@ -53,15 +53,15 @@ from onward.counting import CountingError, Emulator
 from onward.data import Dataset
 from onward.model import InitialModel
 from onward.nn.dense import dense_fixed
-from onward.reference import FixedReference, training_stream
+from onward.reference import make_fixed, training_stream
 from onward.session import prepare
-from onward.size import TRAINING_BUFFERS, size_report
+from onward.size import SizeReport, size_report
 from onward.spec import load_spec
 from onward.targets.build import BuildError, Firmware, build_firmware, load_board
 
 STACK_FLAGS = ["-fstack-usage", "-fcallgraph-info=su"]  # per-function frames and call graph; no code change
 PORTABLE_FLAG = "-DONW_PORTABLE_KERNELS"
-IO_BUFFERS = ("rx", "tx", "sample", "logits")
+IO_BUFFERS = ("rx", "tx", "sample", "outputs")
 DENSE_DIM = 64
 ARM_EXCEPTION_FRAME = 32 + 4  # r0-r3, r12, lr, pc, xPSR; plus 4 B to realign the stack to 8 bytes
 
@@ -130,9 +130,8 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
     spec, fmt = model.spec, model.spec.format
     try:
         emu = Emulator(firmware.path, board_cpu(firmware))
-        n_in, n_out = model.dims[0], model.dims[-1]
-        sample, logits = _buffer(emu, "sample", 2 * n_in), _buffer(emu, "logits", 2 * n_out)
-        ref = FixedReference(model)
+        sample, logits = _buffer(emu, "sample", 2 * model.dims[0]), _buffer(emu, "outputs", 2 * model.outputs)
+        ref = make_fixed(model)
 
         x_test, _ = fixed.to_q(data.x_test[:1], fmt.activation_frac)
         emu.call("onw_reset", [spec.seed], count=False)
@@ -146,8 +145,8 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
         emu.call("onw_reset", [spec.seed], count=False)
         ref.reset(spec.seed)
         emu.write(sample, _i16(step.x))
-        train = emu.call("onw_train", [sample, step.label, logits])
-        _check(emu, logits, ref.train(step.x, step.label), "onw_train on the first training sample")
+        train = emu.call("onw_train", [sample, step.target & 0xFFFFFFFF, logits])
+        _check(emu, logits, ref.train(step.x, step.target), "onw_train on the first training sample")
         digest = emu.call("onw_state_digest", count=False).result
         if digest != ref.digest():
             raise ReportError(f"{firmware.path}: state digest after one training step 0x{digest:08x}, "
@@ -374,11 +373,11 @@ def inference_ram(model: InitialModel) -> dict[str, int]:
             "output": 2 * dims[-1]}
 
 
-def training_ram(symbols: dict[str, int], ram: int) -> dict[str, int]:
-    parts = {"state": symbols.get("onw_state", 0),
-             "rule_buffers": sum(symbols.get(s, 0) for s in TRAINING_BUFFERS),
+def training_ram(size: SizeReport) -> dict[str, int]:
+    symbols = size.symbols
+    parts = {"state": symbols.get("onw_state", 0), "rule_buffers": size.training_activations,
              "io_buffers": sum(symbols.get(s, 0) for s in IO_BUFFERS)}
-    parts["other"] = ram - sum(parts.values())
+    parts["other"] = size.ram - sum(parts.values())
     return parts
 
 
@@ -395,7 +394,7 @@ def collect(spec_path: Path, target: str, build_dir: Path) -> dict[str, Any]:
     counts = count_instructions(firmware, model, data)
     counts_portable = count_instructions(portable, model, data)
     inference = inference_ram(model)
-    training = training_ram(size.symbols, size.ram)
+    training = training_ram(size)
     cpu = board_cpu(firmware) or ("rv32" if "riscv" in firmware.board.cc else "?")
     return {
         "spec": spec.name, "target": target, "cpu": cpu,

@@ -12,7 +12,7 @@ from onward import fixed
 from onward.codegen.c import generate_c
 from onward.data import Dataset, load_dataset
 from onward.model import InitialModel, init_model
-from onward.reference import FixedReference, Step, training_stream
+from onward.reference import Step, make_fixed, training_stream
 from onward.spec import Spec
 from onward.targets.run import open_device
 from onward.verify import Mismatch, ProgressBar, check_build, evaluate, lockstep
@@ -53,7 +53,7 @@ def run_on_target(
         stream = _first_train_steps(stream, steps)
     probes, _ = fixed.to_q(data.x_test[:64], spec.format.activation_frac)
     save_dir = Path(build_dir) / f"{spec.name}-{target}" / "mismatch"
-    ref = FixedReference(model)
+    ref = make_fixed(model)
     with open_device(model, target, build_dir, port=port) as device:
         check_build(model, device, generate_c(model).model_hash)
         device.reset()

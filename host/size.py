@@ -9,15 +9,13 @@ from onward.targets.build import Firmware
 
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss")
-# Static buffers of the runtime, by what they hold (firmware/src/rules.c, app.c)
-TRAINING_BUFFERS = ("activations", "modulated", "clean", "x_modulated", "error_q")
-BUFFER_SYMBOLS = (*TRAINING_BUFFERS, "onw_state", "rx", "tx", "sample", "logits")
 
 
 @dataclass(frozen=True)
 class SizeReport:
     sections: dict[str, int]
-    symbols: dict[str, int]
+    symbols: dict[str, int]  # every static buffer of the runtime (codegen.static_ram names them): bytes
+    rule_buffers: tuple[str, ...] = ()  # the learning rule's buffers among them
 
     @property
     def flash(self) -> int:
@@ -30,7 +28,7 @@ class SizeReport:
     @property
     def training_activations(self) -> int:
         """RAM the learning rule needs beyond inference: its activation buffers."""
-        return sum(self.symbols.get(s, 0) for s in TRAINING_BUFFERS)
+        return sum(self.symbols.get(s, 0) for s in self.rule_buffers)
 
 
 def _tool(firmware: Firmware, name: str) -> str:
@@ -51,6 +49,6 @@ def size_report(firmware: Firmware) -> SizeReport:
     symbols = {}
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 4 and parts[3] in BUFFER_SYMBOLS:
+        if len(parts) == 4 and parts[3] in firmware.buffers:
             symbols[parts[3]] = int(parts[1], 16)
-    return SizeReport(sections, symbols)
+    return SizeReport(sections, symbols, firmware.rule_buffers)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-RULES = ("pepita", "mempepita")
+# Every learning rule, in the order of their firmware ids (ONW_RULE = index + 1); onward.rules maps each to its
+# module. pepita, mempepita: PEPITA's two forward passes; ffzero: layer-local losses and directional derivatives;
+# ff: Forward-Forward; fgrad: forward gradients.
+RULES = ("pepita", "mempepita", "ffzero", "ff", "fgrad")
 # Every data set and its task. Classification sets have integer labels 0..classes-1; regression sets have float
 # targets rescaled to [-1, 1] with the training targets' min and max (see onward.data).
 DATA_TASKS = {
@@ -22,7 +25,9 @@ DATA_TASKS = {
 }
 DATA_SETS = tuple(DATA_TASKS)
 # The rules that can learn a regression set; every other rule reads integer class labels.
-REGRESSION_RULES: tuple[str, ...] = ()
+REGRESSION_RULES: tuple[str, ...] = ("ffzero",)
+ACTIVATIONS = ("linear", "relu")  # FFzero: what a frozen layer passes on, z (the paper's code) or ReLU(z)
+FGRAD_MODES = ("activity", "weight")  # forward gradients: perturb the pre-activations or the weights
 # `data.samples` and `data.test_fraction` when the spec leaves them out: the generic value, then per set.
 # The shipped sets (digits, diabetes) have a fixed size and ignore `data.samples`.
 DATA_DEFAULTS: dict[str, Any] = {"samples": 400, "test_fraction": 0.25}
@@ -71,12 +76,28 @@ class DataSpec:
 class RuleSpec:
     name: str = "pepita"
     learning_rate: float = 0.01
-    epochs: int = 100
+    epochs: int = 100  # ffzero: per layer (layers train one after another)
     feedback_scale: float = 0.05  # F ~ U[-a, a], a = feedback_scale * sqrt(6 / input_dim) (PEPITA's code)
     batch_size: int = 1
     momentum: float = 0.0
     lr_decay: float = 0.1
     lr_decay_epochs: tuple[int, ...] = ()
+    directions: int = 1  # ffzero: directions K per step; fgrad: tangents
+    perturbation: int = 0  # ffzero: every parameter moves by 2**perturbation weight LSB along a direction
+    margin: float = 0.3  # ffzero: hinge margin
+    activation: str = "linear"  # ffzero: one of ACTIVATIONS
+    threshold: float = 2.0  # ff: the goodness threshold theta
+    mode: str = "activity"  # fgrad: one of FGRAD_MODES
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One convolution block: conv (stride 1) with `channels` filters of width `kernel` (kernel x kernel for 2-D
+    inputs), then normalisation, ReLU and max-pooling by `pool`. 1-D or 2-D follows the data set's sample shape."""
+
+    channels: int
+    kernel: int
+    pool: int = 2
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,7 @@ class Spec:
     name: str
     seed: int
     hidden: tuple[int, ...]
+    conv: tuple[ConvSpec, ...] = ()  # convolution blocks before the dense layers (ffzero)
     data: DataSpec = field(default_factory=DataSpec)
     rule: RuleSpec = field(default_factory=RuleSpec)
     format: FormatSpec = field(default_factory=FormatSpec)
@@ -146,6 +168,8 @@ def _section(where: str, name: str, raw: dict[str, Any], cls: type) -> Any:
             raise SpecError(f"{where}: unknown key `{name}.{key}`; expected one of: {', '.join(fields)}")
         ftype = {"int": int, "float": float, "str": str, "tuple[int, ...]": tuple}[str(fields[key].type)]
         values[key] = _check_type(where, f"{name}.{key}", value, ftype)
+    missing = [k for k, f in fields.items() if f.default is MISSING and k not in values]
+    _require(not missing, where, f"missing required key `{name}.{missing[0]}`" if missing else "")
     return cls(**values)
 
 
@@ -165,11 +189,15 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
         _require(key in raw, where, f"missing required key `{key}`")
     model = dict(raw["model"])
     for key in model:
-        _require(key == "hidden", where, f"unknown key `model.{key}`; expected one of: hidden")
+        _require(key in ("hidden", "conv"), where, f"unknown key `model.{key}`; expected one of: hidden, conv")
     _require("hidden" in model, where, "missing required key `model.hidden` (a list of layer widths)")
     hidden = _check_type(where, "model.hidden", model["hidden"], tuple)
+    conv_raw = model.get("conv", [])
+    _require(isinstance(conv_raw, list) and all(isinstance(c, dict) for c in conv_raw), where,
+             "`model.conv` must be a list of tables ({ channels = 8, kernel = 5, pool = 2 })")
+    conv = tuple(_section(where, f"model.conv[{i}]", c, ConvSpec) for i, c in enumerate(conv_raw))
     sections = {k: _section(where, k, raw.get(k, {}), cls) for k, cls in _SECTIONS.items()}
-    spec = Spec(name=raw["name"], seed=raw.get("seed", 0), hidden=hidden, source=source, **sections)
+    spec = Spec(name=raw["name"], seed=raw.get("seed", 0), hidden=hidden, conv=conv, source=source, **sections)
     _validate(spec)
     return spec
 
@@ -215,6 +243,20 @@ def _validate(spec: Spec) -> None:
         raise SpecError(f'{w}: `data.set` = "{d.set}" is a regression data set; rule `{r.name}` needs '
                         f"classification: expected one of {classification}")
     _require(r.name in RULES, w, f"`rule.name` must be one of {RULES}, got {r.name!r}")
+    _require(1 <= r.directions <= 64, w, f"`rule.directions` must be in [1, 64], got {r.directions}")
+    _require(0 <= r.perturbation <= 8, w,
+             f"`rule.perturbation` must be in [0, 8] (2**p weight LSB), got {r.perturbation}")
+    _require(0 < r.margin <= 2, w, f"`rule.margin` must be in (0, 2], got {r.margin}")
+    _require(r.activation in ACTIVATIONS, w,
+             f"`rule.activation` must be one of {ACTIVATIONS}, got {r.activation!r}")
+    _require(0 < r.threshold <= 64, w, f"`rule.threshold` must be in (0, 64], got {r.threshold}")
+    _require(r.mode in FGRAD_MODES, w, f"`rule.mode` must be one of {FGRAD_MODES}, got {r.mode!r}")
+    _require(not spec.conv or r.name == "ffzero", w,
+             f"`model.conv`: convolution blocks are learned by rule `ffzero` only, not `{r.name}`")
+    for i, c in enumerate(spec.conv):
+        for key, lo, hi in (("channels", 1, 256), ("kernel", 1, 16), ("pool", 1, 8)):
+            value = getattr(c, key)
+            _require(lo <= value <= hi, w, f"`model.conv[{i}].{key}` must be in [{lo}, {hi}], got {value}")
     _require(0 < r.learning_rate <= 1, w, f"`rule.learning_rate` must be in (0, 1], got {r.learning_rate}")
     _require(1 <= r.epochs <= 10000, w, f"`rule.epochs` must be in [1, 10000], got {r.epochs}")
     _require(0 < r.feedback_scale <= 1, w, f"`rule.feedback_scale` must be in (0, 1], got {r.feedback_scale}")
@@ -229,25 +271,15 @@ def _validate(spec: Spec) -> None:
              f"`format`: 2*activation_frac + lr_frac - weight_frac must be in [1, 62], got {f.update_shift}")
 
 
-def check_fixed_point(spec: Spec, input_dim: int, data_max_abs: float) -> None:
-    """Checks that need the data: can the formats hold the inputs, the initial weights, F and the
-    learning rate, and can the device run the rule's hyper-parameters?"""
+def check_device_rule(spec: Spec, data_max_abs: float) -> None:
+    """What every rule checks before it quantises anything: can Q(activation_frac) hold the inputs, is the
+    learning rate an integer multiplier, and can the device run the hyper-parameters (online, no momentum)?"""
     w, f, r = spec.source, spec.format, spec.rule
     act_limit = 2.0 ** (15 - f.activation_frac)
     _require(data_max_abs < act_limit, w,
              f"`format.activation_frac` = {f.activation_frac} holds values in [-{act_limit:g}, {act_limit:g}), "
              f"but the data set `{spec.data.set}` reaches {data_max_abs:g}; use at most "
              f"{max(0, 14 - math.ceil(math.log2(max(data_max_abs, 1e-9))))}")
-    widths = (input_dim, *spec.hidden)
-    init_max = math.sqrt(6.0 / min(widths))
-    w_limit = 2.0 ** (15 - f.weight_frac)
-    _require(init_max < w_limit, w,
-             f"`format.weight_frac` = {f.weight_frac} holds weights in [-{w_limit:g}, {w_limit:g}), but the "
-             f"initial weights reach {init_max:.3g} (sqrt(6/fan_in)); lower weight_frac")
-    bound = feedback_bound(spec, input_dim)
-    _require(1 <= bound <= 32767, w,
-             f"`format.feedback_frac` = {f.feedback_frac} gives F a bound of {bound} LSB; expected 1..32767 "
-             f"(adjust feedback_frac or rule.feedback_scale)")
     lowest_lr = spec.lr_at_epoch(r.epochs)
     _require(spec.lr_q(lowest_lr) >= 1 and spec.lr_q(r.learning_rate) < 2**31, w,
              f"`rule.learning_rate` {r.learning_rate} (lowest {lowest_lr:g}) times 2**format.lr_frac must be "
@@ -256,6 +288,25 @@ def check_fixed_point(spec: Spec, input_dim: int, data_max_abs: float) -> None:
              f"`rule.batch_size` = {r.batch_size}: the device learns online, one sample per step; expected 1")
     _require(r.momentum == 0, w,
              f"`rule.momentum` = {r.momentum}: the device keeps no momentum buffer; expected 0")
+
+
+def check_weights_fit(spec: Spec, init_max: float, how: str) -> None:
+    """Can Q(weight_frac) hold the initial weights, whose largest magnitude is init_max (`how` says why)?"""
+    f = spec.format
+    w_limit = 2.0 ** (15 - f.weight_frac)
+    _require(init_max < w_limit, spec.source,
+             f"`format.weight_frac` = {f.weight_frac} holds weights in [-{w_limit:g}, {w_limit:g}), but the "
+             f"initial weights reach {init_max:.3g} ({how}); lower weight_frac")
+
+
+def check_fixed_point(spec: Spec, input_dim: int, data_max_abs: float) -> None:
+    """PEPITA's checks that need the data: the common ones, then the He-uniform weights and F."""
+    check_device_rule(spec, data_max_abs)
+    check_weights_fit(spec, math.sqrt(6.0 / min(input_dim, *spec.hidden)), "sqrt(6/fan_in)")
+    bound = feedback_bound(spec, input_dim)
+    _require(1 <= bound <= 32767, spec.source,
+             f"`format.feedback_frac` = {spec.format.feedback_frac} gives F a bound of {bound} LSB; expected "
+             f"1..32767 (adjust feedback_frac or rule.feedback_scale)")
 
 
 def feedback_bound(spec: Spec, input_dim: int) -> int:

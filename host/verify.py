@@ -1,6 +1,6 @@
 """Feed the fixed-point reference and a target the same stream and compare them bit for bit.
 
-After every training step the logits and the digest of the whole learned state must agree; inference
+After every training step the rule's outputs and the digest of the whole learned state must agree; inference
 outputs are compared on held-out samples along the way. At the first mismatch the run stops, names the
 step, the tensor, the index and both values, and saves both states."""
 
@@ -17,7 +17,7 @@ import numpy as np
 from onward import fixed
 from onward.data import Dataset
 from onward.model import InitialModel
-from onward.reference import FixedReference, FixedState, Step, parse_state, state_size
+from onward.reference import FixedReference, FixedState, Step, parse_state, score, state_size
 from onward.targets.device import Device
 
 
@@ -33,15 +33,15 @@ class LockstepResult:
 
 
 def first_difference(ref: FixedState, dev: FixedState) -> str:
-    for name in ("seed", "steps", "lr_q"):
+    for name in ("seed", "steps", "lr_q", "stage"):
         if getattr(ref, name) != getattr(dev, name):
             return f"tensor {name}: reference {getattr(ref, name)}, device {getattr(dev, name)}"
     for layer, (a, b) in enumerate(zip(ref.weights, dev.weights, strict=True)):
         diff = np.argwhere(a != b)
         if len(diff):
-            i, j = diff[0]
-            return (f"tensor weights[{layer}], index [{i}, {j}] ({len(diff)} of {a.size} differ): "
-                    f"reference {a[i, j]}, device {b[i, j]}")
+            at = tuple(int(i) for i in diff[0])
+            return (f"tensor weights[{layer}], index {list(at)} ({len(diff)} of {a.size} differ): "
+                    f"reference {a[at]}, device {b[at]}")
     return "the state images are equal (the digest differs only through the transfer)"
 
 
@@ -50,7 +50,7 @@ def save_states(ref: FixedReference, device_image: bytes, folder: Path) -> list[
     paths = []
     for who, state in (("reference", ref.state()), ("device", parse_state(ref.model, device_image))):
         path = folder / f"state-{who}.npz"
-        np.savez(path, seed=state.seed, steps=state.steps, lr_q=state.lr_q,
+        np.savez(path, seed=state.seed, steps=state.steps, lr_q=state.lr_q, stage=state.stage,
                  **{f"weights{i}": w for i, w in enumerate(state.weights)})
         paths.append(path)
     return paths
@@ -88,16 +88,20 @@ def lockstep(
             ref.lr_q = step.lr_q
             device.set_lr(step.lr_q)
             continue
+        if step.kind == "set_stage":
+            ref.stage = step.stage
+            device.set_stage(step.stage)
+            continue
         assert step.x is not None
-        ref_logits = ref.train(step.x, step.label)
-        dev_logits, dev_digest = device.train(step.x, step.label)
+        ref_outputs = ref.train(step.x, step.target)
+        dev_outputs, dev_digest = device.train(step.x, step.target)
         n = result.train_steps
-        problem = _compare("logits (train)", n, ref_logits, dev_logits)
+        problem = _compare("outputs (train)", n, ref_outputs, dev_outputs)
         if problem is None and dev_digest != ref.digest():
             problem = f"step {n}: state digest: reference 0x{ref.digest():08X}, device 0x{dev_digest:08X}"
         if problem is None and len(probes) and n % probe_every == 0:
             x = probes[next(probe_cycle)]
-            problem = _compare("logits (infer)", n, ref.infer(x), device.infer(x))
+            problem = _compare("outputs (infer)", n, ref.infer(x), device.infer(x))
             result.inferences += 1
         if problem:
             raise _mismatch(ref, device, problem, save_dir)
@@ -109,23 +113,24 @@ def lockstep(
 
 def check_build(model: InitialModel, device: Device, expected_hash: int) -> None:
     hello = device.hello()
-    if hello.model_hash != expected_hash or tuple(hello.dims) != model.dims:
+    if hello.model_hash != expected_hash or tuple(hello.dims) != model.dims or hello.outputs != model.outputs:
         raise Mismatch(f"the target runs another model: {hello.name} (hash 0x{hello.model_hash:08X}, dims "
-                       f"{hello.dims}); expected 0x{expected_hash:08X}, dims {model.dims}")
+                       f"{hello.dims}, {hello.outputs} outputs); expected 0x{expected_hash:08X}, dims {model.dims}, "
+                       f"{model.outputs} outputs")
 
 
 def evaluate(ref: FixedReference, device: Device, data: Dataset, save_dir: Path) -> tuple[float, float]:
-    """Test accuracy of the reference and of the device, each from its own outputs, which must be equal."""
+    """Test accuracy (R² for regression) of the reference and of the device, each from its own outputs, which
+    must be equal."""
     x_q, _ = fixed.to_q(data.x_test, ref.fmt.activation_frac)
-    ref_hits = dev_hits = 0
-    for i, (x, y) in enumerate(zip(x_q, data.y_test, strict=True)):
-        ref_logits, dev_logits = ref.infer(x), device.infer(x)
-        problem = _compare("logits (test)", i, ref_logits, dev_logits)
+    ref_out, dev_out = [], []
+    for i, x in enumerate(x_q):
+        ref_out.append(ref.infer(x))
+        dev_out.append(device.infer(x))
+        problem = _compare("outputs (test)", i, ref_out[-1], dev_out[-1])
         if problem:
             raise _mismatch(ref, device, problem, save_dir)
-        ref_hits += int(np.argmax(ref_logits) == y)
-        dev_hits += int(np.argmax(dev_logits) == y)
-    return ref_hits / len(data.y_test), dev_hits / len(data.y_test)
+    return score(ref.model, ref_out, data.y_test), score(ref.model, dev_out, data.y_test)
 
 
 class ProgressBar:

@@ -200,5 +200,5 @@ def test_emulator_loads_the_elf_like_the_startup_code(tmp_path: Path) -> None:
     emu.call("onw_reset", [7], count=False)
     seed = int.from_bytes(emu.read(emu.address("onw_state"), 4), "little")
     assert seed == 7
-    first = np.frombuffer(emu.read(emu.address("onw_state") + 12, 2 * 4), "<i2").tolist()
+    first = np.frombuffer(emu.read(emu.address("onw_state") + 16, 2 * 4), "<i2").tolist()
     assert first == model.weights_q[0].reshape(-1)[:4].tolist()

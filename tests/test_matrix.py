@@ -8,7 +8,6 @@ from helpers import make_spec
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.session import run_on_target
-from onward.spec import RULES
 from onward.targets.build import TARGETS
 
 EXPECTED_TARGETS = {"native", "qemu-m0", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-rv32"}
@@ -18,7 +17,7 @@ def test_every_target_is_there() -> None:
     assert set(TARGETS) >= EXPECTED_TARGETS
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", ["pepita", "mempepita"])
 @pytest.mark.parametrize("target", sorted(EXPECTED_TARGETS))
 def test_bit_exact(target: str, rule: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     # two hidden layers, odd widths (unaligned rows), a learning rate and formats that make saturation happen

@@ -16,7 +16,7 @@ from onward import flash as flash_module
 from onward.codegen.c import generate_c
 from onward.flash import firmware_elf, flash, is_emulated, pio_environments, run_pio, write_model
 from onward.paths import BOARDS, EXAMPLES, FIRMWARE, FIRMWARE_SRC
-from onward.reference import FixedReference, training_stream
+from onward.reference import make_fixed, training_stream
 from onward.session import prepare
 from onward.spec import load_spec
 from onward.targets.device import Device
@@ -160,7 +160,7 @@ def test_arduino_port_on_a_stub_framework(tmp_path: Path) -> None:
         assert device.hello().name == "digits_pepita@arduino-stub"
         check_build(model, device, gen.model_hash)
         device.reset()
-        ref = FixedReference(model)
+        ref = make_fixed(model)
         steps = (step for _, step in zip(range(200), training_stream(model, data, 1), strict=False))
         probes, _ = fixed.to_q(data.x_test[:8], model.spec.format.activation_frac)
         result = lockstep(ref, device, steps, probes, tmp_path / "mismatch")

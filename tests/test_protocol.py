@@ -13,7 +13,7 @@ from helpers import make_spec
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.protocol import Cmd, DeviceError, encode_frame
-from onward.reference import FixedReference, training_stream
+from onward.reference import FixedReference, make_fixed, training_stream
 from onward.targets.device import Device
 from onward.targets.run import open_device
 
@@ -24,13 +24,13 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     spec = make_spec()
     data = load_dataset(spec)
     model = init_model(spec, data)
-    ref = FixedReference(model)
+    ref = make_fixed(model)
     steps = [s for s in training_stream(model, data, 1) if s.kind == "train"]
     with open_device(model, request.param, Path(tmp_path_factory.mktemp("build"))) as device:
         device.hello()
         for step in steps[:20]:
-            ref.train(step.x, step.label)
-            device.train(step.x, step.label)
+            ref.train(step.x, step.target)
+            device.train(step.x, step.target)
         yield device, ref, steps[20:]
 
 
@@ -55,15 +55,19 @@ def test_bad_frames_get_errors_and_keep_the_state(trained) -> None:
     device, ref, steps = trained
     before = device.stats()
     n_in = ref.model.dims[0]
-    good_train = bytes([1]) + x_bytes(ref)
+    good_train = struct.pack("<h", 1) + x_bytes(ref)
     expect_error(device, raw_frame(Cmd.TRAIN, good_train, crc=0xDEADBEEF), "crc",
                  "device rejected TRAIN frame: CRC mismatch")
     expect_error(device, raw_frame(Cmd.TRAIN, good_train[:-2]), "body",
-                 f"wrong body length (expected {1 + 2 * n_in} bytes, got {2 * n_in - 1})")
+                 f"wrong body length (expected {2 + 2 * n_in} bytes, got {2 * n_in})")
     expect_error(device, raw_frame(Cmd.TRAIN, good_train, length=3), "length",
-                 f"body has {1 + 2 * n_in} bytes, field says 3")
-    expect_error(device, raw_frame(Cmd.TRAIN, bytes([200]) + x_bytes(ref)), "argument",
+                 f"body has {2 + 2 * n_in} bytes, field says 3")
+    expect_error(device, raw_frame(Cmd.TRAIN, struct.pack("<h", 200) + x_bytes(ref)), "argument",
                  "argument out of range (limit 3, got 200)")
+    expect_error(device, raw_frame(Cmd.TRAIN, struct.pack("<h", -1) + x_bytes(ref)), "argument",
+                 "argument out of range (limit 3, got 4294967295)")  # a negative class index
+    expect_error(device, raw_frame(Cmd.SET_STAGE, struct.pack("<I", 99)), "argument",
+                 "argument out of range (limit 1, got 99)")
     expect_error(device, raw_frame(0x42, b""), "command", "unknown command 0x42")
     expect_error(device, cobs.encode(b"\x05\x01\x02\x03") + b"\x00", "short", "at least 7 decoded bytes, got 4")
     expect_error(device, b"\x09\x05\x00", "framing", "bad code byte at position 0")  # block past the end
@@ -72,11 +76,11 @@ def test_bad_frames_get_errors_and_keep_the_state(trained) -> None:
     expect_error(device, raw_frame(Cmd.SET_LR, struct.pack("<I", 0)), "argument", "got 0")
     after = device.stats()
     assert after.digest == before.digest == ref.digest()
-    assert after.frames_bad == before.frames_bad + 10
+    assert after.frames_bad == before.frames_bad + 12
     # ... and learning carries on, in lockstep with the reference
     for step in steps[:5]:
-        logits, digest = device.train(step.x, step.label)
-        assert (logits == ref.train(step.x, step.label)).all() and digest == ref.digest()
+        logits, digest = device.train(step.x, step.target)
+        assert (logits == ref.train(step.x, step.target)).all() and digest == ref.digest()
 
 
 def test_load_and_dump_round_trip(trained) -> None:

@@ -79,7 +79,7 @@ def test_ram_figures(m4: dict[str, Any]) -> None:
     assert m4["inference_ram"] == {"weights": 2 * model.num_weights, "input": 128, "activations": 128,
                                    "output": 20}
     assert sum(m4["training_ram"].values()) == m4["training_ram_bytes"]
-    assert m4["training_ram"]["state"] == 12 + 2 * model.num_weights
+    assert m4["training_ram"]["state"] == 16 + 2 * model.num_weights
     assert m4["training_ram"]["rule_buffers"] == 2 * (64 + 10) + 2 * 2 * 64 + 2 * 10  # PEPITA's buffers
 
 

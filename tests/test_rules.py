@@ -7,15 +7,15 @@ from onward import fixed
 from onward.codegen.c import generate_c
 from onward.data import load_dataset
 from onward.model import init_model
-from onward.reference import FixedReference, FloatReference, parse_state, training_stream
+from onward.reference import FixedReference, make_fixed, make_float, parse_state, training_stream
 
 
 def trained_fixed(rule: str, epochs: int = 2) -> FixedReference:
     spec = make_spec(rule={"name": rule}, model={"hidden": [10, 7, 5]})
     data = load_dataset(spec)
-    ref = FixedReference(init_model(spec, data))
+    ref = make_fixed(init_model(spec, data))
     for step in training_stream(ref.model, data, epochs):
-        ref.train(step.x, step.label)
+        ref.train(step.x, step.target)
     return ref
 
 
@@ -30,7 +30,7 @@ def test_mempepita_float_equals_pepita_float() -> None:
     for rule in ("pepita", "mempepita"):
         spec = make_spec(rule={"name": rule}, model={"hidden": [10, 7]})
         data = load_dataset(spec)
-        ref = FloatReference(init_model(spec, data))
+        ref = make_float(init_model(spec, data))
         accs.append(ref.fit(data, epochs=2))
         weights.append(ref.weights)
     assert accs[0] == accs[1]
@@ -42,12 +42,12 @@ def test_fixed_point_tracks_float_and_both_learn() -> None:
     spec = make_spec(rule={"epochs": 5})
     data = load_dataset(spec)
     model = init_model(spec, data)
-    float_acc = FloatReference(model).fit(data)[-1]
-    ref = FixedReference(model)
+    float_acc = make_float(model).fit(data)[-1]
+    ref = make_fixed(model)
     for step in training_stream(model, data, spec.rule.epochs):
-        ref.train(step.x, step.label)
+        ref.train(step.x, step.target)
     x_q, _ = fixed.to_q(data.x_test, spec.format.activation_frac)
-    fixed_acc = ref.accuracy(x_q, data.y_test)
+    fixed_acc = ref.score(x_q, data.y_test)
     assert float_acc > 0.8 and abs(fixed_acc - float_acc) <= 0.05
 
 

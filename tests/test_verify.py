@@ -12,7 +12,7 @@ from helpers import make_spec
 from onward import fixed
 from onward.data import load_dataset
 from onward.model import init_model
-from onward.reference import FixedReference, training_stream
+from onward.reference import STATE_HEADER, make_fixed, training_stream
 from onward.session import run_on_target
 from onward.targets.build import build_firmware
 from onward.targets.run import open_device
@@ -59,11 +59,11 @@ def test_verify_names_the_first_difference(tmp_path: Path) -> None:
     data = load_dataset(spec)
     model = init_model(spec, data)
     firmware = build_firmware(model, "native", tmp_path)
-    ref = FixedReference(model)
+    ref = make_fixed(model)
     with open_device(model, "native", tmp_path) as device:
         check_build(model, device, firmware.generated.model_hash)
         image = bytearray(ref.state_bytes())
-        offset = 12 + 2 * (model.dims[0] * 9 + 2 * 9 + 4)  # layer 1 (6 x 9), row 2, column 4
+        offset = STATE_HEADER.size + 2 * (model.dims[0] * 9 + 2 * 9 + 4)  # layer 1 (6 x 9), row 2, column 4
         image[offset] ^= 1  # one LSB off on the device
         device.load_state(bytes(image), device.chunk)
         probes, _ = fixed.to_q(data.x_test[:4], spec.format.activation_frac)
@@ -83,7 +83,7 @@ def test_reset_with_another_seed_stays_bit_exact(tmp_path: Path) -> None:
     spec = make_spec()
     data = load_dataset(spec)
     model = init_model(spec, data)
-    ref = FixedReference(model)
+    ref = make_fixed(model)
     with open_device(model, "native", tmp_path) as device:
         device.hello()
         device.reset(seed=77)

@@ -15,7 +15,7 @@
 static uint8_t rx[ONW_RX_MAX];
 static uint8_t tx[REPLY_MAX];
 static int16_t sample[ONW_INPUT_DIM];
-static int16_t logits[ONW_NUM_CLASSES];
+static int16_t outputs[ONW_NUM_OUTPUTS];
 static uint32_t frames_ok, frames_bad;
 
 static uint32_t get_u32(const uint8_t *p)
@@ -43,11 +43,11 @@ static void read_sample(const uint8_t *p)
     }
 }
 
-static uint8_t *put_logits(uint8_t *p)
+static uint8_t *put_outputs(uint8_t *p)
 {
     int c;
-    for (c = 0; c < ONW_NUM_CLASSES; c++) {
-        p = put_u16(p, (uint16_t)logits[c]);
+    for (c = 0; c < ONW_NUM_OUTPUTS; c++) {
+        p = put_u16(p, (uint16_t)outputs[c]);
     }
     return p;
 }
@@ -108,7 +108,7 @@ static uint8_t *hello(uint8_t *p)
     *p++ = ONW_WEIGHT_FRAC;
     *p++ = ONW_FEEDBACK_FRAC;
     *p++ = ONW_LR_FRAC;
-    *p++ = 0;
+    *p++ = ONW_NUM_OUTPUTS;
     p = put_u32(p, ONW_MODEL_HASH);
     p = put_u32(p, ONW_STATE_SIZE);
     p = put_u16(p, ONW_RX_MAX);
@@ -176,21 +176,24 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
         }
         break;
     }
-    case ONW_CMD_TRAIN:
-        NEED_BODY(1 + 2 * ONW_INPUT_DIM);
-        if (body[0] >= ONW_NUM_CLASSES) {
-            error_reply(ONW_ERR_ARGUMENT, cmd, ONW_NUM_CLASSES - 1, body[0]);
+    case ONW_CMD_TRAIN: {
+        int32_t target;
+        NEED_BODY(2 + 2 * ONW_INPUT_DIM);
+        target = (int16_t)(uint16_t)(body[0] | (body[1] << 8));
+        if (!ONW_REGRESSION && (target < 0 || target >= ONW_NUM_CLASSES)) {
+            error_reply(ONW_ERR_ARGUMENT, cmd, ONW_NUM_CLASSES - 1, (uint32_t)target);
             return;
         }
-        read_sample(body + 1);
-        onw_train(sample, body[0], logits);
-        out = put_u32(put_logits(out), onw_state_digest());
+        read_sample(body + 2);
+        onw_train(sample, target, outputs);
+        out = put_u32(put_outputs(out), onw_state_digest());
         break;
+    }
     case ONW_CMD_INFER:
         NEED_BODY(2 * ONW_INPUT_DIM);
         read_sample(body);
-        onw_infer(sample, logits);
-        out = put_logits(out);
+        onw_infer(sample, outputs);
+        out = put_outputs(out);
         break;
     case ONW_CMD_STATS:
         NEED_BODY(0);
@@ -210,6 +213,17 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
             return;
         }
         onw_state.lr_q = lr_q;
+        break;
+    }
+    case ONW_CMD_SET_STAGE: {
+        uint32_t stage;
+        NEED_BODY(4);
+        stage = get_u32(body);
+        if (stage > ONW_NUM_STAGES) {
+            error_reply(ONW_ERR_ARGUMENT, cmd, ONW_NUM_STAGES, stage);
+            return;
+        }
+        onw_state.stage = stage;
         break;
     }
     default:

@@ -1,5 +1,8 @@
 /* PEPITA and MEMPEPITA; twins of host/learn/pepita.py and host/learn/mempepita.py.
  * The rule is fixed at build time (ONW_RULE) so that only its buffers take RAM. */
+#include "onward/runtime.h"
+
+#if ONW_RULE == ONW_RULE_PEPITA || ONW_RULE == ONW_RULE_MEMPEPITA
 #include <stddef.h>
 
 #include "onward/fixed.h"
@@ -8,8 +11,6 @@
 
 #define LAST (ONW_NUM_LAYERS - 1)
 
-onw_state_t onw_state;
-uint32_t onw_saturations;
 static int16_t error_q[ONW_NUM_CLASSES]; /* e = softmax(z) - y, Q(ONW_ACT_FRAC) */
 
 static int16_t *layer_weights(int layer)
@@ -25,13 +26,12 @@ static void forward(int layer, const int16_t *x, int16_t *y)
 
 static void update(int layer, const int16_t *a, const int16_t *b, const int16_t *x_in)
 {
-    uint32_t key = onw_derive(onw_derive(onw_derive(onw_state.seed, ONW_STREAM_ROUNDING), onw_state.steps),
-                              (uint32_t)layer);
+    uint32_t key = onw_rounding_key((uint32_t)layer);
     onw_dense_update(layer_weights(layer), a, b, x_in, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
                      onw_state.lr_q, ONW_UPDATE_SHIFT, key, &onw_saturations);
 }
 
-static void output_error(const int16_t *logits, uint8_t label)
+static void output_error(const int16_t *logits, int32_t label)
 {
     int32_t prob[ONW_NUM_CLASSES];
     int c;
@@ -67,18 +67,6 @@ static void copy_logits(const int16_t *from, int16_t *logits)
     }
 }
 
-void onw_reset(uint32_t seed)
-{
-    uint32_t i;
-    for (i = 0; i < ONW_NUM_WEIGHTS; i++) {
-        onw_state.weights[i] = onw_weights_init[i];
-    }
-    onw_state.seed = seed;
-    onw_state.steps = 0;
-    onw_state.lr_q = ONW_LR_Q;
-    onw_saturations = 0;
-}
-
 #if ONW_RULE == ONW_RULE_PEPITA
 /* Pass 1 keeps every layer's output; pass 2 needs two layers at a time. */
 static int16_t activations[ONW_SUM_WIDTHS];
@@ -97,7 +85,7 @@ static const int16_t *forward_pass(const int16_t *x)
     return in;
 }
 
-void onw_train(int16_t *x, uint8_t label, int16_t *logits)
+void onw_train(int16_t *x, int32_t label, int16_t *logits)
 {
     const int16_t *in;
     int layer;
@@ -134,7 +122,7 @@ static const int16_t *forward_pass(const int16_t *x)
     return in;
 }
 
-void onw_train(int16_t *x, uint8_t label, int16_t *logits)
+void onw_train(int16_t *x, int32_t label, int16_t *logits)
 {
     const int16_t *in, *in_err;
     uint32_t i;
@@ -158,11 +146,10 @@ void onw_train(int16_t *x, uint8_t label, int16_t *logits)
     update(LAST, error_q, NULL, in_err);
     onw_state.steps++;
 }
-#else
-#error "ONW_RULE must be ONW_RULE_PEPITA or ONW_RULE_MEMPEPITA"
 #endif
 
 void onw_infer(const int16_t *x, int16_t *logits)
 {
     copy_logits(forward_pass(x), logits);
 }
+#endif /* PEPITA or MEMPEPITA */

@@ -1,16 +1,40 @@
-/* The state image: seed, steps, lr_q (uint32 LE) then the int16 weights (LE), as host/reference.py. */
+/* The learned state: reset, and the state image: seed, steps, lr_q, stage (uint32 LE) then the int16 weights
+ * (LE), as host/reference.py. */
+#include "onward/fixed.h"
 #include "onward/protocol.h"
 #include "onward/runtime.h"
 
-static uint32_t header_word(uint32_t index)
+onw_state_t onw_state;
+uint32_t onw_saturations;
+
+void onw_reset(uint32_t seed)
 {
-    return index == 0 ? onw_state.seed : index == 1 ? onw_state.steps : onw_state.lr_q;
+    uint32_t i;
+    for (i = 0; i < ONW_NUM_WEIGHTS; i++) {
+        onw_state.weights[i] = onw_weights_init[i];
+    }
+    onw_state.seed = seed;
+    onw_state.steps = 0;
+    onw_state.lr_q = ONW_LR_Q;
+    onw_state.stage = 0;
+    onw_saturations = 0;
+}
+
+uint32_t onw_rounding_key(uint32_t layer)
+{
+    return onw_derive(onw_derive(onw_derive(onw_state.seed, ONW_STREAM_ROUNDING), onw_state.steps), layer);
+}
+
+static uint32_t *header_word(uint32_t index)
+{
+    uint32_t *words[4] = {&onw_state.seed, &onw_state.steps, &onw_state.lr_q, &onw_state.stage};
+    return words[index];
 }
 
 uint8_t onw_state_get_byte(uint32_t index)
 {
     if (index < ONW_STATE_HEADER) {
-        return (uint8_t)(header_word(index / 4) >> (8 * (index % 4)));
+        return (uint8_t)(*header_word(index / 4) >> (8 * (index % 4)));
     }
     index -= ONW_STATE_HEADER;
     return (uint8_t)((uint16_t)onw_state.weights[index / 2] >> (8 * (index % 2)));
@@ -19,7 +43,7 @@ uint8_t onw_state_get_byte(uint32_t index)
 void onw_state_set_byte(uint32_t index, uint8_t value)
 {
     if (index < ONW_STATE_HEADER) {
-        uint32_t *word = index < 4 ? &onw_state.seed : index < 8 ? &onw_state.steps : &onw_state.lr_q;
+        uint32_t *word = header_word(index / 4);
         uint32_t shift = 8 * (index % 4);
         *word = (*word & ~((uint32_t)0xFF << shift)) | ((uint32_t)value << shift);
         return;

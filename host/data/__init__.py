@@ -35,10 +35,16 @@ class Dataset:
     task: str = "classification"  # or "regression"
     y_min: float | None = None  # regression: the training targets' range in original units
     y_max: float | None = None
+    image_shape: tuple[int, ...] | None = None  # a sample's shape when it is an image (digits: 8 x 8), row-major
 
     @property
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """(height, width) for images, (length,) otherwise: what a convolution slides over (2-D or 1-D)."""
+        return self.image_shape or (self.input_dim,)
 
     @property
     def max_abs(self) -> float:
@@ -77,7 +83,8 @@ def load_dataset(spec: Spec) -> Dataset:
         x_tr, x_te, y_tr, y_te = train_test_split(
             x * d.scale, y, test_size=d.test_fraction, stratify=y, random_state=random_state
         )
-        return Dataset(x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), int(y.max()) + 1)
+        return Dataset(x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), int(y.max()) + 1,
+                       image_shape=(8, 8) if d.set == "digits" else None)
     if d.set == "mnist1d":
         from onward.data.mnist_1d import mnist1d
 

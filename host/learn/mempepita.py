@@ -9,9 +9,9 @@ cost of one more forward pass.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from onward.data import Dataset
 from onward.fixed import I64
+from onward.learn import pepita
 from onward.learn.pepita import (
     apply_update_float,
     forward_fixed,
@@ -20,13 +20,21 @@ from onward.learn.pepita import (
     output_error_fixed,
     softmax,
 )
+from onward.model import InitialModel, init_pepita
 from onward.nn.dense import F64, dense_float
+from onward.spec import Spec
 
-if TYPE_CHECKING:
-    from onward.reference import FixedReference, FloatReference
+TASKS = pepita.TASKS
 
 
-def train_step_float(ref: FloatReference, x: F64, y_onehot: F64) -> F64:
+def init_model(spec: Spec, data: Dataset) -> InitialModel:
+    widths = (*spec.hidden, data.classes)
+    ram = {"error_q": 2 * data.classes, "modulated": 2 * 2 * max(spec.hidden, default=1),
+           "clean": 2 * 2 * max(widths), "x_modulated": 2 * data.input_dim}
+    return init_pepita(spec, data, ram)
+
+
+def train_step_float(ref: pepita.Float, x: F64, y_onehot: F64) -> F64:
     last = len(ref.weights) - 1
     h = x
     for layer, w in enumerate(ref.weights):  # pass 1: the error only
@@ -44,7 +52,7 @@ def train_step_float(ref: FloatReference, x: F64, y_onehot: F64) -> F64:
     return logits
 
 
-def train_step_fixed(ref: FixedReference, x: I64, label: int) -> I64:
+def train_step_fixed(ref: pepita.Fixed, x: I64, label: int) -> I64:
     last = ref.num_layers - 1
     h = x
     for layer in range(ref.num_layers):
@@ -60,3 +68,13 @@ def train_step_fixed(ref: FixedReference, x: I64, label: int) -> I64:
         else:
             ref.update(layer, e, h_err)
     return logits
+
+
+class Float(pepita.Float):
+    step = staticmethod(train_step_float)
+
+
+class Fixed(pepita.Fixed):
+    """The bit-exact specification of MEMPEPITA in firmware/src/rule_pepita.c."""
+
+    step = staticmethod(train_step_fixed)

@@ -4,22 +4,33 @@ Pass 1 runs the clean input and gives the error e = softmax(h_L) - y. Pass 2 run
 fixed random projection of the error, x + F e. Hidden layers learn from the difference of their two
 activations, the output layer from the error: dW_l = (h_l - h_l^err) (h_{l-1}^err)^T, dW_L = e (h_{L-1}^err)^T.
 
-`train_step_float` is the float reference (mini-batches and momentum as in the paper);
-`train_step_fixed` is the bit-exact specification of firmware/src/rules.c. Pass 1 keeps every h_l.
+`Float` is the float reference (mini-batches and momentum as in the paper); `Fixed` is the bit-exact
+specification of firmware/src/rule_pepita.c. Pass 1 keeps every h_l.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from onward import fixed
+from onward.data import Dataset, epoch_order
 from onward.fixed import I64
+from onward.model import InitialModel, feedback_matrix, init_pepita
 from onward.nn.dense import F64, dense_fixed, dense_float
+from onward.reference import FixedReference
+from onward.spec import Spec, feedback_bound
 
-if TYPE_CHECKING:
-    from onward.reference import FixedReference, FloatReference
+TASKS = ("classification",)
+
+
+def init_model(spec: Spec, data: Dataset) -> InitialModel:
+    widths = (*spec.hidden, data.classes)
+    ram = {"error_q": 2 * data.classes, "modulated": 2 * 2 * max(spec.hidden, default=1),
+           "activations": 2 * sum(widths)}
+    return init_pepita(spec, data, ram)
 
 
 def softmax(z: F64) -> F64:
@@ -27,14 +38,14 @@ def softmax(z: F64) -> F64:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def apply_update_float(ref: FloatReference, layer: int, delta: F64, x_in: F64) -> None:
+def apply_update_float(ref: Float, layer: int, delta: F64, x_in: F64) -> None:
     """SGD with momentum on dW = delta^T x_in / batch (PEPITA's W <- W - lr * v)."""
     grad = delta.T @ x_in / x_in.shape[0]
     ref.velocity[layer] = ref.momentum * ref.velocity[layer] + grad
     ref.weights[layer] -= ref.lr * ref.velocity[layer]
 
 
-def train_step_float(ref: FloatReference, x: F64, y_onehot: F64) -> F64:
+def train_step_float(ref: Float, x: F64, y_onehot: F64) -> F64:
     last = len(ref.weights) - 1
     h = [x]
     for layer, w in enumerate(ref.weights):
@@ -53,7 +64,7 @@ def train_step_float(ref: FloatReference, x: F64, y_onehot: F64) -> F64:
 
 # --- fixed point: pieces shared with MEMPEPITA --------------------------------------------------
 
-def output_error_fixed(ref: FixedReference, logits: I64, label: int) -> I64:
+def output_error_fixed(ref: Fixed, logits: I64, label: int) -> I64:
     """e = softmax(z) - onehot(label), from Q15 probabilities to Q(activation_frac)."""
     p = fixed.softmax_q15(logits, ref.fmt.activation_frac)
     p[label] -= fixed.ONE_Q15
@@ -62,7 +73,7 @@ def output_error_fixed(ref: FixedReference, logits: I64, label: int) -> I64:
     return e
 
 
-def modulate_fixed(ref: FixedReference, x: I64, e: I64) -> I64:
+def modulate_fixed(ref: Fixed, x: I64, e: I64) -> I64:
     """x_err = sat16(x + requant(F e)): F (Q ff) times e (Q af), back to Q af."""
     fe, sats1 = fixed.requant(ref.feedback_q @ e, ref.fmt.feedback_frac, 0)
     x_err, sats2 = fixed.sat16(x + fe)
@@ -70,19 +81,19 @@ def modulate_fixed(ref: FixedReference, x: I64, e: I64) -> I64:
     return x_err
 
 
-def forward_fixed(ref: FixedReference, layer: int, x: I64) -> I64:
+def forward_fixed(ref: Fixed, layer: int, x: I64) -> I64:
     y, sats = dense_fixed(ref.weights[layer], x, ref.fmt.weight_frac, relu=layer < ref.num_layers - 1)
     ref.saturations += sats
     return y
 
 
-def hidden_delta_fixed(ref: FixedReference, h: I64, h_err: I64) -> I64:
+def hidden_delta_fixed(ref: Fixed, h: I64, h_err: I64) -> I64:
     delta, sats = fixed.sat16(h - h_err)
     ref.saturations += sats
     return delta
 
 
-def train_step_fixed(ref: FixedReference, x: I64, label: int) -> I64:
+def train_step_fixed(ref: Fixed, x: I64, label: int) -> I64:
     last = ref.num_layers - 1
     h = [x]
     for layer in range(ref.num_layers):
@@ -97,3 +108,63 @@ def train_step_fixed(ref: FixedReference, x: I64, label: int) -> I64:
         else:
             ref.update(layer, e, h_err)
     return h[-1]
+
+
+class Float:
+    """The float reference of PEPITA's MLP: mini-batches and momentum as the paper (the device: batch 1)."""
+
+    step: Callable[[Any, F64, F64], F64] = staticmethod(train_step_float)
+
+    def __init__(self, model: InitialModel) -> None:
+        self.model = model
+        self.weights = [w.copy() for w in model.weights]
+        self.velocity = [np.zeros_like(w) for w in model.weights]
+        self.feedback = model.feedback
+        self.momentum = model.spec.rule.momentum
+        self.lr = model.spec.rule.learning_rate
+
+    def logits(self, x: F64) -> F64:
+        last = len(self.weights) - 1
+        for layer, w in enumerate(self.weights):
+            x = dense_float(w, x, relu=layer < last)
+        return x
+
+    def score(self, x: F64, y: I64) -> float:
+        """Test accuracy."""
+        return float(np.mean(self.logits(x).argmax(axis=1) == y))
+
+
+    def fit(self, data: Dataset, epochs: int | None = None) -> list[float]:
+        """Train epoch by epoch (the shared order, the spec's lr schedule); return test accuracy per epoch."""
+        spec = self.model.spec
+        batch = spec.rule.batch_size
+        onehot = np.eye(data.classes)[data.y_train]
+        history = []
+        for epoch in range(epochs if epochs is not None else spec.rule.epochs):
+            self.lr = spec.lr_at_epoch(epoch)
+            order = epoch_order(spec.seed, epoch, len(data.y_train))
+            for start in range(0, len(order), batch):
+                idx = order[start:start + batch]
+                self.step(self, data.x_train[idx], onehot[idx])
+            history.append(self.score(data.x_test, data.y_test))
+        return history
+
+
+class Fixed(FixedReference):
+    """The bit-exact specification of PEPITA in firmware/src/rule_pepita.c."""
+
+    step: Callable[[Any, I64, int], I64] = staticmethod(train_step_fixed)
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        # F follows the seed, as on the device
+        self.feedback_q = feedback_matrix(self.seed, self.model.dims[0], self.model.dims[-1],
+                                          feedback_bound(self.model.spec, self.model.dims[0]))
+
+    def infer(self, x: I64) -> I64:
+        for layer in range(self.num_layers):
+            x = forward_fixed(self, layer, x)
+        return x
+
+    def train_step(self, x: I64, target: int) -> I64:
+        return self.step(self, x, target)

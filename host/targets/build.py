@@ -16,7 +16,8 @@ from onward.model import InitialModel
 from onward.paths import BOARDS, FIRMWARE_INCLUDE, FIRMWARE_SRC
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
-RUNTIME_SOURCES = ["fixed.c", "kernels.c", "rules.c", "state.c", "protocol.c", "app.c"]
+# Every runtime source is compiled; each rule file (rule_<name>.c) compiles to nothing unless ONW_RULE names it.
+RUNTIME_SOURCES = sorted(p.name for p in FIRMWARE_SRC.glob("*.c"))
 
 
 def available_targets() -> list[str]:
@@ -47,6 +48,8 @@ class Firmware:
     path: Path
     board: Board
     generated: GeneratedC
+    buffers: tuple[str, ...] = ()  # the runtime's static buffers (codegen.static_ram): what size reports read
+    rule_buffers: tuple[str, ...] = ()  # those of the learning rule (InitialModel.ram)
 
 
 def load_board(target: str) -> Board:
@@ -109,12 +112,13 @@ def build_firmware(
                        board.folder / "board.json", gen_dir / "model.h", gen_dir / "model.c"]):
         inputs.update(src.read_bytes())
     stamp = folder / "build.stamp"
+    firmware = Firmware(out, board, gen, tuple(static_ram(model)), tuple(model.ram))
     if out.exists() and stamp.exists() and stamp.read_text() == inputs.hexdigest():
-        return Firmware(out, board, gen)
+        return firmware
     for stale in [*folder.glob("*.su"), *folder.glob("*.ci")]:  # stack-usage files of an earlier build
         stale.unlink()
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
     if result.returncode != 0:
         raise BuildError(f"building {model.spec.name} for {target} failed:\n$ {' '.join(cmd)}\n{result.stderr}")
     stamp.write_text(inputs.hexdigest())
-    return Firmware(out, board, gen)
+    return firmware

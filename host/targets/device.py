@@ -40,11 +40,15 @@ class Device:
     def set_lr(self, lr_q: int) -> None:
         self.request(Cmd.SET_LR, struct.pack("<I", lr_q))
 
-    def train(self, x: I64, label: int) -> tuple[I64, int]:
-        """One training step; returns the pass-1 logits and the digest of the new state."""
-        body = self.request(Cmd.TRAIN, bytes([label]) + np.asarray(x, dtype="<i2").tobytes())
-        logits = np.frombuffer(body[:-4], dtype="<i2").astype(np.int64)
-        return logits, struct.unpack("<I", body[-4:])[0]
+    def set_stage(self, stage: int) -> None:
+        self.request(Cmd.SET_STAGE, struct.pack("<I", stage))
+
+    def train(self, x: I64, target: int) -> tuple[I64, int]:
+        """One training step (target: class index, or Q(af) regression target); returns the rule's outputs
+        and the digest of the new state."""
+        body = self.request(Cmd.TRAIN, struct.pack("<h", target) + np.asarray(x, dtype="<i2").tobytes())
+        outputs = np.frombuffer(body[:-4], dtype="<i2").astype(np.int64)
+        return outputs, struct.unpack("<I", body[-4:])[0]
 
     def infer(self, x: I64) -> I64:
         return np.frombuffer(self.request(Cmd.INFER, np.asarray(x, dtype="<i2").tobytes()),

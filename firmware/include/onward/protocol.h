@@ -10,17 +10,18 @@
 
 #include <stdint.h>
 
-#define ONW_PROTOCOL_VERSION 1u
+#define ONW_PROTOCOL_VERSION 2u
 
 enum {
     ONW_CMD_HELLO = 0x01,  /* -> build info */
-    ONW_CMD_RESET = 0x02,  /* [seed u32] -> initial weights, steps 0; no body: the spec's seed */
+    ONW_CMD_RESET = 0x02,  /* [seed u32] -> initial weights, steps 0, stage 0; no body: the spec's seed */
     ONW_CMD_LOAD = 0x03,   /* offset u32 | bytes -> write into the state image */
     ONW_CMD_DUMP = 0x04,   /* offset u32 | length u16 -> bytes of the state image */
-    ONW_CMD_TRAIN = 0x05,  /* label u8 | x int16[input] -> logits int16[classes] | digest u32 */
-    ONW_CMD_INFER = 0x06,  /* x int16[input] -> logits int16[classes] */
+    ONW_CMD_TRAIN = 0x05,  /* target int16 | x int16[input] -> outputs int16[ONW_NUM_OUTPUTS] | digest u32 */
+    ONW_CMD_INFER = 0x06,  /* x int16[input] -> outputs int16[ONW_NUM_OUTPUTS] */
     ONW_CMD_STATS = 0x07,  /* -> steps, saturations, frames ok, frames bad, cycles, digest (u32 each) */
     ONW_CMD_SET_LR = 0x08, /* lr_q u32 -> (empty) */
+    ONW_CMD_SET_STAGE = 0x09, /* stage u32 (0..ONW_NUM_STAGES) -> (empty) */
     ONW_CMD_ERROR = 0x7F,
     ONW_REPLY = 0x80
 };
@@ -33,7 +34,7 @@ enum {
     ONW_ERR_LENGTH = 5,   /* expected = body bytes present, got = length field */
     ONW_ERR_COMMAND = 6,  /* expected = 0, got = the unknown command */
     ONW_ERR_BODY = 7,     /* expected = body length this command takes, got = body length */
-    ONW_ERR_ARGUMENT = 8  /* expected = the limit, got = the value (label, offset+length, lr) */
+    ONW_ERR_ARGUMENT = 8  /* expected = the limit, got = the value (target, offset+length, lr, stage) */
 };
 
 #define ONW_CRC32_INIT 0xFFFFFFFFu

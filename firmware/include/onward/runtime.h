@@ -7,15 +7,22 @@
 
 #include "model.h"
 
+/* Rule ids, as onward.rules.rule_id; ONW_RULE (model.h) picks one and each rule_<name>.c guards itself. */
 #define ONW_RULE_PEPITA 1
 #define ONW_RULE_MEMPEPITA 2
+#define ONW_RULE_FFZERO 3
+#define ONW_RULE_FF 4
+#define ONW_RULE_FGRAD 5
 #define ONW_STREAM_FEEDBACK 1u /* PRNG streams: as host/model.py */
 #define ONW_STREAM_ROUNDING 2u
+#define ONW_STREAM_DIRECTIONS 3u
+#define ONW_STREAM_NEGATIVES 4u
+#define ONW_STREAM_TANGENTS 5u
 
 typedef struct {
     uint16_t in_dim;
     uint16_t out_dim;
-    uint32_t offset;     /* first weight of this layer in onw_state.weights (row-major, out x in) */
+    uint32_t offset;     /* first parameter of this layer in onw_state.weights (row-major) */
     uint32_t act_offset; /* first activation of this layer's output in PEPITA's pass-1 store */
 } onw_layer_t;
 
@@ -24,10 +31,11 @@ typedef struct {
     uint32_t seed;  /* PRNG seed: F and the stochastic rounding follow it */
     uint32_t steps; /* training steps taken: the rounding stream of step t is derived from t */
     uint32_t lr_q;  /* learning rate * 2^ONW_LR_FRAC */
+    uint32_t stage; /* the layer being trained, for rules that train layer after layer (else 0) */
     int16_t weights[ONW_NUM_WEIGHTS];
 } onw_state_t;
 
-#define ONW_STATE_HEADER 12u
+#define ONW_STATE_HEADER 16u
 #define ONW_STATE_SIZE (ONW_STATE_HEADER + 2u * ONW_NUM_WEIGHTS)
 
 extern const onw_layer_t onw_layers[ONW_NUM_LAYERS];
@@ -35,13 +43,18 @@ extern const int16_t onw_weights_init[ONW_NUM_WEIGHTS];
 extern onw_state_t onw_state;
 extern uint32_t onw_saturations;
 
-/* rules.c */
-void onw_reset(uint32_t seed);
-void onw_infer(const int16_t *x, int16_t *logits);
-/* One forward-only training step on sample x (used as scratch) with class label; pass-1 logits out. */
-void onw_train(int16_t *x, uint8_t label, int16_t *logits);
+/* rule_<name>.c, the one ONW_RULE selects (docs/rules.md) */
+void onw_infer(const int16_t *x, int16_t *outputs);
+/* One training step on sample x (which it may use as scratch) with the target (a class index, or a
+ * Q(ONW_ACT_FRAC) value for regression); writes ONW_NUM_OUTPUTS outputs and increments onw_state.steps. */
+void onw_train(int16_t *x, int32_t target, int16_t *outputs);
 
-/* state.c: the state image, byte by byte, little-endian */
+/* state.c */
+/* Initial weights, the seed, steps 0, the spec's lr, stage 0, saturation count 0. */
+void onw_reset(uint32_t seed);
+/* The key of the stochastic rounding of `layer`'s update at this step (FixedReference.rounding_key). */
+uint32_t onw_rounding_key(uint32_t layer);
+/* The state image, byte by byte, little-endian */
 uint8_t onw_state_get_byte(uint32_t index);
 void onw_state_set_byte(uint32_t index, uint8_t value);
 uint32_t onw_state_digest(void);
