@@ -254,3 +254,24 @@ def test_float_and_fixed_block_agree():
     nxt = conv.relu_maxpool(yq.reshape(4, 6, 6), (2, 2)) / 2.0**af
     want = conv.relu_maxpool(conv.normalise_float(conv.conv(w, x), 1.0).reshape(4, 6, 6), (2, 2))
     assert np.abs(nxt - want).max() < 0.01
+
+
+def test_perturbed_block_scores_from_integers_track_float():
+    """How the fixed rule uses the kernels for one filter c: z± = M_c·normalise(A_c ± (P_c << p)), and the same
+    filter perturbed in float by ±2^p LSB along the same signs gives the same scores (up to rounding)."""
+    rng = np.random.default_rng(6)
+    af, wf, p, key = 10, 12, 2, 99
+    x = rng.uniform(-1, 1, size=(1, 1, 40))
+    w = rng.uniform(-0.4, 0.4, size=(3, 1, 1, 5))
+    m = rng.uniform(-1 / 6, 1 / 6, size=(3, 10, 36))
+    xq, wq, mq = fixed.to_q(x, af)[0], fixed.to_q(w, wf)[0], fixed.to_q(m, 15)[0]
+    acc = conv.conv_acc(wq, xq)
+    for c_out in range(3):
+        resp = conv.conv_response(xq, (1, 5), key, 5 * c_out)
+        r = conv.direction_signs(key, 5 * c_out, 5).reshape(1, 1, 5)
+        for sign in (1, -1):
+            y, _ = conv.normalise(acc[c_out] + sign * (resp << p), af, 0)
+            z_int = conv.project(mq[c_out:c_out + 1], y)[0] / 2.0 ** (15 + af)
+            w_f = (wq[c_out] + sign * (r << p)) / 2.0**wf
+            z_float = m[c_out] @ conv.normalise_float(conv.conv(w_f[None], xq / 2.0**af)[0], 0.0)
+            assert np.abs(z_int - z_float).max() < 0.01 * np.abs(z_float).max()
