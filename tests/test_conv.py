@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from onward import fixed
+from onward.learn.ffzero_fixed import rademacher
 from onward.nn import conv
 from onward.paths import FIRMWARE_INCLUDE, FIRMWARE_SRC
 
@@ -139,6 +140,9 @@ def test_direction_signs_are_balanced_and_consecutive():
     s = conv.direction_signs(7, 0, 64_000)
     assert set(np.unique(s)) == {-1, 1} and abs(s.mean()) < 0.02
     np.testing.assert_array_equal(conv.direction_signs(7, 100, 50), s[100:150])  # `first` is an offset
+    # the dense block's signs (the FFzero rule) are the same stream: a conv layer's filter c is the segment
+    # c·fan .. (c+1)·fan of one layer-wide direction
+    np.testing.assert_array_equal(rademacher(7, 64_000), s)
 
 
 def accumulators(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
