@@ -45,6 +45,7 @@ from onward.fixed import I64
 from onward.learn.ffzero import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
 from onward.learn.ffzero import FFzero, FFzeroConfig, activate, r2_score, similarities, vote
 from onward.model import STREAM_DIRECTIONS, Constant, InitialModel
+from onward.nn.conv import direction_signs
 from onward.nn.dense import F64
 from onward.reference import FixedReference
 from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
@@ -64,10 +65,8 @@ def direction_key(seed: int, steps: int, layer: int, k: int) -> int:
 
 
 def rademacher(key: int, d: int) -> I64:
-    """d signs ±1: bit j % 32 of rand(key, j // 32) (1 -> +1)."""
-    j = np.arange(d)
-    bits = (fixed.rand(key, j >> 5) >> (j & 31)) & 1
-    return 2 * bits - 1
+    """d signs ±1: bit j % 32 of rand(key, j // 32) (1 -> +1), as the conv blocks draw theirs."""
+    return direction_signs(key, 0, d)
 
 
 # --- the block: one dense layer ---------------------------------------------------------------------------
@@ -96,8 +95,13 @@ class DenseBlock:
         return r.reshape(self.fan_out, self.fan_in + 1) @ self._with_one(h)
 
     def pairs(self, a: I64, responses: list[I64], perturbation: int) -> list[tuple[I64, I64]]:
-        """z± = A ± (P_k << p), exactly (the perturbed weights are never formed)."""
+        """A± = A ± (P_k << p): the accumulators of W ± 2^p r_k, exactly (the perturbed weights are never formed)."""
         return [(a + (p << perturbation), a - (p << perturbation)) for p in responses]
+
+    def z(self, a: I64) -> I64:
+        """The vector whose cosines with the prototypes give the loss: a dense layer's accumulators themselves
+        (a conv block normalises and projects its maps here)."""
+        return a
 
     def output(self, a: I64, weight_frac: int, relu: bool) -> tuple[I64, int]:
         """What the next block receives: z in Q(af), saturated (counted), or its ReLU."""
@@ -276,8 +280,8 @@ class Fixed(FixedReference):
         dirs = [rademacher(direction_key(self.seed, self.steps, layer, k), block.size)
                 for k in range(rule.directions)]
         dl = []
-        for zp, zm in block.pairs(a, [block.respond(r, h) for r in dirs], rule.perturbation):
-            zp, zm = normalise([zp, zm])
+        for ap, am in block.pairs(a, [block.respond(r, h) for r in dirs], rule.perturbation):
+            zp, zm = normalise([block.z(ap), block.z(am)])
             dl.append(self._loss(layer, zp, target) - self._loss(layer, zm, target))
         if not any(dl):
             return
@@ -295,7 +299,7 @@ class Fixed(FixedReference):
         for layer in range(last + 1):
             block = self.blocks[layer]
             a = block.accumulate(self.weights[layer], h)
-            (z,) = normalise([a])
+            (z,) = normalise([block.z(a)])
             if self.regression:
                 if layer == last:
                     s0 = cosines(z, self.protos[layer])
