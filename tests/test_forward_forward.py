@@ -91,6 +91,7 @@ def test_float_learns_digits_and_fixed_tracks_it() -> None:
     fixed_acc = fixed_ref.score(x_test, data.y_test)
     assert abs(fixed_acc - float_one.score(data.x_test, data.y_test)) < 0.04
     assert fixed_ref.saturations == 0
+    assert not fixed_ref.weights[0][:, -1].any()  # the padding column (74 inputs + bias -> 76) never moves
 
 
 def test_train_outputs_score_the_two_labels_of_the_step() -> None:
@@ -162,8 +163,9 @@ def test_example_spec_fits_int16_and_describes_its_buffers() -> None:
     data = load_dataset(spec)
     model = init_model(spec, data)
     assert model.dims == (64, 64, 64) and model.outputs == 10
-    assert [w.shape for w in model.weights_q] == [(64, 64 + 10 + 1), (64, 64 + 1)]
+    assert [w.shape for w in model.weights_q] == [(64, 64 + 10 + 1 + 1), (64, 64 + 1 + 1)]  # padded to even
+    assert not model.weights_q[0][:, -1].any() and not model.weights_q[1][:, -1].any()
     assert all(np.array_equal(fixed.to_q(w, spec.format.weight_frac)[0], q)
                for w, q in zip(model.weights, model.weights_q, strict=True))
-    assert model.ram == {"ff_buf": 2 * 2 * 2 * 76, "ff_delta": 2 * 64}
+    assert model.ram == {"ff_buf": 2 * 2 * 2 * 76}
     assert math.isclose(float(np.abs(model.weights[0]).max()), 1 / math.sqrt(74), rel_tol=0.05)
