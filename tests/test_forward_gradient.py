@@ -3,6 +3,7 @@ multi-tangent projection, learning, the fixed-point reference against the float 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,11 +76,13 @@ def digits(**rule: Any) -> tuple[Any, Any]:
     return fg.init_model(spec, data), data
 
 
-def test_float_learns_digits_in_both_modes() -> None:
+def test_float_learns_in_both_modes() -> None:
     model, data = digits()
-    assert fg.Float(model).fit(data)[-1] > 0.5  # chance is 0.1
-    model, data = digits(mode="weight", learning_rate=0.001, directions=16)  # 2400 weights: many tangents
-    assert fg.Float(model).fit(data)[-1] > 0.3
+    assert fg.Float(model).fit(data)[-1] > 0.5  # digits; chance is 0.1
+    model, data = small(mode="weight", learning_rate=0.05, directions=4)
+    flt = fg.Float(model)
+    before = flt.score(data.x_test, data.y_test)
+    assert flt.fit(data, epochs=10)[-1] > max(0.8, before + 0.3)  # 3 classes
 
 
 def test_fixed_step_follows_the_float_estimate_with_the_same_signs() -> None:
@@ -104,14 +107,14 @@ def test_fixed_step_follows_the_float_estimate_with_the_same_signs() -> None:
 
 
 def test_fixed_tracks_float_on_digits() -> None:
-    model, data = digits(epochs=3)
+    model, data = digits(epochs=2)
     x_q = fixed.to_q(data.x_train, 10)[0]
     ref = fg.Fixed(model)
-    for epoch in range(3):
+    for epoch in range(2):
         for i in epoch_order(model.spec.seed, epoch, len(data.y_train)):
             ref.train(x_q[i], int(data.y_train[i]))
     got = ref.score(fixed.to_q(data.x_test, 10)[0], data.y_test)
-    want = fg.Float(model, distribution="rademacher").fit(data, epochs=3)[-1]
+    want = fg.Float(model, distribution="rademacher").fit(data, epochs=2)[-1]
     assert got > 0.6 and abs(got - want) < 0.1
 
 
@@ -136,18 +139,30 @@ def test_bad_specs() -> None:
         small(mode="activities")
 
 
-@pytest.mark.parametrize("hidden, directions, fmt", [
-    ([9, 6], 3, {"activation_frac": 13, "weight_frac": 11}),  # Q2.13 tangents and slopes: they saturate
-    ([], 2, {"activation_frac": 11, "weight_frac": 12}),      # no hidden layer
-    ([33], 1, {"activation_frac": 10, "weight_frac": 12}),    # odd width: the unaligned kernel paths
-])
-def test_native_firmware_is_bit_exact(hidden: list[int], directions: int, fmt: dict[str, int],
-                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+def run_fgrad(hidden: list[int], directions: int, fmt: dict[str, int], target: str, build: Path, steps: int) -> int:
+    """Lockstep reference vs firmware (raises Mismatch at the first difference); returns the saturations."""
     spec = make_spec(model={"hidden": hidden}, format=fmt,
                      rule={"name": "fgrad", "learning_rate": 0.2, "epochs": 1, "directions": directions})
     data = load_dataset(spec)
-    run = run_on_target(fg.init_model(spec, data), data, "native", tmp_path_factory.getbasetemp() / "fgrad",
-                        steps=150)
-    assert run.train_steps == 150
-    if fmt["activation_frac"] == 13:
-        assert run.saturations > 0  # the saturating paths were exercised, and counted alike
+    run = run_on_target(fg.init_model(spec, data), data, target, build, steps=steps)
+    assert run.train_steps == steps
+    return run.saturations
+
+
+SATURATING = {"activation_frac": 13, "weight_frac": 11}  # Q2.13 tangents and slopes: they saturate
+
+
+@pytest.mark.parametrize("hidden, directions, fmt", [
+    ([9, 6], 3, SATURATING),
+    ([], 2, {"activation_frac": 11, "weight_frac": 12}),      # no hidden layer
+])
+def test_native_firmware_is_bit_exact(hidden: list[int], directions: int, fmt: dict[str, int],
+                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    saturations = run_fgrad(hidden, directions, fmt, "native", tmp_path_factory.getbasetemp() / "fgrad", 150)
+    assert fmt is not SATURATING or saturations > 0  # the saturating paths ran, and counted alike
+
+
+@pytest.mark.qemu
+def test_qemu_m4_firmware_is_bit_exact(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The Cortex-M4 DSP dense kernel in the tangent pass (even widths: the assembly core)."""
+    assert run_fgrad([16, 8], 2, SATURATING, "qemu-m4", tmp_path_factory.getbasetemp() / "fgrad", 60) > 0
