@@ -12,13 +12,16 @@ import pytest
 
 from helpers import make_spec
 from onward import fixed
+from onward.codegen.c import static_ram
 from onward.data import load_dataset
 from onward.learn import ffzero_fixed as fz
 from onward.learn.ffzero import FFzero, hinge_loss, vote
 from onward.learn.zeroth_order import dd_gradient
 from onward.reference import apply_step, training_stream
 from onward.session import run_on_target
+from onward.size import size_report
 from onward.spec import Spec, SpecError
+from onward.targets.build import build_firmware
 
 
 def ffzero_spec(task: str = "classification", **rule: Any) -> Spec:
@@ -240,3 +243,13 @@ def test_firmware_is_bit_exact_when_blocks_are_halved_and_values_saturate(tmp_pa
     data = load_dataset(spec)
     run = run_on_target(ref.model, data, "native", tmp_path)  # checks the device's saturation count too
     assert run.saturations > 10
+
+
+def test_static_ram_is_what_the_linker_placed(tmp_path: Path) -> None:
+    """init_model's `ram` names rule_ffzero.c's buffers with their sizes (K = 4, widths 12 and 8, 4 classes)."""
+    spec = ffzero_spec(directions=4)
+    model = fz.init_model(spec, load_dataset(spec))
+    report = size_report(build_firmware(model, "qemu-m4", tmp_path))
+    estimate = static_ram(model)
+    assert {k: report.symbols[k] for k in model.ram} == model.ram
+    assert 0 <= report.ram - sum(estimate.values()) <= 64
