@@ -127,3 +127,50 @@ def test_learns_digits_and_is_deterministic():
     np.testing.assert_array_equal(votes, preds[1])  # two voters: a tie goes to the deepest
     b = FFzeroCNN(cfg, (8, 8), 10).fit(x[tr], y[tr])
     np.testing.assert_array_equal(b.predict(x[te]), a.predict(x[te]))
+
+
+def test_integer_layer_tracks_the_float_block_and_the_rule_loss():
+    """conv.ConvLayerQ on the quantised float block: z per channel, the output to the next block, and the ΔL of a
+    ±2^p LSB perturbation of each filter through ffzero_fixed's integer loss, against the float block's."""
+    from onward import fixed
+    from onward.learn.ffzero_fixed import LOSS_FRAC, cosines, hinge_q, normalise, rademacher
+
+    af, wf, p, key = 10, 12, 4, 2024
+    m = model((40,), (ConvBlockConfig(3, 5, 2),), classes=4, beta=1.0)
+    b = m.blocks[0]
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, 40)
+    layer = conv.ConvLayerQ(1, (1, 40), 3, (1, 5), (1, 2), af, 1 << af)
+    xq, wq = fixed.to_q(x, af)[0], fixed.to_q(b.w, wf)[0]
+    maps_q, protos_q = fixed.to_q(b.maps, 15)[0], fixed.to_q(b.protos, 15)[0]
+    b.w = wq / 2.0**wf  # the float block on the quantised weights and input
+    xf = m.as_maps(xq[None] / 2.0**af)
+    a = layer.accumulate(wq, xq)
+    out, sats = layer.output(a)
+    assert sats == 0 and out.shape == (layer.output_size,) == (3 * 18,)
+    assert np.abs(out / 2.0**af - b.output(xf).reshape(-1)).max() < 2e-3
+    z_float = conv.project(b.maps, b.maps_of(xf))[0]
+    r = rademacher(key, layer.size).reshape(b.w.shape)
+    for c in range(3):
+        z = layer.z(maps_q, a[c], c)
+        np.testing.assert_allclose(z / 2.0 ** (15 + conv.Z_MAP_FRAC), z_float[c], atol=2e-3 * np.abs(z_float[c]).max())
+        (zp, zm), = layer.pairs(a[c], [layer.respond(key, xq, c)], p)
+        zp, zm = layer.z(maps_q, zp, c), layer.z(maps_q, zm, c)
+        zp, zm = normalise([zp, zm])
+        margin_q = round(0.3 * 2**LOSS_FRAC)
+        dl_q = hinge_q(cosines(zp, protos_q[c]), 2, margin_q) - hinge_q(cosines(zm, protos_q[c]), 2, margin_q)
+        w0 = b.w.copy()
+        losses = []
+        for sign in (1, -1):
+            b.w = w0.copy()
+            b.w[c] += sign * r[c] * 2.0 ** (p - wf)
+            losses.append(channel_loss_margin(b, xf, c, 2))
+        b.w = w0
+        dl = losses[0] - losses[1]
+        # the map keeps 15 significant bits before its std (int64 variance): |ΔL error| ~ 1e-4, so p >= 2
+        assert abs(dl_q / 2.0**LOSS_FRAC - dl) < 0.01 * abs(dl) + 3e-4 and abs(dl) > 3e-3
+
+
+def channel_loss_margin(block: ConvBlock, x: np.ndarray, c: int, label: int) -> float:
+    z = conv.project(block.maps, block.maps_of(x))[:, c]
+    return float(hinge_loss(z, np.array([label]), block.protos[c], 0.3))

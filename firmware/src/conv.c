@@ -71,12 +71,14 @@ void onw_conv_response(const int16_t *x, uint16_t in_ch, uint16_t height, uint16
     }
 }
 
-void onw_conv_normalise(const int64_t *acc, uint32_t n, int frac, int16_t beta_q, int16_t *y,
-                        uint32_t *saturations)
+/* The per-channel constants of standardise (host/nn/conv.py): the sum, the power-of-two scaling of the
+ * centred map and the reciprocal of its std. Returns 0 for a constant map (every standardised value is 0). */
+static int standardise_setup(const int64_t *acc, uint32_t n, int frac, int64_t *sum_out, int *shift_out,
+                             int64_t *inv_out)
 {
-    int64_t sum = 0, inv, var;
+    int64_t sum = 0, var;
     uint64_t m = 0, sq = 0;
-    uint32_t i, std;
+    uint32_t i;
     int bits = 0, shift;
     for (i = 0; i < n; i++) {
         sum += acc[i];
@@ -86,11 +88,8 @@ void onw_conv_normalise(const int64_t *acc, uint32_t n, int frac, int16_t beta_q
         uint64_t mag = c < 0 ? (uint64_t)(-c) : (uint64_t)c;
         m = mag > m ? mag : m;
     }
-    if (m == 0) { /* a constant map: every centred value is 0 */
-        for (i = 0; i < n; i++) {
-            y[i] = onw_sat16_inline(beta_q, saturations);
-        }
-        return;
+    if (m == 0) {
+        return 0;
     }
     while (bits < 64 && (m >> bits) != 0) {
         bits++;
@@ -98,17 +97,43 @@ void onw_conv_normalise(const int64_t *acc, uint32_t n, int frac, int16_t beta_q
     shift = bits - ONW_NORM_BITS;
     /* Two passes over the centred map (no buffer): the scaled values are recomputed, which is cheap. */
     for (i = 0; i < n; i++) {
-        int64_t c = acc[i] * (int64_t)n - sum; /* n times the centred value: exact */
+        int64_t c = acc[i] * (int64_t)n - sum;
         c = shift > 0 ? onw_round_shift(c, shift) : c * ((int64_t)1 << -shift);
         sq += (uint64_t)(c * c);
     }
     var = (int64_t)(sq << (2 * ONW_STD_BITS)) / (int64_t)n;
-    std = onw_isqrt((uint64_t)var);
-    inv = ((int64_t)1 << (frac + ONW_STD_BITS + ONW_RECIP_BITS)) / (int64_t)std;
+    *inv_out = ((int64_t)1 << (frac + ONW_STD_BITS + ONW_RECIP_BITS)) / (int64_t)onw_isqrt((uint64_t)var);
+    *sum_out = sum;
+    *shift_out = shift;
+    return 1;
+}
+
+static inline int64_t standardised(int64_t a, uint32_t n, int64_t sum, int shift, int64_t inv)
+{
+    int64_t c = a * (int64_t)n - sum;
+    c = shift > 0 ? onw_round_shift(c, shift) : c * ((int64_t)1 << -shift);
+    return onw_round_shift(c * inv, ONW_RECIP_BITS);
+}
+
+void onw_conv_normalise(const int64_t *acc, uint32_t n, int frac, int16_t beta_q, int16_t *y,
+                        uint32_t *saturations)
+{
+    int64_t sum = 0, inv = 0;
+    int shift = 0, varies = standardise_setup(acc, n, frac, &sum, &shift, &inv);
+    uint32_t i;
     for (i = 0; i < n; i++) {
-        int64_t c = acc[i] * (int64_t)n - sum; /* n times the centred value: exact */
-        c = shift > 0 ? onw_round_shift(c, shift) : c * ((int64_t)1 << -shift);
-        y[i] = onw_sat16_inline(onw_round_shift(c * inv, ONW_RECIP_BITS) + beta_q, saturations);
+        int64_t v = varies ? standardised(acc[i], n, sum, shift, inv) : 0;
+        y[i] = onw_sat16_inline(v + beta_q, saturations);
+    }
+}
+
+void onw_conv_normalise_wide(const int64_t *acc, uint32_t n, int frac, int32_t beta_q, int32_t *y)
+{
+    int64_t sum = 0, inv = 0;
+    int shift = 0, varies = standardise_setup(acc, n, frac, &sum, &shift, &inv);
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        y[i] = (int32_t)((varies ? standardised(acc[i], n, sum, shift, inv) : 0) + beta_q);
     }
 }
 
@@ -133,13 +158,13 @@ void onw_relu_maxpool(const int16_t *y, uint16_t ch, uint16_t height, uint16_t w
     }
 }
 
-void onw_conv_project(const int16_t *m, const int16_t *y, uint32_t n, uint16_t dim, int64_t *z)
+void onw_conv_project(const int16_t *m, const int32_t *y, uint32_t n, uint16_t dim, int64_t *z)
 {
     uint32_t k, i;
     for (k = 0; k < dim; k++, m += n) {
         int64_t s = 0;
         for (i = 0; i < n; i++) {
-            s += (int64_t)((int32_t)m[i] * (int32_t)y[i]);
+            s += (int64_t)m[i] * y[i];
         }
         z[k] = s;
     }

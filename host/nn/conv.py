@@ -13,16 +13,19 @@ The integer path of one conv block for one sample, as the FFzero fixed rule uses
 2. ``conv_response``: P[i] = Σ_j r_j·patch_i[j] with r_j = ±1 regenerated from ``fixed.rand`` (additions
    only); then A ± (P << p) are the accumulators of the filter perturbed by ±2^p LSB along r, exactly.
 3. ``normalise``: per channel, (A - mean)/std over the map, in integers (an exact ``isqrt`` and one
-   reciprocal per channel), plus a constant shift beta, to int16 Q(af) with counted saturation. It replaces
+   reciprocal per channel), plus a constant shift beta, to int16 Q(af) with counted saturation for the next
+   block; ``normalise_wide`` gives the same map as int32 in a finer Q (Z_MAP_FRAC) for the loss. It replaces
    BatchNorm: the public code never calls ``eval()``, so its BatchNorm always uses the statistics of the batch,
    and with the device's batch of 1 these are the statistics of the sample's own map (instance normalisation).
-4. ``project``: z[c] = M_c·y[c], each channel's normalised map (before ReLU and pooling, as the public code's
-   z_mapping) through its own fixed matrix M_c (int16 Q15, a model constant): int64 scores in Q(15 + af),
+4. ``project``: z[c] = M_c·y[c], each channel's wide normalised map (before ReLU and pooling, as the public
+   code's z_mapping) through its own fixed matrix M_c (int16 Q15, a model constant): int64 in Q(15 + Z_MAP_FRAC),
    whose cosine with channel c's prototypes is the local loss.
 5. ``relu_maxpool``: what the next block receives, int16 Q(af) (no rounding, no saturation).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -36,6 +39,7 @@ BN_EPS = 1e-5  # torch BatchNorm's eps (float path only)
 RECIP_BITS = 24  # fractional bits of the per-channel reciprocal of the std in `normalise`
 STD_BITS = 8  # fractional bits of the integer std in `normalise`
 NORM_BITS = 15  # the centred map is scaled to |c| <= 2^NORM_BITS before its variance is taken
+Z_MAP_FRAC = 20  # the normalised map the loss projects: int32 Q20 (|x̂| <= sqrt(n) < 2^8 for n < 65536)
 
 Shape2 = tuple[int, int]
 
@@ -107,15 +111,15 @@ def normalise_float(a: F64, beta: float) -> F64:
     return (a - mean) / np.sqrt(var + BN_EPS) + beta
 
 
-def normalise(acc: I64, frac: int, beta_q: int) -> tuple[I64, int]:
-    """The integer twin of normalise_float for acc (channels, n) int64 (|acc|·n < 2^61) -> int16 Q(frac).
+def standardise(acc: I64, frac: int) -> I64:
+    """(a - mean)/std of each row of acc (channels, n) int64 (|acc|·n < 2^61), in Q(frac), frac <= 22, unsaturated
+    (|result| <= sqrt(n)·2^frac).
 
     Per channel: the centred map n·a - Σa (exact: no rounded mean, so tiny accumulators lose nothing) is scaled by
     a power of two (rounding right shift or exact left shift) so that its largest magnitude lies in [2^14, 2^15];
-    these c have mean ~0 and the map's shape; s = isqrt(trunc((Σ c² << 16) / n))
-    is the std in Q8 (>= 2^14·2^8/sqrt(n), so isqrt's floor costs < 2^-8 relative even for n = 65536);
-    inv = trunc(2^(frac + 8 + 24) / s); y = sat16(round_shift(c·inv, 24) + beta_q). A constant map (m = 0)
-    gives y = beta_q. Returns (y, saturations)."""
+    s = isqrt(trunc((Σ c² << 16) / n)) is its std in Q8 (>= 2^22/sqrt(n), so isqrt's floor costs < 2^-8 relative
+    even for n = 65536); inv = trunc(2^(frac + 8 + 24) / s) and the result is round_shift(c·inv, 24): one
+    reciprocal per channel, a multiply and a shift per value. A constant map gives 0."""
     acc = np.atleast_2d(fixed.as_i64(acc))
     n = acc.shape[-1]
     centred = acc * n - acc.sum(axis=-1, keepdims=True)
@@ -130,9 +134,20 @@ def normalise(acc: I64, frac: int, beta_q: int) -> tuple[I64, int]:
         std = int(fixed.isqrt(var))
         inv = int(fixed.div_trunc(1 << (frac + STD_BITS + RECIP_BITS), std))
         rows.append(fixed.round_shift(c * inv, RECIP_BITS))
-    return fixed.sat16(np.stack(rows) + beta_q)
+    return np.stack(rows)
 
 
+def normalise(acc: I64, frac: int, beta_q: int) -> tuple[I64, int]:
+    """The integer twin of normalise_float: sat16(standardise(acc, frac) + beta_q), int16 Q(frac) (frac <= 14),
+    what ReLU and pooling pass to the next block. Returns (y, saturations)."""
+    return fixed.sat16(standardise(acc, frac) + beta_q)
+
+
+def normalise_wide(acc: I64, frac: int, beta_q: int) -> I64:
+    """standardise(acc, frac) + beta_q as int32 values, no saturation: the map the loss projects. Q(frac) up to
+    Q22 keeps the rounding of the map far below a ±1 LSB weight perturbation's effect (int16 Q(af) would not);
+    |beta_q| <= 2^30 - sqrt(n)·2^frac keeps it in int32."""
+    return standardise(acc, frac) + beta_q
 def relu_maxpool(y: NDArray, pool: Shape2) -> NDArray:
     """max(0, ·) then max over pool windows (stride = window, remainder dropped): (..., H, W) -> (..., H/ph, W/pw).
     Exact on int16 values (ReLU and max commute), so the same function serves float and integers."""
@@ -144,5 +159,70 @@ def relu_maxpool(y: NDArray, pool: Shape2) -> NDArray:
 
 def project(m: NDArray, y: NDArray) -> NDArray:
     """Each channel's map through its own matrix: m (channels, dim, n), y (..., channels, n) -> (..., channels, dim).
-    With m int16 Q15 and y int16 Q(af), the int64 result is exact, in Q(15 + af)."""
+    With m int16 Q15 and y int32 Q(f) (normalise_wide), the int64 result is exact (n < 2^16), in Q(15 + f)."""
     return np.einsum("cdn,...cn->...cd", m, y)
+
+
+# --- one conv layer as the FFzero fixed rule sees a block ----------------------------------------------------
+
+@dataclass(frozen=True)
+class ConvLayerQ:
+    """The integer operations of one conv layer, named as ffzero_fixed.DenseBlock's: the estimator's block is
+    one filter c (weights c·fan .. (c+1)·fan of the layer, no bias), with channel c's own loss. The layer's
+    int16 weights are (out, in, kh, kw) row-major; a sample h is (in, H, W) row-major, any flat or shaped."""
+
+    in_ch: int
+    in_hw: Shape2
+    out_ch: int
+    kernel: Shape2
+    pool: Shape2
+    act_frac: int
+    beta_q: int  # the constant after the normalisation, Q(af)
+
+    @property
+    def fan(self) -> int:
+        return self.in_ch * self.kernel[0] * self.kernel[1]
+
+    @property
+    def size(self) -> int:
+        return self.out_ch * self.fan
+
+    @property
+    def out_hw(self) -> Shape2:
+        return out_shape(self.in_hw, self.kernel)
+
+    @property
+    def positions(self) -> int:
+        return self.out_hw[0] * self.out_hw[1]
+
+    @property
+    def output_size(self) -> int:
+        h, w = pooled_shape(self.out_hw, self.pool)
+        return self.out_ch * h * w
+
+    def _maps(self, h: I64) -> I64:
+        return fixed.as_i64(h).reshape(self.in_ch, *self.in_hw)
+
+    def accumulate(self, w: I64, h: I64) -> I64:
+        """A (out, positions): exact int64, Q(wf + af)."""
+        return conv_acc(fixed.as_i64(w).reshape(self.out_ch, self.in_ch, *self.kernel), self._maps(h))
+
+    def respond(self, key: int, h: I64, c: int) -> I64:
+        """Filter c's response to its segment of the layer-wide direction rademacher(key, size)."""
+        return conv_response(self._maps(h), self.kernel, key, c * self.fan)
+
+    @staticmethod
+    def pairs(a_c: I64, responses: list[I64], perturbation: int) -> list[tuple[I64, I64]]:
+        """Filter c's accumulators perturbed by ±2^p LSB along each direction, exactly."""
+        return [(a_c + (p << perturbation), a_c - (p << perturbation)) for p in responses]
+
+    def z(self, maps_q: I64, a_c: I64, c: int) -> I64:
+        """Channel c's z (dim,) int64 Q(15 + Z_MAP_FRAC) from its accumulators: M_c·normalise_wide(a_c); maps_q is
+        (out, dim, positions) Q15. No saturation: the map is int32."""
+        y = normalise_wide(a_c[None], Z_MAP_FRAC, self.beta_q << (Z_MAP_FRAC - self.act_frac))
+        return project(maps_q[c:c + 1], y)[0]
+
+    def output(self, a: I64) -> tuple[I64, int]:
+        """What the next block receives, flat (out, H', W') int16 Q(af): pool(ReLU(normalise(A)))."""
+        y, sats = normalise(a, self.act_frac, self.beta_q)
+        return relu_maxpool(y.reshape(self.out_ch, *self.out_hw), self.pool).reshape(-1), sats

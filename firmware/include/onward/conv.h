@@ -17,16 +17,21 @@ void onw_conv_acc(const int16_t *x, uint16_t in_ch, uint16_t height, uint16_t wi
 void onw_conv_response(const int16_t *x, uint16_t in_ch, uint16_t height, uint16_t width, uint8_t kh, uint8_t kw,
                        uint32_t key, uint32_t first, int32_t *p);
 
-/* One channel's n accumulators (|acc| * n < 2^61, n < 2^17) -> int16 Q(frac), frac <= 14:
- * (acc - mean) / std + beta_q, in integers (see host/nn/conv.py normalise); saturations are counted. */
+/* One channel's n accumulators (|acc| * n < 2^61, n < 2^16) -> int16 Q(frac), frac <= 14:
+ * (acc - mean) / std + beta_q, in integers (host/nn/conv.py standardise); saturations are counted.
+ * What ReLU and pooling pass to the next block. */
 void onw_conv_normalise(const int64_t *acc, uint32_t n, int frac, int16_t beta_q, int16_t *y,
                         uint32_t *saturations);
+/* The same map as int32 Q(frac), frac <= 22, without saturation (|beta_q| <= 2^30 - sqrt(n) 2^frac): the map
+ * whose projection the loss uses. */
+void onw_conv_normalise_wide(const int64_t *acc, uint32_t n, int frac, int32_t beta_q, int32_t *y);
 
 /* out = max-pool by ph x pw (stride = window, remainder dropped) of max(y, 0); y is ch x height x width. */
 void onw_relu_maxpool(const int16_t *y, uint16_t ch, uint16_t height, uint16_t width, uint8_t ph, uint8_t pw,
                       int16_t *out);
 
-/* z[k] = sum_i m[k*n + i] * y[i], k < dim: one channel's map (Q(frac)) through its Q15 matrix, int64 Q(15+frac). */
-void onw_conv_project(const int16_t *m, const int16_t *y, uint32_t n, uint16_t dim, int64_t *z);
+/* z[k] = sum_i m[k*n + i] * y[i], k < dim: one channel's wide map (Q(frac)) through its Q15 matrix, int64
+ * Q(15+frac), exact for n < 2^16. */
+void onw_conv_project(const int16_t *m, const int32_t *y, uint32_t n, uint16_t dim, int64_t *z);
 
 #endif
