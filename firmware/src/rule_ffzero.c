@@ -114,6 +114,17 @@ static void normalise(int n, uint32_t width)
     }
 }
 
+/* z . p for a normalised z (|z| <= 2^24: 32 x 32 -> 64-bit products, one SMULL/SMLAL on v7-M). */
+static int64_t dot(const int64_t *z, const int16_t *p, uint32_t width)
+{
+    int64_t t = 0;
+    uint32_t o;
+    for (o = 0; o < width; o++) {
+        t += (int64_t)(int32_t)z[o] * p[o];
+    }
+    return t;
+}
+
 /* s_c = (z . p_c << 9) / isqrt(z . z), Q24; all 0 when z = 0. */
 static void cosines(const int64_t *z, uint32_t width, const int16_t *protos, int count, int64_t *s)
 {
@@ -121,14 +132,11 @@ static void cosines(const int64_t *z, uint32_t width, const int16_t *protos, int
     uint32_t o;
     int c;
     for (o = 0; o < width; o++) {
-        sq += z[o] * z[o];
+        sq += (int64_t)(int32_t)z[o] * (int32_t)z[o];
     }
     n = (int64_t)onw_isqrt((uint64_t)sq);
     for (c = 0; c < count; c++, protos += width) {
-        int64_t t = 0;
-        for (o = 0; o < width; o++) {
-            t += z[o] * protos[o];
-        }
+        int64_t t = dot(z, protos, width);
         s[c] = n == 0 ? 0 : t * ((int64_t)1 << COSINE_SHIFT) / n;
     }
 }
@@ -251,10 +259,7 @@ static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
             int64_t best = 0;
             int vote = 0;
             for (c = 0; c < ONW_FFZERO_PROTOTYPES; c++, p += width) {
-                int64_t t = 0;
-                for (o = 0; o < width; o++) {
-                    t += z_pair[0][o] * p[o];
-                }
+                int64_t t = dot(z_pair[0], p, width);
                 if (c == 0 || t > best) {
                     best = t;
                     vote = c;
