@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from onward import fixed
 from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.learn.ffzero import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
-from onward.learn.ffzero import FFzero, FFzeroConfig, activate, r2_score, similarities, vote
+from onward.learn.ffzero import Activation, FFzero, FFzeroConfig, Task, activate, r2_score, similarities, vote
 from onward.model import STREAM_DIRECTIONS, Constant, InitialModel
 from onward.nn.conv import direction_signs
 from onward.nn.dense import F64
@@ -130,15 +131,19 @@ def cosines(z: I64, protos_q: I64) -> I64:
     return fixed.div_trunc(t << (LOSS_FRAC - PROTO_FRAC), n)
 
 
-def hinge_q(s: I64, label: int, margin_q: int) -> int:
+def hinge_q(s: I64, label: int, margin: int) -> int:
     """Σ_c max(0, m + s_c − s_y), Q24 (the c = y term adds m, as the float reference)."""
-    return int(np.maximum(0, margin_q + s - s[label]).sum())
+    return int(np.maximum(0, margin + s - s[label]).sum())
 
 
 def squared_error_q(s: I64, target_q: int, act_frac: int) -> int:
     """(y − s_0)², Q24; the target comes in Q(af)."""
     e = (target_q << (LOSS_FRAC - act_frac)) - int(s[0])
     return int(fixed.round_shift(np.array([e * e]), LOSS_FRAC)[0])
+
+
+def margin_q(spec: Spec) -> int:
+    return round(spec.rule.margin * (1 << LOSS_FRAC))
 
 
 def update_shift(spec: Spec) -> int:
@@ -181,8 +186,9 @@ def float_config(spec: Spec, task: str) -> FFzeroConfig:
     r = spec.rule
     return FFzeroConfig(hidden=spec.hidden, epochs=r.epochs, lr=r.learning_rate,
                         eps=2.0 ** (r.perturbation - spec.format.weight_frac), eps_per_weight=True,
-                        directions=r.directions, margin=r.margin, batch_size=1, activation=r.activation,  # type: ignore[arg-type]
-                        seed=spec.seed, distribution="rademacher", task=task)  # type: ignore[arg-type]
+                        directions=r.directions, margin=r.margin, batch_size=1,
+                        activation=cast(Activation, r.activation), seed=spec.seed, distribution="rademacher",
+                        task=cast(Task, task))
 
 
 def _check(spec: Spec, data: Dataset) -> None:
@@ -232,7 +238,7 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
         "FFZERO_PROTOTYPES": f"{count} /* prototypes per layer (classes, or 1 for regression) */",
         "FFZERO_DIRECTIONS": f"{r.directions} /* K: Rademacher directions per step */",
         "FFZERO_PERTURBATION": f"{r.perturbation} /* every weight moves by 2^p LSB along a direction */",
-        "FFZERO_MARGIN_Q": f"{round(r.margin * (1 << LOSS_FRAC))} /* hinge margin, Q24 */",
+        "FFZERO_MARGIN_Q": f"{margin_q(spec)} /* hinge margin, Q24 */",
         "FFZERO_UPDATE_SHIFT": f"{update_shift(spec)} /* lr_frac + 25 + p + log2 K - 2 wf */",
         "FFZERO_RELU": f"{int(r.activation == 'relu')} /* 1: a layer passes ReLU(z) on */",
         "FFZERO_LOSS_FRAC": str(LOSS_FRAC), "FFZERO_PROTO_FRAC": str(PROTO_FRAC), "FFZERO_Z_BITS": str(Z_BITS),
@@ -263,7 +269,7 @@ class Fixed(FixedReference):
         spec = model.spec
         self.blocks = [DenseBlock(a, b, spec.format.activation_frac) for a, b in model.layer_shapes]
         self.protos = prototypes(model)
-        self.margin_q = round(spec.rule.margin * (1 << LOSS_FRAC))
+        self.margin_q = margin_q(spec)
         self.shift = update_shift(spec)
         self.relu = spec.rule.activation == "relu"
         self.renormalisations = 0  # diagnostics only (not device state)
