@@ -85,10 +85,11 @@ def test_float_learns_in_both_modes() -> None:
     assert flt.fit(data, epochs=10)[-1] > max(0.8, before + 0.3)  # 3 classes
 
 
-def test_fixed_step_follows_the_float_estimate_with_the_same_signs() -> None:
+@pytest.mark.parametrize("mode", ["activity", "weight"])
+def test_fixed_step_follows_the_float_estimate_with_the_same_signs(mode: str) -> None:
     """One fixed-point step moves the weights by -lr g, g the float estimate from the device's own signs."""
-    model, data = digits(learning_rate=0.5, directions=2)
-    fmt = model.spec.format
+    model, data = digits(mode=mode, learning_rate=0.5, directions=2)
+    fmt, seed = model.spec.format, model.spec.seed
     ref = fg.Fixed(model)
     x_q, _ = fixed.to_q(data.x_train[0], fmt.activation_frac)
     ref.train(x_q, int(data.y_train[0]))
@@ -96,10 +97,14 @@ def test_fixed_step_follows_the_float_estimate_with_the_same_signs() -> None:
 
     flt = fg.Float(model)
     flt.weights = [fixed.from_q(w, fmt.weight_frac) for w in model.weights_q]
-    widths = model.dims[1:]
-    signs = [np.concatenate([fg.tangent_signs(model.spec.seed, 0, layer, k, n) for layer, n in enumerate(widths)])
-             for k in range(2)]
-    flt.draw = lambda shape: np.array(signs, dtype=np.float64)[None]  # type: ignore[method-assign]
+    if mode == "activity":
+        signs = [np.concatenate([fg.tangent_signs(seed, 0, i, k, n) for i, n in enumerate(model.dims[1:])])
+                 for k in range(2)]
+        flt.draw = lambda shape: np.array(signs, dtype=np.float64)[None]  # type: ignore[method-assign]
+    else:
+        signs = [np.concatenate([fg.weight_signs(seed, 0, i, k, w.size) for i, w in enumerate(model.weights_q)])
+                 for k in range(2)]
+        flt.draw = lambda shape: np.array(signs, dtype=np.float64)  # type: ignore[method-assign]
     x = fixed.from_q(x_q, fmt.activation_frac)[None]
     want = [-0.5 * g for g in flt.gradients(x, np.eye(data.classes)[data.y_train[:1]])]
     assert relative_error(moved, want) < 0.05
@@ -128,9 +133,10 @@ def test_tangents_are_regenerated_balanced_signs() -> None:
 
 
 def test_bad_specs() -> None:
-    model, _ = small(mode="weight")
-    with pytest.raises(SpecError, match=r"rule\.mode"):
-        fg.Fixed(model)
+    spec = make_spec(rule={"name": "fgrad", "mode": "weight", "learning_rate": 0.5},
+                     format={"activation_frac": 6, "weight_frac": 15, "lr_frac": 8})
+    with pytest.raises(SpecError, match="lr_frac"):  # weight mode's update shift 6 + 8 - 15 < 1
+        fg.init_model(spec, load_dataset(spec))
     with pytest.raises(SpecError, match="batch_size"):
         small(batch_size=4)
     with pytest.raises(SpecError, match="directions"):
@@ -139,10 +145,11 @@ def test_bad_specs() -> None:
         small(mode="activities")
 
 
-def run_fgrad(hidden: list[int], directions: int, fmt: dict[str, int], target: str, build: Path, steps: int) -> int:
+def run_fgrad(mode: str, hidden: list[int], directions: int, fmt: dict[str, int], target: str, build: Path,
+              steps: int) -> int:
     """Lockstep reference vs firmware (raises Mismatch at the first difference); returns the saturations."""
-    spec = make_spec(model={"hidden": hidden}, format=fmt,
-                     rule={"name": "fgrad", "learning_rate": 0.2, "epochs": 1, "directions": directions})
+    spec = make_spec(model={"hidden": hidden}, format=fmt, rule={
+        "name": "fgrad", "mode": mode, "learning_rate": 0.2, "epochs": 1, "directions": directions})
     data = load_dataset(spec)
     run = run_on_target(fg.init_model(spec, data), data, target, build, steps=steps)
     assert run.train_steps == steps
@@ -152,17 +159,22 @@ def run_fgrad(hidden: list[int], directions: int, fmt: dict[str, int], target: s
 SATURATING = {"activation_frac": 13, "weight_frac": 11}  # Q2.13 tangents and slopes: they saturate
 
 
-@pytest.mark.parametrize("hidden, directions, fmt", [
-    ([9, 6], 3, SATURATING),
-    ([], 2, {"activation_frac": 11, "weight_frac": 12}),      # no hidden layer
+@pytest.mark.parametrize("mode, hidden, directions, fmt", [
+    ("activity", [9, 6], 3, SATURATING),
+    ("activity", [], 2, {"activation_frac": 11, "weight_frac": 12}),  # no hidden layer
+    ("weight", [9, 6], 3, SATURATING),
+    ("weight", [7], 1, {"activation_frac": 11, "weight_frac": 12}),
 ])
-def test_native_firmware_is_bit_exact(hidden: list[int], directions: int, fmt: dict[str, int],
+def test_native_firmware_is_bit_exact(mode: str, hidden: list[int], directions: int, fmt: dict[str, int],
                                       tmp_path_factory: pytest.TempPathFactory) -> None:
-    saturations = run_fgrad(hidden, directions, fmt, "native", tmp_path_factory.getbasetemp() / "fgrad", 150)
+    saturations = run_fgrad(mode, hidden, directions, fmt, "native", tmp_path_factory.getbasetemp() / "fgrad",
+                            150)
     assert fmt is not SATURATING or saturations > 0  # the saturating paths ran, and counted alike
 
 
 @pytest.mark.qemu
 def test_qemu_m4_firmware_is_bit_exact(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The Cortex-M4 DSP dense kernel in the tangent pass (even widths: the assembly core)."""
-    assert run_fgrad([16, 8], 2, SATURATING, "qemu-m4", tmp_path_factory.getbasetemp() / "fgrad", 60) > 0
+    build = tmp_path_factory.getbasetemp() / "fgrad"
+    assert run_fgrad("activity", [16, 8], 2, SATURATING, "qemu-m4", build, 60) > 0
+    assert run_fgrad("weight", [16, 8], 2, SATURATING, "qemu-m4", build, 30) > 0

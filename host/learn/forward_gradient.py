@@ -12,19 +12,22 @@ error dotted with the output tangent) then gives the estimate g = d v, unbiased 
   g = V (VᵀV)⁺ d with d = Vᵀ∇L: the gradient's projection onto span(V), exact once V spans it. For isotropic
   V its expectation is (K/N) ∇L (N = perturbed dimension), so it wants an N/K times larger learning rate.
 
-ReLU units with z <= 0 have ∇_z L = 0 and pass no tangent on, so their tangent is dropped (u ⊙ relu'(z)):
-the estimate stays unbiased, with less variance, and the device skips those rows of the update.
+Activity mode: ReLU units with z <= 0 have ∇_z L = 0 and pass no tangent on, so their tangent is dropped
+(u ⊙ relu'(z)): the estimate stays unbiased, with less variance, and the device skips those rows of the
+update. Weight mode stays as Baydin et al.: every weight is perturbed (its tangent is shared by a batch).
 
 Network: PEPITA's (bias-free dense layers, ReLU hidden layers, softmax cross-entropy), from the same
 He-uniform initial weights, so the rules compare on one network.
 
-Fixed point (`Fixed`, twin of firmware/src/rule_fgrad.c): activity-perturbed, K tangents averaged; the
-projection and weight perturbation are float only. Tangents are Rademacher ±1, one sign per unit from
-rand(derive(derive(derive(seed, STREAM_TANGENTS), steps), layer), k * units + i), never stored. The tangent
-lives in Q(activation_frac) int16 (u = ±2**af; t_l = sat16(requant(W_l t_{l-1}) + u_l), by the dense
-kernel; every saturation counted) and d = requant(e · t_L) with e = softmax - onehot in Q(af) (PEPITA's
-output error). The update is W_l -= lr (Σ_k d_k u_{k,l} / K) h_{l-1}ᵀ, with PEPITA's update shift and
-stochastic rounding.
+Fixed point (`Fixed`, twin of firmware/src/rule_fgrad.c): both modes, K tangents averaged (the projection
+is float only: it needs a K x K solve). Tangents are Rademacher ±1 regenerated from the PRNG, never stored:
+activity mode one sign per unit, the top bit of rand(derive(derive(derive(seed, STREAM_TANGENTS), steps),
+layer), k * units + i); weight mode 32 signs per hash (`weight_signs`). Tangents live in Q(activation_frac)
+int16, every saturation counted: activity t_l = sat16(requant(W_l t_{l-1}) + u_l), u = ±2**af (the dense
+kernel); weight t_l = requant(W_l t_{l-1} + (V_l h_{l-1}) 2**wf), one rounding of the exact sum. The slope
+d = requant(e · t_L) with e = softmax - onehot in Q(af) (PEPITA's output error), d in Q(af). Updates are
+stochastically rounded: activity W_l -= lr (Σ_k d_k u_{k,l} / K) h_{l-1}ᵀ with PEPITA's update shift
+(2 af + lr_frac - wf); weight W_l -= lr Σ_k d_k V_{k,l} / K, shifted by af + lr_frac - wf.
 """
 
 from __future__ import annotations
@@ -171,17 +174,31 @@ class Float:
 
 # --- the model and the fixed-point reference ----------------------------------------------------
 
+def weight_shift(spec: Spec) -> int:
+    """Weight mode's update: slope (Q af) times lr (Q lr_frac) -> weight (Q wf); no input factor."""
+    return spec.format.activation_frac + spec.format.lr_frac - spec.format.weight_frac
+
+
 def init_model(spec: Spec, data: Dataset) -> InitialModel:
-    """PEPITA's network and initial weights (He-uniform, no biases); the device runs the activity mode only."""
+    """PEPITA's network and initial weights (He-uniform, no biases)."""
     check_device_rule(spec, data.max_abs)
     dims = (data.input_dim, *spec.hidden, data.classes)
     check_weights_fit(spec, float(np.sqrt(6.0 / min(dims[:-1]))), "sqrt(6/fan_in)")
+    weight_mode = spec.rule.mode == "weight"
+    if weight_mode and not 1 <= weight_shift(spec) <= 62:
+        raise SpecError(f"{spec.source}: `rule.mode` = \"weight\" shifts its updates by activation_frac + lr_frac "
+                        f"- weight_frac, which must be in [1, 62], got {weight_shift(spec)}; raise format.lr_frac")
     weights = he_uniform_weights(spec, dims)
     k, widths = spec.rule.directions, dims[1:]
     ram = {"activations": 2 * sum(widths), "tangent": 2 * 2 * max(widths), "error_q": 2 * data.classes,
            "slopes": 2 * k}
+    macros = {"DIRECTIONS": f"{k} /* tangents per step */",
+              "FGRAD_WEIGHT": f"{int(weight_mode)} /* 1: weight-perturbed, 0: activity-perturbed */"}
+    if weight_mode:
+        ram["sign_words"] = 4 * k
+        macros["FGRAD_SHIFT"] = f"{weight_shift(spec)} /* ACT_FRAC + LR_FRAC - WEIGHT_FRAC */"
     return InitialModel(spec, dims, weights, quantise_weights(spec, weights), outputs=data.classes,
-                        macros={"DIRECTIONS": f"{k} /* tangents per step */"}, ram=ram)
+                        macros=macros, ram=ram)
 
 
 def tangent_key(seed: int, steps: int, layer: int) -> int:
@@ -189,19 +206,20 @@ def tangent_key(seed: int, steps: int, layer: int) -> int:
 
 
 def tangent_signs(seed: int, steps: int, layer: int, k: int, units: int) -> I64:
-    """Tangent k's signs on one layer's units (±1): the top bit of rand(key, k * units + i)."""
+    """Activity mode: tangent k's signs on one layer's units (±1), the top bit of rand(key, k * units + i)."""
     r = fixed.rand(tangent_key(seed, steps, layer), k * units + np.arange(units))
     return 1 - 2 * (r >> 31)
 
 
-class Fixed(FixedReference):
-    """The activity-perturbed forward gradient with K Rademacher tangents: firmware/src/rule_fgrad.c."""
+def weight_signs(seed: int, steps: int, layer: int, k: int, size: int) -> I64:
+    """Weight mode: tangent k's signs on one layer's parameters (±1), 32 per hash (one per weight would double
+    the update's hashing): parameter p's is bit f % 32 of rand(key, f // 32), f = k * size + p."""
+    f = k * size + np.arange(size)
+    return 1 - 2 * ((fixed.rand(tangent_key(seed, steps, layer), f >> 5) >> (f & 31)) & 1)
 
-    def __init__(self, model: InitialModel) -> None:
-        if model.spec.rule.mode != "activity":
-            raise SpecError(f"{model.spec.source}: `rule.mode` = {model.spec.rule.mode!r} runs in float only; "
-                            f"the fixed-point reference and the device implement \"activity\"")
-        super().__init__(model)
+
+class Fixed(FixedReference):
+    """Forward gradients with K Rademacher tangents, activity- or weight-perturbed: firmware/src/rule_fgrad.c."""
 
     def infer(self, x: I64) -> I64:
         for layer in range(self.num_layers):
@@ -212,13 +230,25 @@ class Fixed(FixedReference):
         self.saturations += value_sats[1]
         return value_sats[0]
 
+    def _slope(self, e: I64, t_out: I64) -> int:
+        """d = e . t_L, Q(2af) -> Q(af)."""
+        af = self.fmt.activation_frac
+        return int(self._count(fixed.requant(np.dot(e, t_out), 2 * af, af))[()])
+
     def train_step(self, x: I64, target: int) -> I64:
         """One online step; returns the logits of the clean pass."""
-        af, last, directions = self.fmt.activation_frac, self.num_layers - 1, self.model.spec.rule.directions
         h = [x]
-        for layer in range(last + 1):
+        for layer in range(self.num_layers):
             h.append(forward_fixed(self, layer, h[-1]))  # type: ignore[arg-type]
         e = output_error_fixed(self, h[-1], target)  # type: ignore[arg-type]
+        if self.model.spec.rule.mode == "weight":
+            self._weight_step(h, e)
+        else:
+            self._activity_step(h, e)
+        return h[-1]
+
+    def _activity_step(self, h: list[I64], e: I64) -> None:
+        af, last, directions = self.fmt.activation_frac, self.num_layers - 1, self.model.spec.rule.directions
         widths = [len(hl) for hl in h[1:]]
         # relu'(z) = [h > 0]: a dead unit gets no tangent (module doc); the output layer has no ReLU
         live = [h[i + 1] > 0 if i < last else np.ones(widths[i], dtype=bool) for i in range(last + 1)]
@@ -231,10 +261,35 @@ class Fixed(FixedReference):
                 wt = (self._count(dense_fixed(self.weights[layer], t, self.fmt.weight_frac, relu=False))
                       if layer > 0 else 0)
                 t = np.where(live[layer], self._count(fixed.sat16(wt + (signs[layer][k] << af))), 0)
-            d = int(self._count(fixed.requant(np.dot(e, t), 2 * af, af))[()])  # d_k = e . t_L, Q(2af) -> Q(af)
+            d = self._slope(e, t)
             for layer in range(last + 1):
                 sums[layer] += d * signs[layer][k]
         for layer in range(last + 1):
             delta = self._count(fixed.sat16(fixed.div_trunc(sums[layer], directions)))
             self.update(layer, delta, h[layer])
-        return h[-1]
+
+    def _weight_step(self, h: list[I64], e: I64) -> None:
+        """t_l = requant(W_l t_{l-1} + (V_l h_{l-1}) 2**wf): one rounding of the exact sum; then
+        W -= stochastic_round(lr (Σ_k d_k V_k / K)), as update_fixed does with delta x^T."""
+        wf, last, directions = self.fmt.weight_frac, self.num_layers - 1, self.model.spec.rule.directions
+        sums = [np.zeros(w.shape, dtype=np.int64) for w in self.weights]
+        for k in range(directions):
+            t = np.zeros(0, dtype=np.int64)
+            signs = []
+            for layer, w in enumerate(self.weights):
+                v = weight_signs(self.seed, self.steps, layer, k, w.size).reshape(w.shape)
+                acc = (v @ h[layer]) << wf
+                if layer > 0:
+                    acc = acc + w @ t
+                t = self._count(fixed.requant(acc, wf, 0))
+                if layer < last:
+                    t = np.where(h[layer + 1] > 0, t, 0)
+                signs.append(v)
+            d = self._slope(e, t)
+            for layer, v in enumerate(signs):
+                sums[layer] += d * v
+        shift = weight_shift(self.model.spec)
+        for layer, w in enumerate(self.weights):
+            delta = fixed.div_trunc(sums[layer], directions)  # |delta| <= 2**15: no int16 needed
+            r = fixed.rand(self.rounding_key(layer), np.arange(w.size)).reshape(w.shape)
+            self.weights[layer] = self._count(fixed.sat16(w - fixed.stochastic_shift(delta * self.lr_q, shift, r)))
