@@ -15,7 +15,9 @@ from onward.data import epoch_order, load_dataset
 from onward.learn import forward_gradient as fg
 from onward.learn.baselines import baseline
 from onward.session import run_on_target
+from onward.size import size_report
 from onward.spec import SpecError
+from onward.targets.build import build_firmware
 
 
 def small(**rule: Any) -> tuple[Any, Any]:
@@ -146,14 +148,15 @@ def test_bad_specs() -> None:
 
 
 def run_fgrad(mode: str, hidden: list[int], directions: int, fmt: dict[str, int], target: str, build: Path,
-              steps: int) -> int:
-    """Lockstep reference vs firmware (raises Mismatch at the first difference); returns the saturations."""
+              steps: int) -> tuple[Any, int]:
+    """Lockstep reference vs firmware (raises Mismatch at the first difference): the model, the saturations."""
     spec = make_spec(model={"hidden": hidden}, format=fmt, rule={
         "name": "fgrad", "mode": mode, "learning_rate": 0.2, "epochs": 1, "directions": directions})
     data = load_dataset(spec)
-    run = run_on_target(fg.init_model(spec, data), data, target, build, steps=steps)
+    model = fg.init_model(spec, data)
+    run = run_on_target(model, data, target, build, steps=steps)
     assert run.train_steps == steps
-    return run.saturations
+    return model, run.saturations
 
 
 SATURATING = {"activation_frac": 13, "weight_frac": 11}  # Q2.13 tangents and slopes: they saturate
@@ -167,14 +170,19 @@ SATURATING = {"activation_frac": 13, "weight_frac": 11}  # Q2.13 tangents and sl
 ])
 def test_native_firmware_is_bit_exact(mode: str, hidden: list[int], directions: int, fmt: dict[str, int],
                                       tmp_path_factory: pytest.TempPathFactory) -> None:
-    saturations = run_fgrad(mode, hidden, directions, fmt, "native", tmp_path_factory.getbasetemp() / "fgrad",
+    _, saturations = run_fgrad(mode, hidden, directions, fmt, "native", tmp_path_factory.getbasetemp() / "fgrad",
                             150)
     assert fmt is not SATURATING or saturations > 0  # the saturating paths ran, and counted alike
 
 
 @pytest.mark.qemu
 def test_qemu_m4_firmware_is_bit_exact(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The Cortex-M4 DSP dense kernel in the tangent pass (even widths: the assembly core)."""
+    """The Cortex-M4 DSP dense kernel in the tangent pass (even widths: the assembly core); the rule's buffers
+    (model.ram, which sizes are checked against boards) are the ones the linker placed."""
     build = tmp_path_factory.getbasetemp() / "fgrad"
-    assert run_fgrad("activity", [16, 8], 2, SATURATING, "qemu-m4", build, 60) > 0
-    assert run_fgrad("weight", [16, 8], 2, SATURATING, "qemu-m4", build, 30) > 0
+    for mode, steps in (("activity", 60), ("weight", 30)):
+        model, saturations = run_fgrad(mode, [16, 8], 2, SATURATING, "qemu-m4", build, steps)
+        assert saturations > 0
+        symbols = size_report(build_firmware(model, "qemu-m4", build)).symbols  # cached: the same build
+        assert {k: symbols[k] for k in model.ram} == model.ram
+
