@@ -24,12 +24,12 @@ from onward.spec import Spec, SpecError
 from onward.targets.build import build_firmware
 
 
-def ffzero_spec(task: str = "classification", **rule: Any) -> Spec:
+def ffzero_spec(task: str = "classification", weight_frac: int = 12, **rule: Any) -> Spec:
     data = ({"set": "synthetic", "features": 10, "classes": 4, "samples": 120} if task == "classification"
             else {"set": "f1", "samples": 120})
     return make_spec(model={"hidden": [12, 8]}, data=data,
                      rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1, **rule},
-                     format={"activation_frac": 11, "weight_frac": 12})
+                     format={"activation_frac": 11, "weight_frac": weight_frac})
 
 
 # --- the integer pieces ----------------------------------------------------------------------------------
@@ -211,7 +211,8 @@ def test_fixed_tracks_float_on_f1_regression() -> None:
 
 @pytest.mark.parametrize(("task", "rule"), [
     ("classification", {"directions": 1, "activation": "linear"}),
-    ("classification", {"directions": 2, "activation": "relu", "perturbation": 2}),
+    # update shift 24 + 25 + 2 + 1 - 2*9 = 34 > 32: the rounding offset is r shifted left
+    ("classification", {"directions": 2, "activation": "relu", "perturbation": 2, "weight_frac": 9}),
     ("regression", {"directions": 1, "activation": "relu"}),
     ("regression", {"directions": 2, "activation": "linear"}),
 ])

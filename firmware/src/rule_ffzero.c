@@ -166,6 +166,17 @@ static int64_t local_loss(int layer, const int64_t *z, int32_t target)
 
 /* --- learning --- */
 
+/* onw_stochastic_shift's offset for the constant shift S >= 1, and onw_rand, inlined: the update's loop runs
+ * once per parameter. */
+static inline int64_t rounding_offset(uint32_t r)
+{
+#if ONW_FFZERO_UPDATE_SHIFT <= 32
+    return (int64_t)(r >> (32 - ONW_FFZERO_UPDATE_SHIFT));
+#else
+    return (int64_t)((uint64_t)r << (ONW_FFZERO_UPDATE_SHIFT - 32));
+#endif
+}
+
 /* W -= stochastic_shift(lr_q sum_k dL_k r_k[j], S), rand(rounding key, j); then halve the block if its
  * largest weight reached ONW_FFZERO_RENORM_LIMIT. */
 static void update_block(int layer)
@@ -191,8 +202,8 @@ static void update_block(int layer)
             }
             g += (words[k] >> (j & 31u)) & 1u ? scaled[k] : -scaled[k];
         }
-        w[j] = onw_sat16((int64_t)w[j] - onw_stochastic_shift(g, ONW_FFZERO_UPDATE_SHIFT, onw_rand(rkey, j)),
-                         &onw_saturations);
+        g += rounding_offset(onw_mix32_inline(rkey ^ (j * ONW_GOLDEN)));
+        w[j] = onw_sat16_inline((int64_t)w[j] - (g >> ONW_FFZERO_UPDATE_SHIFT), &onw_saturations);
         v = w[j] < 0 ? -(int32_t)w[j] : w[j];
         top = v > top ? v : top;
     }
