@@ -31,6 +31,18 @@ derivatives; prediction by the vote of every block. What a conv block does in th
 - Differences kept on purpose: padding defaults to 0 ("valid", the device's choice; the public MNIST default is
   2 with kernel 6 and is available as ``ConvBlockConfig.padding``); every block reshuffles every epoch.
   Classification only.
+
+Measured (seed 0 unless noted; batch 1, lr 1e-3, ε 1e-3, Gaussian directions, 30 epochs per block; onward's
+digits split 1347/450 and MNIST-1D 4000/1000; ``python3 -m onward.learn.ffzero_cnn --help``):
+
+- digits, conv 8x3x3 pool 2 -> dense 10: 74.0 / 68.9 / 72.0 % (seeds 0-2) with beta 0, 66.0 % with beta 1
+  (the public code's); the conv block alone votes 37-41 %. With a dense 100 in between: 82.4 %. The FFzero MLP
+  64-100-10 gets 87.3 / 86.0 / 86.0 %, 64-10 83.3 %: on digits this CNN does not beat the MLP.
+- MNIST-1D, conv 16x5 pool 2 -> dense 10, beta 0: 14.9 %; the block alone stays at chance (11.6 %): its loss
+  sees each channel's map through a fixed position-wise projection, and MNIST-1D's patterns are shifted at
+  random. The FFzero MLP 40-100-10 gets 25.0 %.
+- Normalisation (digits, 10 epochs, beta 0): batch 32 with BatchNorm's batch statistics 51.1 % vs per-sample
+  41.6 %; batch 1 per-sample (= BatchNorm at batch 1) 60.0 % vs none 56.0 %.
 """
 
 from __future__ import annotations
