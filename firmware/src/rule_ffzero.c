@@ -61,20 +61,28 @@ static void block_accumulate(int layer, const int16_t *h)
     }
 }
 
-/* P = R [h, 1] with R's signs bit j % 32 of rand(key, j / 32), j the flat block index: additions only. */
+/* P = R [h, 1] with R's signs bit j % 32 of rand(key, j / 32), j the flat block index: additions only
+ * (a clear bit negates: (v ^ m) - m with m = 0 or -1, no branch). */
 static void block_respond(int layer, const int16_t *h, uint32_t key)
 {
     uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, o, i, j = 0, word = 0;
     for (o = 0; o < out; o++) {
-        int32_t p = 0;
-        for (i = 0; i <= in; i++, j++) {
-            int32_t v = i < in ? h[i] : (int32_t)ONE_INPUT;
+        int32_t p = 0, m;
+        for (i = 0; i < in; i++, j++) {
             if ((j & 31u) == 0) {
                 word = onw_rand(key, j >> 5);
             }
-            p += (word >> (j & 31u)) & 1u ? v : -v;
+            m = (int32_t)(word & 1u) - 1;
+            word >>= 1;
+            p += (h[i] ^ m) - m;
         }
-        response[o] = p;
+        if ((j & 31u) == 0) {
+            word = onw_rand(key, j >> 5);
+        }
+        m = (int32_t)(word & 1u) - 1;
+        word >>= 1;
+        response[o] = p + (((int32_t)ONE_INPUT ^ m) - m);
+        j++;
     }
 }
 
@@ -166,27 +174,85 @@ static int64_t local_loss(int layer, const int64_t *z, int32_t target)
 
 /* --- learning --- */
 
-/* onw_stochastic_shift's offset for the constant shift S >= 1, and onw_rand, inlined: the update's loop runs
- * once per parameter. */
-static inline int64_t rounding_offset(uint32_t r)
+#define SHIFT ONW_FFZERO_UPDATE_SHIFT
+#define STEP_CLAMP ((int64_t)1 << 20) /* any |step| >= 2^17 saturates an int16 weight alike */
+
+/* Halve the block (round half up) if one of its weights reached ONW_FFZERO_RENORM_LIMIT. */
+static void renormalise(int16_t *w, uint32_t d, int over)
 {
-#if ONW_FFZERO_UPDATE_SHIFT <= 32
-    return (int64_t)(r >> (32 - ONW_FFZERO_UPDATE_SHIFT));
-#else
-    return (int64_t)((uint64_t)r << (ONW_FFZERO_UPDATE_SHIFT - 32));
-#endif
+    uint32_t j;
+    if (over) {
+        for (j = 0; j < d; j++) {
+            w[j] = (int16_t)onw_round_shift(w[j], 1);
+        }
+    }
 }
 
-/* W -= stochastic_shift(lr_q sum_k dL_k r_k[j], S), rand(rounding key, j); then halve the block if its
- * largest weight reached ONW_FFZERO_RENORM_LIMIT. */
+#if ONW_FFZERO_DIRECTIONS == 1
+/* One direction: every parameter's step is stochastic_shift(g, S, r) for g = +v or -v. With g = q 2^S + rem
+ * (0 <= rem < 2^S) that is q + [offset(r) >= 2^S - rem] = q + [r >= thr]: 32-bit arithmetic per parameter
+ * instead of 64-bit. q is clamped (a step beyond 2^17 saturates any int16 weight the same way). */
+static void rounded_step(int64_t g, int32_t *q_out, uint32_t *thr_out)
+{
+    int64_t q = g >> SHIFT; /* floor */
+    uint64_t t = ((uint64_t)1 << SHIFT) - (uint64_t)(g - q * ((int64_t)1 << SHIFT)), thr;
+#if SHIFT <= 32
+    thr = t << (32 - SHIFT); /* offset = r >> (32 - S) >= t */
+#else
+    thr = (t + ((uint64_t)1 << (SHIFT - 32)) - 1u) >> (SHIFT - 32); /* offset = r << (S - 32) >= t */
+#endif
+    q = q > STEP_CLAMP ? STEP_CLAMP : q < -STEP_CLAMP ? -STEP_CLAMP : q;
+    if (thr > 0xFFFFFFFFu) { /* r >= 2^32 never holds: q + 0 = (q - 1) + [r >= 0] */
+        q--;
+        thr = 0;
+    }
+    *q_out = (int32_t)q;
+    *thr_out = (uint32_t)thr;
+}
+
+/* W -= stochastic_shift(lr_q dL r[j], S), rand(rounding key, j); then halve the block if needed. */
+static void update_block(int layer)
+{
+    int16_t *w = block_weights(layer);
+    uint32_t d = onw_layers[layer].out_dim * (onw_layers[layer].in_dim + 1u), j, word = 0, sats = 0;
+    uint32_t key = direction_key(layer, 0), rkey = onw_rounding_key((uint32_t)layer), thr[2];
+    int64_t v = (int64_t)onw_state.lr_q * dloss[0];
+    int32_t q[2], lo = 0, hi = 0;
+    rounded_step(-v, &q[0], &thr[0]); /* r[j] = -1 */
+    rounded_step(v, &q[1], &thr[1]);
+    for (j = 0; j < d; j++) {
+        uint32_t r = onw_mix32_inline(rkey ^ (j * ONW_GOLDEN)), b;
+        int32_t nw;
+        if ((j & 31u) == 0) {
+            word = onw_rand(key, j >> 5);
+        }
+        b = word & 1u;
+        word >>= 1;
+        nw = (int32_t)w[j] - q[b] - (int32_t)(r >= thr[b]);
+        if (nw > INT16_MAX) {
+            nw = INT16_MAX;
+            sats++;
+        } else if (nw < INT16_MIN) {
+            nw = INT16_MIN;
+            sats++;
+        }
+        w[j] = (int16_t)nw;
+        hi = nw > hi ? nw : hi;
+        lo = nw < lo ? nw : lo;
+    }
+    onw_saturations += sats;
+    renormalise(w, d, hi >= ONW_FFZERO_RENORM_LIMIT || lo <= -ONW_FFZERO_RENORM_LIMIT);
+}
+#else
+/* W -= stochastic_shift(lr_q sum_k dL_k r_k[j], S), rand(rounding key, j); then halve the block if needed. */
 static void update_block(int layer)
 {
     int16_t *w = block_weights(layer);
     uint32_t d = onw_layers[layer].out_dim * (onw_layers[layer].in_dim + 1u), j;
     uint32_t keys[ONW_FFZERO_DIRECTIONS], words[ONW_FFZERO_DIRECTIONS];
+    int32_t lo = 0, hi = 0;
     uint32_t rkey = onw_rounding_key((uint32_t)layer);
     int64_t scaled[ONW_FFZERO_DIRECTIONS];
-    int32_t top = 0;
     int k;
     for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
         keys[k] = direction_key(layer, k);
@@ -195,24 +261,20 @@ static void update_block(int layer)
     }
     for (j = 0; j < d; j++) {
         int64_t g = 0;
-        int32_t v;
         for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
             if ((j & 31u) == 0) {
                 words[k] = onw_rand(keys[k], j >> 5);
             }
             g += (words[k] >> (j & 31u)) & 1u ? scaled[k] : -scaled[k];
         }
-        g += rounding_offset(onw_mix32_inline(rkey ^ (j * ONW_GOLDEN)));
-        w[j] = onw_sat16_inline((int64_t)w[j] - (g >> ONW_FFZERO_UPDATE_SHIFT), &onw_saturations);
-        v = w[j] < 0 ? -(int32_t)w[j] : w[j];
-        top = v > top ? v : top;
+        g = onw_stochastic_shift(g, SHIFT, onw_mix32_inline(rkey ^ (j * ONW_GOLDEN)));
+        w[j] = onw_sat16_inline((int64_t)w[j] - g, &onw_saturations);
+        hi = w[j] > hi ? w[j] : hi;
+        lo = w[j] < lo ? w[j] : lo;
     }
-    if (top >= ONW_FFZERO_RENORM_LIMIT) {
-        for (j = 0; j < d; j++) {
-            w[j] = (int16_t)onw_round_shift(w[j], 1);
-        }
-    }
+    renormalise(w, d, hi >= ONW_FFZERO_RENORM_LIMIT || lo <= -ONW_FFZERO_RENORM_LIMIT);
 }
+#endif
 
 /* dL_k for every direction from the clean accumulators (acc) and the layer's input h; update if any != 0. */
 static void learn(int layer, const int16_t *h, int32_t target)
