@@ -150,6 +150,9 @@ def test_init_model_is_the_float_reference_quantised(task: str) -> None:
         np.testing.assert_array_equal(wq, fixed.to_q(w, 12)[0])
         np.testing.assert_allclose(pq / 2**15, layer.protos, atol=2**-15)
     assert model.macros["FFZERO_UPDATE_SHIFT"].startswith("25 ")  # 24 + 24 + 1 - 2*12
+    device, paper = fz.float_config(spec, task), fz.float_config(spec, task, "gaussian")
+    assert device.block_eps(100) == pytest.approx(2**-12 * 10) and device.distribution == "rademacher"
+    assert paper.block_eps(100) == 1e-3 and paper.distribution == "gaussian" and paper.batch_size == 1
 
 
 @pytest.mark.parametrize(("section", "override", "key"), [

@@ -49,6 +49,7 @@ from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.learn.ffzero import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
 from onward.learn.ffzero import Activation, FFzero, FFzeroConfig, Task, activate, r2_score, similarities, vote
+from onward.learn.zeroth_order import Distribution
 from onward.model import STREAM_DIRECTIONS, Constant, InitialModel
 from onward.nn.conv import direction_signs
 from onward.nn.dense import F64
@@ -184,14 +185,16 @@ def vote_outputs(predictions: list[int], classes: int) -> I64:
 
 # --- the model --------------------------------------------------------------------------------------------
 
-def float_config(spec: Spec, task: str) -> FFzeroConfig:
-    """The float reference of a spec: the device's algorithm in exact arithmetic (batch 1, Rademacher
-    directions, every weight perturbed by 2**p LSB of Q(wf), i.e. ε = 2**(p − wf)·√d)."""
+def float_config(spec: Spec, task: str, distribution: Distribution = "rademacher") -> FFzeroConfig:
+    """The float reference of a spec at batch 1. "rademacher": the device's algorithm in exact arithmetic
+    (every weight perturbed by 2**p LSB of Q(wf), i.e. ε = 2**(p − wf)·√d); "gaussian": the paper's
+    (unit Gaussian directions, ε = 1e-3)."""
     r = spec.rule
+    device = distribution == "rademacher"
     return FFzeroConfig(hidden=spec.hidden, epochs=r.epochs, lr=r.learning_rate,
-                        eps=2.0 ** (r.perturbation - spec.format.weight_frac), eps_per_weight=True,
-                        directions=r.directions, margin=r.margin, batch_size=1,
-                        activation=cast(Activation, r.activation), seed=spec.seed, distribution="rademacher",
+                        eps=2.0 ** (r.perturbation - spec.format.weight_frac) if device else 1e-3,
+                        eps_per_weight=device, directions=r.directions, margin=r.margin, batch_size=1,
+                        activation=cast(Activation, r.activation), seed=spec.seed, distribution=distribution,
                         task=cast(Task, task))
 
 
@@ -334,15 +337,16 @@ class Fixed(FixedReference):
 
 
 class Float:
-    """The float reference: onward.learn.ffzero's FFzero configured from the spec (float_config), from the
-    model's initial blocks, trained stage by stage in the shared sample order at batch 1."""
+    """The float reference: onward.learn.ffzero's FFzero configured from the spec (float_config: the device's
+    Rademacher directions by default, or the paper's Gaussian ones), from the model's initial blocks, trained
+    stage by stage in the shared sample order at batch 1."""
 
-    def __init__(self, model: InitialModel) -> None:
+    def __init__(self, model: InitialModel, distribution: Distribution = "rademacher") -> None:
         self.model = model
         spec = model.spec
         self.task = spec.data.task
         classes = model.outputs if self.task == "classification" else 1
-        self.net = FFzero(float_config(spec, self.task), model.dims[0], classes)
+        self.net = FFzero(float_config(spec, self.task, distribution), model.dims[0], classes)
         for layer, w in zip(self.net.layers, model.weights, strict=True):
             layer.theta[:] = np.concatenate([w[:, :-1].ravel(), w[:, -1]])
         self.rng = np.random.default_rng([spec.seed, FLOAT_DIRECTIONS])
