@@ -28,6 +28,8 @@ kernel); weight t_l = requant(W_l t_{l-1} + (V_l h_{l-1}) 2**wf), one rounding o
 d = requant(e · t_L) with e = softmax - onehot in Q(af) (PEPITA's output error), d in Q(af). Updates are
 stochastically rounded: activity W_l -= lr (Σ_k d_k u_{k,l} / K) h_{l-1}ᵀ with PEPITA's update shift
 (2 af + lr_frac - wf); weight W_l -= lr Σ_k d_k V_{k,l} / K, shifted by af + lr_frac - wf.
+A weight tangent grows like sqrt(fan_in) |h|, so on wide layers it can saturate Q(af) (counted; 0.06 % of the
+tangent values on digits 64-64-10 with K = 16 over 30 epochs); the activity tangent stays O(1) per layer.
 """
 
 from __future__ import annotations
