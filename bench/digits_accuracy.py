@@ -12,7 +12,7 @@ import time
 
 from onward import fixed
 from onward.paths import EXAMPLES
-from onward.reference import make_fixed, make_float, training_stream
+from onward.reference import apply_step, make_fixed, make_float, training_stream
 from onward.session import prepare
 from onward.spec import load_spec
 
@@ -33,10 +33,7 @@ def main() -> None:
         ref = make_fixed(model)
         t0 = time.perf_counter()
         for step in training_stream(model, data, spec.rule.epochs):
-            if step.kind == "set_lr":
-                ref.lr_q = step.lr_q
-            else:
-                ref.train(step.x, step.target)
+            apply_step(ref, step)
         t_fixed = time.perf_counter() - t0
         x_q, _ = fixed.to_q(data.x_test, spec.format.activation_frac)
         fixed_acc = ref.score(x_q, data.y_test)

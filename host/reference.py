@@ -6,6 +6,7 @@ serialises. Each rule subclasses it (its module's `Fixed`, see docs/rules.md).""
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from collections.abc import Iterator
@@ -156,9 +157,11 @@ def training_targets(model: InitialModel, y: Any) -> I64:
     return fixed.as_i64(y)
 
 
-def training_stream(model: InitialModel, data: Dataset, epochs: int) -> Iterator[Step]:
+def training_stream(model: InitialModel, data: Dataset, epochs: int,
+                    steps_per_stage: int | None = None) -> Iterator[Step]:
     """Stage by stage (one stage unless the rule trains layer after layer), epochs of training samples in the
-    shared order, with a set_lr wherever the schedule changes lr and a set_stage where a stage begins."""
+    shared order, with a set_lr wherever the schedule changes lr and a set_stage where a stage begins.
+    steps_per_stage cuts every stage short after that many samples (a quick verify that visits every stage)."""
     spec = model.spec
     x_q, _ = fixed.to_q(data.x_train, spec.format.activation_frac)
     targets = training_targets(model, data.y_train)
@@ -166,13 +169,14 @@ def training_stream(model: InitialModel, data: Dataset, epochs: int) -> Iterator
     for stage in range(model.stages):
         if stage:
             yield Step("set_stage", stage=stage)
-        for epoch in range(epochs):
-            new_lr = spec.lr_q(spec.lr_at_epoch(epoch))
+        samples = ((epoch, int(i)) for epoch in range(epochs)
+                   for i in epoch_order(spec.seed, stage * epochs + epoch, len(targets)))
+        for epoch, i in itertools.islice(samples, steps_per_stage):
+            new_lr = spec.lr_q(spec.lr_at_epoch(epoch))  # every stage starts at the schedule's first lr
             if new_lr != lr_q:
                 lr_q = new_lr
                 yield Step("set_lr", lr_q=lr_q, epoch=epoch)
-            for i in epoch_order(spec.seed, stage * epochs + epoch, len(targets)):
-                yield Step("train", x=x_q[i], target=int(targets[i]), epoch=epoch)
+            yield Step("train", x=x_q[i], target=int(targets[i]), epoch=epoch)
 
 
 def apply_step(ref: FixedReference, step: Step) -> I64 | None:

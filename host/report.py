@@ -107,12 +107,12 @@ def has_dsp_kernels(firmware: Firmware) -> bool:
 class Counts:
     inference: int
     training_step: int
-    dense_64x64: int
+    dense_64x64: int | None  # None: the rule does not link onw_dense
     train_stack: int
 
     @property
-    def per_mac(self) -> float:
-        return self.dense_64x64 / (DENSE_DIM * DENSE_DIM)
+    def per_mac(self) -> float | None:
+        return None if self.dense_64x64 is None else round(self.dense_64x64 / (DENSE_DIM * DENSE_DIM), 4)
 
 
 def _buffer(emu: Emulator, name: str, size: int) -> int:
@@ -152,6 +152,8 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
             raise ReportError(f"{firmware.path}: state digest after one training step 0x{digest:08x}, "
                               f"the reference 0x{ref.digest():08x}")
 
+        if "onw_dense" not in emu.symbols:  # a rule with kernels of its own (FFzero)
+            return Counts(inference, train.instructions, None, train.stack)
         rng = np.random.default_rng(0)
         w = rng.integers(-(1 << 11), 1 << 11, size=(DENSE_DIM, DENSE_DIM))
         x = rng.integers(0, 1 << 10, size=DENSE_DIM)
@@ -410,11 +412,11 @@ def collect(spec_path: Path, target: str, build_dir: Path) -> dict[str, Any]:
         "instructions_per_inference": counts.inference,
         "instructions_per_training_step": counts.training_step,
         "instructions_dense_64x64": counts.dense_64x64,
-        "instructions_per_mac": round(counts.per_mac, 4),
+        "instructions_per_mac": counts.per_mac,
         "instructions_per_inference_portable": counts_portable.inference,
         "instructions_per_training_step_portable": counts_portable.training_step,
         "instructions_dense_64x64_portable": counts_portable.dense_64x64,
-        "instructions_per_mac_portable": round(counts_portable.per_mac, 4),
+        "instructions_per_mac_portable": counts_portable.per_mac,
         "macs_per_inference": int(sum(a * b for a, b in zip(model.dims[:-1], model.dims[1:], strict=True))),
         "inference_ram_bytes": sum(inference.values()),
         "inference_ram": inference,
@@ -441,10 +443,10 @@ def format_report(r: dict[str, Any]) -> str:
         row("RAM with the worst-case stack", f"{r['ram_with_stack_bytes']} B"),
         row("instructions per inference", r["instructions_per_inference"]),
         row("instructions per training step", r["instructions_per_training_step"]),
-        row(f"instructions per MAC, dense 64x64 ({r['kernel']})", f"{r['instructions_per_mac']:.3f}"),
+        row(f"instructions per MAC, dense 64x64 ({r['kernel']})", _per_mac(r["instructions_per_mac"])),
         row("instructions per inference, portable C", r["instructions_per_inference_portable"]),
         row("instructions per training step, portable C", r["instructions_per_training_step_portable"]),
-        row("instructions per MAC, dense 64x64, portable C", f"{r['instructions_per_mac_portable']:.3f}"),
+        row("instructions per MAC, dense 64x64, portable C", _per_mac(r["instructions_per_mac_portable"])),
         row("inference RAM (weights + input + activations + output)", f"{r['inference_ram_bytes']} B"),
         f"  weights {inf['weights']} B, input {inf['input']} B, activations {inf['activations']} B, "
         f"output {inf['output']} B",
@@ -453,6 +455,10 @@ def format_report(r: dict[str, Any]) -> str:
         f"other {tr['other']} B",
     ]
     return "\n".join(lines)
+
+
+def _per_mac(value: float | None) -> str:
+    return "— (no onw_dense)" if value is None else f"{value:.3f}"
 
 
 def report(spec_path: Path, target: str, build_dir: Path, as_json: bool) -> int:

@@ -42,15 +42,18 @@ def run_on_target(
     model: InitialModel, data: Dataset, target: str, build_dir: Path, steps: int | None = None,
     evaluate_test: bool = False, progress: bool = False, port: str | None = None,
 ) -> TargetRun:
-    """Train the reference and the target in lockstep (`steps` samples, or the spec's epochs), comparing
-    every output and state digest; optionally evaluate both on the test set. Raises Mismatch."""
+    """Train the reference and the target in lockstep (`steps` samples shared out among the stages, or the
+    spec's epochs), comparing every output and state digest; optionally evaluate both on the test set.
+    Raises Mismatch."""
     spec = model.spec
     n_train = len(data.y_train)
-    epochs = spec.rule.epochs if steps is None else math.ceil(steps / n_train)
-    total = epochs * n_train if steps is None else steps
-    stream = training_stream(model, data, epochs)
-    if steps is not None:
-        stream = _first_train_steps(stream, steps)
+    if steps is None:
+        total = spec.rule.epochs * n_train * model.stages
+        stream = training_stream(model, data, spec.rule.epochs)
+    else:  # a quick run still visits every stage: an equal share of the steps each
+        per_stage = math.ceil(steps / model.stages)
+        total = steps
+        stream = _first_train_steps(training_stream(model, data, math.ceil(per_stage / n_train), per_stage), steps)
     probes, _ = fixed.to_q(data.x_test[:64], spec.format.activation_frac)
     save_dir = Path(build_dir) / f"{spec.name}-{target}" / "mismatch"
     ref = make_fixed(model)

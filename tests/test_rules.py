@@ -7,7 +7,7 @@ from onward import fixed
 from onward.codegen.c import generate_c
 from onward.data import load_dataset
 from onward.model import init_model
-from onward.reference import FixedReference, make_fixed, make_float, parse_state, training_stream
+from onward.reference import FixedReference, apply_step, make_fixed, make_float, parse_state, training_stream
 
 
 def trained_fixed(rule: str, epochs: int = 2) -> FixedReference:
@@ -15,7 +15,7 @@ def trained_fixed(rule: str, epochs: int = 2) -> FixedReference:
     data = load_dataset(spec)
     ref = make_fixed(init_model(spec, data))
     for step in training_stream(ref.model, data, epochs):
-        ref.train(step.x, step.target)
+        apply_step(ref, step)
     return ref
 
 
@@ -45,7 +45,7 @@ def test_fixed_point_tracks_float_and_both_learn() -> None:
     float_acc = make_float(model).fit(data)[-1]
     ref = make_fixed(model)
     for step in training_stream(model, data, spec.rule.epochs):
-        ref.train(step.x, step.target)
+        apply_step(ref, step)
     x_q, _ = fixed.to_q(data.x_test, spec.format.activation_frac)
     fixed_acc = ref.score(x_q, data.y_test)
     assert float_acc > 0.8 and abs(fixed_acc - float_acc) <= 0.05
