@@ -17,11 +17,20 @@ def test_every_target_is_there() -> None:
     assert set(TARGETS) >= EXPECTED_TARGETS
 
 
-@pytest.mark.parametrize("rule", ["pepita", "mempepita"])
+# Per rule: what makes saturation happen in a small model (FFzero: every stage, K = 2, ReLU; fgrad: both modes).
+RULE_KEYS = {
+    "pepita": {"learning_rate": 1.0}, "mempepita": {"learning_rate": 1.0}, "ff": {"learning_rate": 1.0},
+    "ffzero": {"learning_rate": 0.3, "directions": 2, "activation": "relu"},
+    "fgrad-activity": {"learning_rate": 1.0}, "fgrad-weight": {"learning_rate": 0.1, "mode": "weight"},
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULE_KEYS))
 @pytest.mark.parametrize("target", sorted(EXPECTED_TARGETS))
 def test_bit_exact(target: str, rule: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     # two hidden layers, odd widths (unaligned rows), a learning rate and formats that make saturation happen
-    spec = make_spec(name=f"m_{rule}", rule={"name": rule, "learning_rate": 1.0}, data={"scale": 3.0},
+    keys = {"name": rule.split("-")[0], **RULE_KEYS[rule]}
+    spec = make_spec(name=f"m_{rule.replace('-', '_')}", rule=keys, data={"scale": 3.0},
                      model={"hidden": [23, 9]}, format={"activation_frac": 13, "weight_frac": 12})
     data = load_dataset(spec)
     build = Path(tmp_path_factory.getbasetemp()) / "matrix"
