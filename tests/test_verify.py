@@ -21,14 +21,31 @@ from onward.verify import Mismatch, check_build, lockstep
 
 @st.composite
 def random_specs(draw: st.DrawFn) -> dict:
-    hidden = draw(st.lists(st.integers(1, 128), min_size=1, max_size=4))
+    """A valid spec of any rule: widths, depths, data shapes, formats and the rule's own keys at random."""
+    rule = draw(st.sampled_from(["pepita", "mempepita", "ffzero", "ff", "fgrad"]))
+    regression = rule == "ffzero" and draw(st.booleans())
+    classes = 1 if regression else draw(st.integers(2, 10))
+    # FFzero's layers hold one prototype per class: no layer narrower than the classes
+    hidden = draw(st.lists(st.integers(max(1, classes if rule == "ffzero" else 1), 128),
+                           min_size=1 if rule == "ff" else 0 if rule == "fgrad" else 1, max_size=4))
+    data = ({"set": draw(st.sampled_from(["f1", "f2"])), "samples": 120} if regression else
+            {"set": "synthetic", "features": draw(st.integers(1, 48)), "classes": classes, "samples": 120})
+    keys: dict = {"name": rule, "learning_rate": draw(st.sampled_from([0.01, 0.05, 0.2]))}
+    if rule in ("pepita", "mempepita"):
+        keys["feedback_scale"] = draw(st.sampled_from([0.05, 0.5]))
+    elif rule == "ffzero":
+        keys.update(learning_rate=draw(st.sampled_from([0.001, 0.01, 0.1])),
+                    directions=draw(st.sampled_from([1, 2, 4])), perturbation=draw(st.integers(0, 2)),
+                    activation=draw(st.sampled_from(["linear", "relu"])), margin=draw(st.sampled_from([0.1, 0.3])))
+    elif rule == "ff":
+        keys["threshold"] = draw(st.sampled_from([1.0, 2.0, 8.0]))
+    else:
+        keys.update(mode=draw(st.sampled_from(["activity", "weight"])), directions=draw(st.sampled_from([1, 2, 4])))
     return {
         "seed": draw(st.integers(0, 2**32 - 1)),
         "model": {"hidden": hidden},
-        "data": {"features": draw(st.integers(1, 48)), "classes": draw(st.integers(2, 10)), "samples": 120},
-        "rule": {"name": draw(st.sampled_from(["pepita", "mempepita"])),
-                 "learning_rate": draw(st.sampled_from([0.01, 0.05, 0.2])),
-                 "feedback_scale": draw(st.sampled_from([0.05, 0.5]))},
+        "data": data,
+        "rule": keys,
         "format": {"activation_frac": draw(st.integers(8, 13)), "weight_frac": draw(st.integers(9, 13)),
                    "feedback_frac": draw(st.sampled_from([13, 15])), "lr_frac": draw(st.sampled_from([20, 24]))},
     }
@@ -41,14 +58,14 @@ def verify_random(raw: dict, target: str, tmp: Path, steps: int) -> None:
     assert run.train_steps == steps
 
 
-@settings(max_examples=50, deadline=None, derandomize=True)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(raw=random_specs())
 def test_random_specs_bit_exact_native(raw: dict, tmp_path_factory: pytest.TempPathFactory) -> None:
     verify_random(raw, "native", tmp_path_factory.getbasetemp() / "native", steps=120)
 
 
 @pytest.mark.qemu
-@settings(max_examples=10, deadline=None, derandomize=True)
+@settings(max_examples=12, deadline=None, derandomize=True)
 @given(raw=random_specs())
 def test_random_specs_bit_exact_qemu_m4(raw: dict, tmp_path_factory: pytest.TempPathFactory) -> None:
     verify_random(raw, "qemu-m4", tmp_path_factory.getbasetemp() / "qemu", steps=60)
