@@ -18,6 +18,7 @@ evaluations) and the backpropagation / last-layer-only baselines.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from onward.session import run_on_target
 from onward.spec import Spec, parse_spec
 
 DEVICE = "qemu-m4"
+BP_DD_LEARNING_RATES = (1e-3, 1e-4, 1e-5)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class Row:
     name: str
     example: str  # examples/<example>.toml
     overrides: dict[str, dict[str, Any]] | None = None  # section -> keys replaced
-    kind: str = "rule"  # "rule" (float, fixed, device) | "bp_dd" | "backprop" | "last_layer" (host only)
+    # "rule" (float, fixed, device) | host only: "bp_dd", "fgrad_projection", "backprop", "last_layer"
+    kind: str = "rule"
 
 
 ROWS = [
@@ -62,7 +65,10 @@ ROWS = [
     Row("ffzero-f2", "f1_ffzero_regression", {"data": {"set": "f2"}}),
     Row("ff-digits", "digits_ff"),
     Row("fgrad-activity-digits", "digits_fgrad"),
-    Row("fgrad-weight-digits", "digits_fgrad", {"rule": {"mode": "weight"}}),
+    Row("fgrad-weight-digits", "digits_fgrad", {"rule": {"mode": "weight", "learning_rate": 0.0003}}),
+    Row("fgrad-activity-k16-digits", "digits_fgrad", {"rule": {"directions": 16, "learning_rate": 0.01}}),
+    Row("fgrad-projection-k16-digits", "digits_fgrad", {"rule": {"directions": 16, "learning_rate": 0.03}},
+        kind="fgrad_projection"),
     Row("pepita-digits", "digits_pepita"),
     Row("mempepita-digits", "digits_mempepita"),
     Row("backprop-digits", "digits_pepita", kind="backprop"),
@@ -100,12 +106,12 @@ def forward_evals(model: InitialModel, epochs: int) -> float:
 def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None) -> dict[str, Any]:
     spec = row_spec(row, epochs)
     data = load_dataset(spec)
-    out: dict[str, Any] = {"name": row.name, "rule": spec.rule.name, "data": spec.data.set,
+    out: dict[str, Any] = {"name": row.name, "rule": rule_label(spec), "data": spec.data.set,
                            "task": data.task, "epochs": spec.rule.epochs}
     start = time.perf_counter()
     if row.kind == "rule":
         model = init_model(spec, data)
-        out["network"] = network(spec, model)
+        out["network"] = network(spec, model) + (f", K = {spec.rule.directions}" if spec.rule.directions > 1 else "")
         out["float"] = make_float(model).fit(data)[-1]
         if device:
             run = run_on_target(model, data, DEVICE, build_dir, evaluate_test=True)
@@ -116,13 +122,26 @@ def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None) -> dict
         out["evals"] = forward_evals(model, spec.rule.epochs)
         out["epochs"] = f"{spec.rule.epochs}" + (f" x {model.stages} layers" if model.stages > 1 else "")
     elif row.kind == "bp_dd":
+        # FFzero's estimator and budget (its epochs per layer = bp_dd's epochs over the whole net), one global
+        # loss; its own best of three learning rates (the mean cross-entropy diverges at FFzero's at batch 1)
         model = init_model(spec, data)
-        cfg = ffzero_fixed.float_config(spec, data.task)
-        net = GlobalDD(cfg, data.input_dim, data.classes).fit(data.x_train, data.y_train)
-        out["network"] = network(spec, model) + " (global loss)"
-        out["rule"] = "bp_dd"
-        out["float"] = net.score(data.x_test, data.y_test)
-        out["evals"] = net.cost.layer_evals / len(data.y_train)
+        best = None
+        for lr in BP_DD_LEARNING_RATES:
+            cfg = dataclasses.replace(ffzero_fixed.float_config(spec, data.task), lr=lr)
+            net = GlobalDD(cfg, data.input_dim, data.classes).fit(data.x_train, data.y_train)
+            found = (net.score(data.x_test, data.y_test), lr, net.cost.layer_evals / len(data.y_train))
+            best = found if best is None or found[0] > best[0] else best
+        assert best is not None
+        out["network"] = f"{network(spec, model)}, global loss, lr {best[1]:g}"
+        out["rule"], out["float"], out["evals"] = "bp_dd", best[0], best[2]
+    elif row.kind == "fgrad_projection":
+        from onward.learn.forward_gradient import Float as ForwardGradientFloat
+
+        model = init_model(spec, data)
+        out["network"] = f"{network(spec, model)}, K = {spec.rule.directions}, projection"
+        out["rule"] = "fgrad (activity, float only)"
+        out["float"] = ForwardGradientFloat(model, combine="projection").fit(data)[-1]
+        out["evals"] = forward_evals(model, spec.rule.epochs)
     else:
         model = init_model(spec, data)
         net = baseline(model.weights, spec.rule.learning_rate, last_layer_only=row.kind == "last_layer")
@@ -132,6 +151,12 @@ def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None) -> dict
         out["evals"] = math.nan  # not forward-only
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def rule_label(spec: Spec) -> str:
+    r = spec.rule
+    extra = {"ffzero": r.activation, "fgrad": r.mode}.get(r.name)
+    return f"{r.name} ({extra})" if extra else r.name
 
 
 def network(spec: Spec, model: InitialModel) -> str:
