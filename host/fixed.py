@@ -172,3 +172,11 @@ def sigmoid_q15(t: ArrayLike, frac: int) -> I64:
     a = np.minimum(np.abs(t), 32 << frac)
     e = exp2_q15(-round_shift(a * LOG2E_Q14, 14), frac)
     return np.where(t >= 0, div_trunc(1 << 30, ONE_Q15 + e), div_trunc(e << 15, ONE_Q15 + e))
+
+
+def softmax_error(z: ArrayLike, label: int, frac: int) -> tuple[I64, int]:
+    """The softmax cross-entropy error e = softmax(z) - onehot(label), from Q15 probabilities back to the
+    logits' Q(frac), saturated. Returns (e, saturations)."""
+    p = softmax_q15(z, frac)
+    p[label] -= ONE_Q15
+    return requant(p, 15, frac)

@@ -31,6 +31,8 @@ def cfixed(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
         "onw_uniform_int": (c.c_int32, [c.c_uint32, c.c_uint32, c.c_int32]),
         "onw_exp2_q15": (c.c_int32, [c.c_int32, c.c_int]),
         "onw_softmax_q15": (None, [c.POINTER(c.c_int16), c.c_int, c.c_int, c.POINTER(c.c_int32)]),
+        "onw_softmax_error": (None, [c.POINTER(c.c_int16), c.c_int, c.c_int, c.c_int32, c.POINTER(c.c_int32),
+                                     c.POINTER(c.c_int16), c.POINTER(c.c_uint32)]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)

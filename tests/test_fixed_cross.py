@@ -121,6 +121,19 @@ def test_softmax(cfixed, z, frac):
     assert list(out) == list(fixed.softmax_q15(z, frac))
 
 
+@cross
+@given(z=st.lists(st.integers(-32768, 32767), min_size=1, max_size=32), frac=st.integers(0, 14), pick=U32)
+@example(z=[32767, -32768], frac=0, pick=1)  # certain and wrong: e = [1, -1]
+@example(z=[0, 0], frac=14, pick=0)  # -0.5 in Q1.14
+def test_softmax_error(cfixed, z, frac, pick):
+    label = pick % len(z)
+    zc = (ctypes.c_int16 * len(z))(*z)
+    scratch, out, count = (ctypes.c_int32 * len(z))(), (ctypes.c_int16 * len(z))(), ctypes.c_uint32(0)
+    cfixed.onw_softmax_error(zc, len(z), frac, label, scratch, out, ctypes.byref(count))
+    want, sats = fixed.softmax_error(z, label, frac)
+    assert list(out) == list(want) and count.value == sats
+
+
 def test_softmax_is_close_to_float():
     rng = np.random.default_rng(0)
     z = rng.normal(0, 2, size=(200, 10))

@@ -126,3 +126,14 @@ int32_t onw_sigmoid_q15(int64_t t, int frac)
     return t >= 0 ? (int32_t)(((int64_t)1 << 30) / (ONW_ONE_Q15 + e))
                   : (int32_t)(((int64_t)e << 15) / (ONW_ONE_Q15 + e));
 }
+
+void onw_softmax_error(const int16_t *z, int n, int frac, int32_t label, int32_t *prob_q15, int16_t *error,
+                       uint32_t *saturations)
+{
+    int c;
+    onw_softmax_q15(z, n, frac, prob_q15);
+    prob_q15[label] -= ONW_ONE_Q15;
+    for (c = 0; c < n; c++) {
+        error[c] = onw_requant(prob_q15[c], 15, frac, saturations);
+    }
+}

@@ -34,12 +34,7 @@ static void update(int layer, const int16_t *a, const int16_t *b, const int16_t 
 static void output_error(const int16_t *logits, int32_t label)
 {
     int32_t prob[ONW_NUM_CLASSES];
-    int c;
-    onw_softmax_q15(logits, ONW_NUM_CLASSES, ONW_ACT_FRAC, prob);
-    prob[label] -= ONW_ONE_Q15;
-    for (c = 0; c < ONW_NUM_CLASSES; c++) {
-        error_q[c] = onw_requant(prob[c], 15, ONW_ACT_FRAC, &onw_saturations);
-    }
+    onw_softmax_error(logits, ONW_NUM_CLASSES, ONW_ACT_FRAC, label, prob, error_q, &onw_saturations);
 }
 
 /* x <- sat16(x + F e), F regenerated from the seed: never stored. */

@@ -65,10 +65,8 @@ def train_step_float(ref: Float, x: F64, y_onehot: F64) -> F64:
 # --- fixed point: pieces shared with MEMPEPITA --------------------------------------------------
 
 def output_error_fixed(ref: Fixed, logits: I64, label: int) -> I64:
-    """e = softmax(z) - onehot(label), from Q15 probabilities to Q(activation_frac)."""
-    p = fixed.softmax_q15(logits, ref.fmt.activation_frac)
-    p[label] -= fixed.ONE_Q15
-    e, sats = fixed.requant(p, 15, ref.fmt.activation_frac)
+    """e = softmax(z) - onehot(label) in Q(activation_frac) (fixed.softmax_error), saturations counted."""
+    e, sats = fixed.softmax_error(logits, label, ref.fmt.activation_frac)
     ref.saturations += sats
     return e
 
