@@ -1,4 +1,5 @@
-"""`onward demo`: learn the 8x8 digits on an emulated Cortex-M4 with PEPITA, verify it, report."""
+"""`onward demo`: learn a spec on an emulated board (by default the 8x8 digits with PEPITA on a Cortex-M4),
+verify it step by step, report."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from onward.targets.build import build_firmware
 def demo(spec_path: Path, target: str, epochs: int, build_dir: Path) -> int:
     spec = load_spec(spec_path).with_epochs(epochs)
     data, model = prepare(spec)
-    print(f"onward demo: {spec.name}, {spec.rule.name}, MLP {'-'.join(map(str, model.dims))}, "
-          f"{len(data.y_train)} training / {len(data.y_test)} test samples, {epochs} epochs "
+    per_layer = f" per layer, {model.stages} layers one after another" if model.stages > 1 else ""
+    print(f"onward demo: {spec.name}, {spec.rule.name}, {'-'.join(map(str, model.dims))}, "
+          f"{len(data.y_train)} training / {len(data.y_test)} test samples, {epochs} epochs{per_layer} "
           f"(lr {spec.rule.learning_rate:g}, x{spec.rule.lr_decay:g} at epochs {list(spec.rule.lr_decay_epochs)})")
     t0 = time.perf_counter()
     float_acc = make_float(model).fit(data)[-1]
@@ -25,10 +27,12 @@ def demo(spec_path: Path, target: str, epochs: int, build_dir: Path) -> int:
     size = size_report(firmware)
     print(f"firmware built for {target}: {firmware.path}")
     run = run_on_target(model, data, target, build_dir, evaluate_test=True, progress=True)
+    metric, show = (("test R²", lambda v: f"{v:.4f}") if data.task == "regression"
+                    else ("test accuracy", lambda v: f"{100 * v:.2f} %"))
     rows = [
-        ("float reference, test accuracy", f"{100 * float_acc:.2f} %"),
-        ("fixed-point reference, test accuracy", f"{100 * run.ref_accuracy:.2f} %"),
-        (f"device ({target}), test accuracy", f"{100 * run.device_accuracy:.2f} %"),
+        (f"float reference, {metric}", show(float_acc)),
+        (f"fixed-point reference, {metric}", show(run.ref_accuracy)),
+        (f"device ({target}), {metric}", show(run.device_accuracy)),
         ("mismatches (every step's outputs + state digest, every test output)", "0"),
         ("training steps / inferences checked", f"{run.train_steps} / {run.inferences + len(data.y_test)}"),
         ("saturations (reference = device)", str(run.saturations)),
