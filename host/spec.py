@@ -98,6 +98,7 @@ class ConvSpec:
     channels: int
     kernel: int
     pool: int = 2
+    beta: float = 0.0  # the constant after the per-map normalisation (the public code's effective value is 1.0)
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ def _validate(spec: Spec) -> None:
         for key, lo, hi in (("channels", 1, 256), ("kernel", 1, 16), ("pool", 1, 8)):
             value = getattr(c, key)
             _require(lo <= value <= hi, w, f"`model.conv[{i}].{key}` must be in [{lo}, {hi}], got {value}")
+        _require(c.beta in (0.0, 1.0), w, f"`model.conv[{i}].beta` must be 0 or 1, got {c.beta}")
     _require(0 < r.learning_rate <= 1, w, f"`rule.learning_rate` must be in (0, 1], got {r.learning_rate}")
     _require(1 <= r.epochs <= 10000, w, f"`rule.epochs` must be in [1, 10000], got {r.epochs}")
     _require(0 < r.feedback_scale <= 1, w, f"`rule.feedback_scale` must be in (0, 1], got {r.feedback_scale}")

@@ -29,11 +29,12 @@ static int16_t *block_weights(int layer)
     return onw_state.weights + onw_layers[layer].offset;
 }
 
+/* A dense layer's prototypes: the dense layers' come one after another, after the conv layers. */
 static const int16_t *layer_protos(int layer)
 {
     uint32_t offset = 0;
     int i;
-    for (i = 0; i < layer; i++) {
+    for (i = ONW_FFZERO_CONV_LAYERS; i < layer; i++) {
         offset += (uint32_t)ONW_FFZERO_PROTOTYPES * onw_layers[i].out_dim;
     }
     return onw_ffzero_protos + offset;
@@ -149,11 +150,12 @@ static void cosines(const int64_t *z, uint32_t width, const int16_t *protos, int
     }
 }
 
-/* Classification: sum_c max(0, m + s_c - s_y); regression: (y - s_0)^2, Q24. */
-static int64_t local_loss(int layer, const int64_t *z, int32_t target)
+/* Classification: sum_c max(0, m + s_c - s_y); regression: (y - s_0)^2, Q24. z has `width` values and the
+ * prototypes are ONW_FFZERO_PROTOTYPES x width. */
+static int64_t loss_of(const int64_t *z, uint32_t width, const int16_t *protos, int32_t target)
 {
     int64_t s[ONW_FFZERO_PROTOTYPES];
-    cosines(z, onw_layers[layer].out_dim, layer_protos(layer), ONW_FFZERO_PROTOTYPES, s);
+    cosines(z, width, protos, ONW_FFZERO_PROTOTYPES, s);
 #if ONW_REGRESSION
     {
         int64_t e = (int64_t)target * ((int64_t)1 << (ONW_FFZERO_LOSS_FRAC - ONW_ACT_FRAC)) - s[0];
@@ -289,13 +291,190 @@ static void learn(int layer, const int16_t *h, int32_t target)
             z_pair[1][o] = acc[o] - dz;
         }
         normalise(2, width);
-        dloss[k] = local_loss(layer, z_pair[0], target) - local_loss(layer, z_pair[1], target);
+        dloss[k] = loss_of(z_pair[0], width, layer_protos(layer), target)
+                   - loss_of(z_pair[1], width, layer_protos(layer), target);
         any |= dloss[k] != 0;
     }
     if (any) {
         update_block(layer);
     }
 }
+
+/* --- conv blocks (layers 0 .. ONW_FFZERO_CONV_LAYERS - 1; host/nn/conv.py ConvLayerQ) ---
+ * A conv layer's block is its filters (out x in*kh*kw, no bias). The estimator is block-diagonal: per filter c
+ * and direction k, the pair of losses of channel c alone (its standardised map through its fixed projection M_c,
+ * cosines with its own prototypes); every filter's dL comes from the same clean accumulators, then one pass
+ * updates the whole layer. The layer votes argmax_k sum_c s_{c,k}; it passes pool(ReLU(standardise + beta)). */
+#if ONW_FFZERO_CONV_LAYERS > 0
+#include "onward/conv.h"
+
+extern const int16_t onw_ffzero_conv_shapes[]; /* per conv layer: the fields below */
+extern const int16_t onw_ffzero_conv_maps[];   /* M_c (out x dim x positions), Q15, layer after layer */
+extern const int16_t onw_ffzero_conv_protos[]; /* (out x classes x dim), Q15, layer after layer */
+
+enum { IN_CH, IN_H, IN_W, OUT_CH, KH, KW, PH, PW, BETA_Q };
+#define DIM ONW_FFZERO_CONV_DIM
+#define BETA_WIDE_SHIFT (ONW_FFZERO_Z_MAP_FRAC - ONW_ACT_FRAC)
+
+static int64_t conv_acc[ONW_FFZERO_MAX_CONV_ACC];                        /* A, out x positions, Q(wf + af) */
+static int64_t conv_pair[2][ONW_FFZERO_MAX_POSITIONS];                   /* one filter's A +- (P << p) */
+static int32_t conv_response[ONW_FFZERO_MAX_POSITIONS];                  /* P for one filter */
+static int32_t conv_wide[ONW_FFZERO_MAX_POSITIONS];                      /* a standardised map, Q20 */
+static int16_t conv_map[ONW_FFZERO_MAX_POSITIONS];                       /* the same, Q(af), to pool */
+static int64_t conv_dloss[ONW_FFZERO_MAX_CHANNELS][ONW_FFZERO_DIRECTIONS]; /* per filter and direction */
+
+static const int16_t *conv_shape(int layer)
+{
+    return onw_ffzero_conv_shapes + layer * ONW_FFZERO_CONV_FIELDS;
+}
+
+static uint32_t conv_positions(const int16_t *sh)
+{
+    return (uint32_t)(sh[IN_H] - sh[KH] + 1) * (uint32_t)(sh[IN_W] - sh[KW] + 1);
+}
+
+static uint32_t conv_fan(const int16_t *sh)
+{
+    return (uint32_t)sh[IN_CH] * (uint32_t)sh[KH] * (uint32_t)sh[KW];
+}
+
+/* Channel c's projection (dim x positions) or prototypes (classes x dim) in the constants. */
+static const int16_t *conv_matrix(int layer, int c, int protos)
+{
+    uint32_t offset = 0, per;
+    int i;
+    for (i = 0; i <= layer; i++) {
+        const int16_t *sh = conv_shape(i);
+        per = protos ? (uint32_t)ONW_FFZERO_PROTOTYPES * DIM : (uint32_t)DIM * conv_positions(sh);
+        offset += i < layer ? (uint32_t)sh[OUT_CH] * per : (uint32_t)c * per;
+    }
+    return (protos ? onw_ffzero_conv_protos : onw_ffzero_conv_maps) + offset;
+}
+
+/* z = M_c (standardise(a) + beta), int64 Q(15 + 20): what channel c's cosines are taken of. */
+static void conv_z(int layer, int c, const int64_t *a, int64_t *z)
+{
+    const int16_t *sh = conv_shape(layer);
+    uint32_t n = conv_positions(sh);
+    onw_conv_normalise_wide(a, n, ONW_FFZERO_Z_MAP_FRAC, (int32_t)sh[BETA_Q] * (1 << BETA_WIDE_SHIFT), conv_wide);
+    onw_conv_project(conv_matrix(layer, c, 0), conv_wide, n, DIM, z);
+}
+
+/* argmax_k sum_c s_{c,k} (first maximum), from conv_acc. */
+static int conv_vote(int layer)
+{
+    const int16_t *sh = conv_shape(layer);
+    uint32_t n = conv_positions(sh);
+    int64_t total[ONW_FFZERO_PROTOTYPES], s[ONW_FFZERO_PROTOTYPES];
+    int c, k, vote = 0;
+    for (k = 0; k < ONW_FFZERO_PROTOTYPES; k++) {
+        total[k] = 0;
+    }
+    for (c = 0; c < sh[OUT_CH]; c++) {
+        conv_z(layer, c, conv_acc + (uint32_t)c * n, z_pair[0]);
+        normalise(1, DIM);
+        cosines(z_pair[0], DIM, conv_matrix(layer, c, 1), ONW_FFZERO_PROTOTYPES, s);
+        for (k = 0; k < ONW_FFZERO_PROTOTYPES; k++) {
+            total[k] += s[k];
+        }
+    }
+    for (k = 1; k < ONW_FFZERO_PROTOTYPES; k++) {
+        vote = total[k] > total[vote] ? k : vote;
+    }
+    return vote;
+}
+
+/* What the next block receives, channel after channel: pool(ReLU(sat16(standardise(A) + beta))), Q(af). */
+static void conv_output(int layer, int16_t *y)
+{
+    const int16_t *sh = conv_shape(layer);
+    uint32_t n = conv_positions(sh), oh = (uint32_t)(sh[IN_H] - sh[KH] + 1), ow = (uint32_t)(sh[IN_W] - sh[KW] + 1);
+    uint32_t pooled = (oh / (uint32_t)sh[PH]) * (ow / (uint32_t)sh[PW]);
+    int c;
+    for (c = 0; c < sh[OUT_CH]; c++) {
+        onw_conv_normalise(conv_acc + (uint32_t)c * n, n, ONW_ACT_FRAC, sh[BETA_Q], conv_map, &onw_saturations);
+        onw_relu_maxpool(conv_map, 1, (uint16_t)oh, (uint16_t)ow, (uint8_t)sh[PH], (uint8_t)sh[PW], y + (uint32_t)c * pooled);
+    }
+}
+
+/* W -= stochastic_shift(lr_q sum_k dL_{c(j),k} r_k[j], S), filter c(j) = j / fan; then halve if needed. */
+static void update_conv(int layer, uint32_t fan, uint32_t d)
+{
+    int16_t *w = block_weights(layer);
+    uint32_t keys[ONW_FFZERO_DIRECTIONS], words[ONW_FFZERO_DIRECTIONS], j, c = 0, in_filter = 0;
+    uint32_t rkey = onw_rounding_key((uint32_t)layer);
+    int32_t lo = 0, hi = 0;
+    int k;
+    for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
+        keys[k] = direction_key(layer, k);
+        words[k] = 0;
+    }
+    for (j = 0; j < d; j++, in_filter++) {
+        int64_t g = 0;
+        if (in_filter == fan) {
+            c++;
+            in_filter = 0;
+        }
+        for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
+            int64_t v = (int64_t)onw_state.lr_q * conv_dloss[c][k];
+            if ((j & 31u) == 0) {
+                words[k] = onw_rand(keys[k], j >> 5);
+            }
+            g += (words[k] >> (j & 31u)) & 1u ? v : -v;
+        }
+        g = onw_stochastic_shift(g, ONW_FFZERO_CONV_UPDATE_SHIFT, onw_mix32_inline(rkey ^ (j * ONW_GOLDEN)));
+        w[j] = onw_sat16_inline((int64_t)w[j] - g, &onw_saturations);
+        hi = w[j] > hi ? w[j] : hi;
+        lo = w[j] < lo ? w[j] : lo;
+    }
+    renormalise(w, d, hi >= ONW_FFZERO_RENORM_LIMIT || lo <= -ONW_FFZERO_RENORM_LIMIT);
+}
+
+/* dL_{c,k} for every filter and direction from conv_acc and the layer's input h; update if any != 0. */
+static void learn_conv(int layer, const int16_t *h, int32_t target)
+{
+    const int16_t *sh = conv_shape(layer);
+    uint32_t n = conv_positions(sh), fan = conv_fan(sh), i;
+    int c, k, any = 0;
+    for (c = 0; c < sh[OUT_CH]; c++) {
+        const int64_t *a = conv_acc + (uint32_t)c * n;
+        const int16_t *protos = conv_matrix(layer, c, 1);
+        for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
+            onw_conv_response(h, (uint16_t)sh[IN_CH], (uint16_t)sh[IN_H], (uint16_t)sh[IN_W], (uint8_t)sh[KH],
+                              (uint8_t)sh[KW], direction_key(layer, k), (uint32_t)c * fan, conv_response);
+            for (i = 0; i < n; i++) {
+                int64_t dz = (int64_t)conv_response[i] * ((int64_t)1 << ONW_FFZERO_CONV_PERTURBATION);
+                conv_pair[0][i] = a[i] + dz;
+                conv_pair[1][i] = a[i] - dz;
+            }
+            conv_z(layer, c, conv_pair[0], z_pair[0]);
+            conv_z(layer, c, conv_pair[1], z_pair[1]);
+            normalise(2, DIM);
+            conv_dloss[c][k] = loss_of(z_pair[0], DIM, protos, target) - loss_of(z_pair[1], DIM, protos, target);
+            any |= conv_dloss[c][k] != 0;
+        }
+    }
+    if (any) {
+        update_conv(layer, fan, (uint32_t)sh[OUT_CH] * fan);
+    }
+}
+
+/* One conv layer of the forward pass: accumulate, vote, then pass on (frozen) or learn (the stage's layer). */
+static int conv_layer(int layer, int last, const int16_t *h, int32_t target, int train, int16_t *y)
+{
+    const int16_t *sh = conv_shape(layer);
+    int vote;
+    onw_conv_acc(h, (uint16_t)sh[IN_CH], (uint16_t)sh[IN_H], (uint16_t)sh[IN_W], block_weights(layer),
+                 (uint16_t)sh[OUT_CH], (uint8_t)sh[KH], (uint8_t)sh[KW], conv_acc);
+    vote = conv_vote(layer);
+    if (layer < last) {
+        conv_output(layer, y);
+    } else if (train && onw_state.stage < (uint32_t)ONW_NUM_LAYERS) {
+        learn_conv(layer, h, target);
+    }
+    return vote;
+}
+#endif
 
 /* --- the stage's forward pass: predictions of layers 0..min(stage, L-1), learning at the stage's layer --- */
 
@@ -314,6 +493,16 @@ static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
 #endif
     for (layer = 0; layer <= last; layer++) {
         uint32_t width = onw_layers[layer].out_dim, o;
+#if ONW_FFZERO_CONV_LAYERS > 0
+        if (layer < ONW_FFZERO_CONV_LAYERS) {
+            int16_t *y = hidden[layer & 1];
+            int vote = conv_layer(layer, last, h, target, train, y);
+            outputs[vote]++;
+            deepest[vote] = (int16_t)(layer + 1);
+            h = y;
+            continue;
+        }
+#endif
         block_accumulate(layer, h);
         for (o = 0; o < width; o++) {
             z_pair[0][o] = acc[o];

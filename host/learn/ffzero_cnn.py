@@ -81,6 +81,8 @@ class ConvBlockConfig:
     kernel: int  # kernel x kernel for 2-D samples, 1 x kernel for 1-D
     pool: int = 2  # max-pool window and stride (1: none)
     padding: int = 0  # zeros on each side of each spatial axis (the device: 0)
+    beta: float | None = None  # the constant after the normalisation; None: FFzeroCNNConfig.beta
+    pooled_loss: bool = False  # the loss projects the ReLU + max-pooled map (a variant), not the normalised one
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,13 @@ class ConvBlock:
     beta: float
     norm: Norm
     one_d: bool
+    pooled_loss: bool = False
+
+    def loss_maps(self, y: F64) -> F64:
+        """What M_c sees: the normalised maps (..., n), or (variant) their ReLU + max-pool (..., n')."""
+        if not self.pooled_loss:
+            return y
+        return conv.relu_maxpool(y.reshape(*y.shape[:-1], *self.out_hw), self.pool).reshape(*y.shape[:-1], -1)
 
     def padded(self, x: F64) -> F64:
         if not self.padding:
@@ -134,7 +143,7 @@ class ConvBlock:
 
     def scores(self, x: F64) -> F64:
         """Σ_c s_{c,k}: the block's class scores, (B, C)."""
-        z = conv.project(self.maps, self.maps_of(x))  # (B, out, dim)
+        z = conv.project(self.maps, self.loss_maps(self.maps_of(x)))  # (B, out, dim)
         return sum(similarities(z[:, c], self.protos[c]) for c in range(len(self.w)))
 
     def train_step(self, x: F64, y: I64, cfg: FFzeroConfig, rng: np.random.Generator) -> None:
@@ -149,8 +158,8 @@ class ConvBlock:
             def pair(dirs: F64, a: F64 = a, c: int = c) -> tuple[F64, F64]:
                 # the accumulators are linear in the filter: a(w ± εu) = a ± ε·cols·u exactly; BN is not
                 da = eps * np.moveaxis(cols @ dirs.T, -1, 0)  # (K, B, n)
-                z_plus = self.normalised(a + da) @ self.maps[c].T
-                z_minus = self.normalised(a - da) @ self.maps[c].T
+                z_plus = self.loss_maps(self.normalised(a + da)) @ self.maps[c].T
+                z_minus = self.loss_maps(self.normalised(a - da)) @ self.maps[c].T
                 return (hinge_loss(z_plus, y, self.protos[c], cfg.margin),
                         hinge_loss(z_minus, y, self.protos[c], cfg.margin))
 
@@ -180,14 +189,17 @@ class FFzeroCNN:
             out_hw = conv.out_shape((h + pad[0], w + pad[1]), kernel)
             if min(out_hw) < 1:
                 raise ValueError(f"kernel {b.kernel} does not fit a {h} x {w} map")
+            pool = conv.kernel_2d(b.pool, self.sample_shape)
             n, fan = out_hw[0] * out_hw[1], in_ch * kernel[0] * kernel[1]
+            if b.pooled_loss:
+                n = int(np.prod(conv.pooled_shape(out_hw, pool)))
             filters = init_linear(init, fan, b.channels)[: b.channels * fan]  # torch's conv init, U(±1/sqrt(fan))
             maps = np.stack([init_linear(init, n, dim)[: dim * n].reshape(dim, n) for _ in range(b.channels)])
             self.blocks.append(ConvBlock(
                 w=filters.reshape(b.channels, in_ch, *kernel), maps=maps,
                 protos=np.stack([simplex_prototypes(protos, dim, self.classes) for _ in range(b.channels)]),
-                out_hw=out_hw, pool=conv.kernel_2d(b.pool, self.sample_shape), padding=b.padding, beta=cfg.beta,
-                norm=cfg.norm, one_d=len(self.sample_shape) == 1))
+                out_hw=out_hw, pool=pool, padding=b.padding, beta=cfg.beta if b.beta is None else b.beta,
+                norm=cfg.norm, one_d=len(self.sample_shape) == 1, pooled_loss=b.pooled_loss))
             in_ch, (h, w) = b.channels, conv.pooled_shape(out_hw, self.blocks[-1].pool)
             if min(h, w) < 1:
                 raise ValueError(f"block {len(self.blocks)}: pooling by {b.pool} leaves no positions")
@@ -258,12 +270,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="*", default=[0])
     p.add_argument("--norm", default="sample", choices=["sample", "batch", "none"])
     p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--pooled-loss", action="store_true", help="the loss on the ReLU + max-pooled maps (variant)")
     p.add_argument("--distribution", default="gaussian", choices=["gaussian", "rademacher"])
     p.add_argument("--mlp", action="store_true", help="the FFzero MLP (--hidden) on the same data instead")
     args = p.parse_args(argv)
     data = load_dataset(parse_spec({"name": "cnn", "seed": 1, "data": {"set": args.set}, "model": {"hidden": []},
                                     "rule": {"name": "pepita"}}))
-    blocks = tuple(ConvBlockConfig(*map(int, s.split(","))) for s in args.conv)
+    blocks = tuple(ConvBlockConfig(*map(int, s.split(",")), pooled_loss=args.pooled_loss) for s in args.conv)
     for seed in args.seeds:
         dense = FFzeroConfig(hidden=tuple(args.hidden), epochs=args.epochs, lr=args.lr, eps=args.eps,
                              batch_size=args.batch, seed=seed, distribution=args.distribution)

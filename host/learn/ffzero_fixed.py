@@ -49,9 +49,11 @@ from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.learn.ffzero import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
 from onward.learn.ffzero import Activation, FFzero, FFzeroConfig, Task, activate, r2_score, similarities, vote
+from onward.learn.ffzero_cnn import ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
 from onward.learn.zeroth_order import Distribution
 from onward.model import STREAM_DIRECTIONS, Constant, InitialModel
-from onward.nn.conv import direction_signs
+from onward.nn import conv
+from onward.nn.conv import ConvLayerQ, direction_signs
 from onward.nn.dense import F64
 from onward.reference import FixedReference
 from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
@@ -61,7 +63,12 @@ LOSS_FRAC = 24  # s_c and the loss: Q24 (docs/ffzero.md: ΔL ~ 1e-4 must be many
 PROTO_FRAC = 15  # prototypes: unit vectors, Q15
 Z_BITS = 24  # z is shifted to this many significant bits before the norm: Σ z² < 2**60 for widths <= 4096
 RENORM_LIMIT = 1 << 14  # halve a block when its largest weight reaches half of the int16 range
-PROTOTYPES = "onw_ffzero_protos"  # the constant (flash): every layer's prototypes, Q15, layer after layer
+PROTOTYPES = "onw_ffzero_protos"  # the constant (flash): every dense layer's prototypes, Q15, layer after layer
+CONV_SHAPES = "onw_ffzero_conv_shapes"  # per conv layer: CONV_FIELDS, the shape table the C walks
+CONV_FIELDS = ("in_ch", "in_h", "in_w", "out_ch", "kh", "kw", "ph", "pw", "beta_q")
+CONV_MAPS = "onw_ffzero_conv_maps"  # every conv layer's projections M_c (out, dim, n), Q15, layer after layer
+CONV_PROTOS = "onw_ffzero_conv_protos"  # every conv layer's prototypes (out, classes, dim), Q15
+CONV_MIN_PERTURBATION = 2  # conv filters move by >= 4 LSB (see conv_perturbation)
 
 
 # --- directions -------------------------------------------------------------------------------------------
@@ -151,14 +158,24 @@ def margin_q(spec: Spec) -> int:
     return round(spec.rule.margin * (1 << LOSS_FRAC))
 
 
-def update_shift(spec: Spec) -> int:
-    """S = lr_frac + lf + 1 + p + log2 K − 2 wf (docs/ffzero.md)."""
+def update_shift(spec: Spec, perturbation: int | None = None) -> int:
+    """S = lr_frac + lf + 1 + p + log2 K − 2 wf (docs/ffzero.md); a conv filter's d cancels the same way."""
     f, r = spec.format, spec.rule
-    return f.lr_frac + LOSS_FRAC + 1 + r.perturbation + int(math.log2(r.directions)) - 2 * f.weight_frac
+    p = r.perturbation if perturbation is None else perturbation
+    return f.lr_frac + LOSS_FRAC + 1 + p + int(math.log2(r.directions)) - 2 * f.weight_frac
 
 
-def update_block(w: I64, dirs: list[I64], dl: list[int], lr_q: int, shift: int, key: int) -> tuple[I64, int]:
-    """W −= stochastic_shift(lr_q Σ_k ΔL_k r_k, S), rounding bits rand(key, j); saturated, counted.
+def conv_perturbation(spec: Spec) -> int:
+    """The conv filters' p: at least CONV_MIN_PERTURBATION. A conv filter has few weights (in·kh·kw) and its map
+    is standardised, so a ±1 LSB move barely changes ẑ and the loss difference is mostly the rounding of the
+    standardised map (the conv kernels' noise analysis); 4 LSB keeps the signal above it. Float uses the same ε."""
+    return max(spec.rule.perturbation, CONV_MIN_PERTURBATION)
+
+
+def update_block(w: I64, dirs: list[I64], dl: list[int] | list[I64], lr_q: int, shift: int,
+                 key: int) -> tuple[I64, int]:
+    """W −= stochastic_shift(lr_q Σ_k ΔL_k r_k, S), rounding bits rand(key, j); saturated, counted. ΔL_k may be
+    one value per weight (a conv layer: each filter's own ΔL).
     An all-zero ΔL leaves W exactly unchanged (0 + u < 2**S), so the firmware skips it."""
     g = sum(lr_q * d * r for d, r in zip(dl, dirs, strict=True))
     step = fixed.stochastic_shift(g, shift, fixed.rand(key, np.arange(w.size)))
@@ -206,13 +223,26 @@ def _check(spec: Spec, data: Dataset) -> None:
         raise SpecError(f"{w}: `rule.directions` = {k}: ffzero divides by K with a shift; expected a power of "
                         f"two (1, 2, 4, ... 64)")
     if spec.conv:
-        raise SpecError(f"{w}: `model.conv`: the ffzero firmware has dense blocks only so far")
+        if data.task != "classification":
+            raise SpecError(f"{w}: `model.conv`: ffzero's conv blocks classify only (task {data.task})")
+        if len(data.sample_shape) not in (1, 2):
+            raise SpecError(f"{w}: `model.conv`: data set {spec.data.set} has sample shape {data.sample_shape}; "
+                            f"expected (length,) for conv1d or (height, width) for conv2d")
+        shape = (1, *conv.as_2d(data.sample_shape))
+        for i, c in enumerate(spec.conv):
+            kernel, pool = conv.kernel_2d(c.kernel, data.sample_shape), conv.kernel_2d(c.pool, data.sample_shape)
+            hw = conv.out_shape(shape[1:], kernel)
+            pooled = conv.pooled_shape(hw, pool) if min(hw) >= 1 else (0, 0)
+            if min(pooled) < 1:
+                raise SpecError(f"{w}: `model.conv[{i}]`: kernel {c.kernel} then pool {c.pool} leave no positions "
+                                f"of a {shape[1]} x {shape[2]} map")
+            shape = (c.channels, *pooled)
     if data.task == "classification":
         narrow = [i for i, width in enumerate(spec.hidden) if width < data.classes]
         if narrow:
             raise SpecError(f"{w}: `model.hidden[{narrow[0]}]` = {spec.hidden[narrow[0]]}: every ffzero layer "
                             f"holds {data.classes} simplex prototypes; expected at least {data.classes}")
-    shift = update_shift(spec)
+    shift = min(update_shift(spec), update_shift(spec, conv_perturbation(spec)))
     if not 1 <= shift <= 62:
         raise SpecError(f"{w}: `format`: ffzero's update shift lr_frac + 25 + perturbation + log2(directions) "
                         f"- 2*weight_frac is {shift}; expected 1..62")
@@ -228,20 +258,67 @@ def float_network(spec: Spec, data: Dataset) -> FFzero:
     return FFzero(float_config(spec, data.task), data.input_dim, data.classes)
 
 
-def init_model(spec: Spec, data: Dataset) -> InitialModel:
-    """The float reference's initial blocks and prototypes (one seed gives both), quantised."""
-    _check(spec, data)
-    net = float_network(spec, data)
-    weights = [np.hstack([layer.w, layer.b[:, None]]) for layer in net.layers]
-    check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's Linear")
+def cnn_config(spec: Spec, distribution: Distribution = "rademacher") -> FFzeroCNNConfig:
+    """The float CNN of a conv spec: the dense tail is float_config's; the blocks carry the spec's beta."""
+    blocks = tuple(ConvBlockConfig(c.channels, c.kernel, c.pool, beta=c.beta) for c in spec.conv)
+    return FFzeroCNNConfig(conv=blocks, dense=float_config(spec, "classification", distribution), norm="sample")
+
+
+def conv_blocks(spec: Spec, sample_shape: tuple[int, ...]) -> list[ConvLayerQ]:
+    """The integer conv layers of a spec, input to output."""
+    layers, in_ch, hw = [], 1, conv.as_2d(sample_shape)
+    for c in spec.conv:
+        kernel, pool = conv.kernel_2d(c.kernel, sample_shape), conv.kernel_2d(c.pool, sample_shape)
+        layer = ConvLayerQ(in_ch, hw, c.channels, kernel, pool, spec.format.activation_frac,
+                           round(c.beta * (1 << spec.format.activation_frac)))
+        layers.append(layer)
+        in_ch, hw = c.channels, conv.pooled_shape(layer.out_hw, pool)
+    return layers
+
+
+def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
+    """Conv blocks (filters (out, in·kh·kw), no bias), then the dense layers; constants: the conv shape table,
+    the projections and both sets of prototypes (Q15)."""
+    net = FFzeroCNN(cnn_config(spec), data.sample_shape, data.classes)
+    convs = conv_blocks(spec, data.sample_shape)
+    weights = [b.w.reshape(len(b.w), -1) for b in net.blocks]
+    weights += [np.hstack([layer.w, layer.b[:, None]]) for layer in net.tail.layers]
+    check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's init")
     weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
-    protos_q = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.layers])
-    dims = (data.input_dim, *(layer.fan_out for layer in net.layers))
-    outputs = data.classes if data.task == "classification" else 1
-    count = net.layers[0].protos.shape[0]
-    widest = max(dims[1:])
-    r = spec.rule
+    maps = np.concatenate([fixed.to_q(b.maps, PROTO_FRAC)[0].ravel() for b in net.blocks])
+    protos = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.tail.layers])
+    conv_protos = np.concatenate([fixed.to_q(b.protos, PROTO_FRAC)[0].ravel() for b in net.blocks])
+    table = np.array([[c.in_ch, *c.in_hw, c.out_ch, *c.kernel, *c.pool, c.beta_q] for c in convs])
+    dims = (data.input_dim, *(c.output_size for c in convs), *(layer.fan_out for layer in net.tail.layers))
+    positions = max(c.positions for c in convs)
+    conv_acc = max(c.out_ch * c.positions for c in convs)
+    channels = max(c.out_ch for c in convs)
     macros = {
+        **_dense_macros(spec, data.classes),
+        "FFZERO_CONV_LAYERS": f"{len(convs)} /* layers 0 .. this - 1 are conv blocks */",
+        "FFZERO_CONV_FIELDS": f"{len(CONV_FIELDS)} /* {', '.join(CONV_FIELDS)} per row of the shape table */",
+        "FFZERO_CONV_DIM": f"{data.classes} /* each channel's projection and prototype space */",
+        "FFZERO_CONV_PERTURBATION": f"{conv_perturbation(spec)} /* conv filters move by 2^p LSB */",
+        "FFZERO_CONV_UPDATE_SHIFT": f"{update_shift(spec, conv_perturbation(spec))} /* S with the conv p */",
+        "FFZERO_Z_MAP_FRAC": f"{conv.Z_MAP_FRAC} /* the standardised map the loss projects, int32 */",
+        "FFZERO_MAX_POSITIONS": f"{positions} /* the largest conv map (before pooling) */",
+        "FFZERO_MAX_CONV_ACC": f"{conv_acc} /* out x positions, largest */",
+        "FFZERO_MAX_CHANNELS": f"{channels} /* the most filters of a conv layer */",
+    }
+    ram = {**_dense_ram(spec, dims),
+           "conv_acc": 8 * conv_acc, "conv_pair": 2 * 8 * positions, "conv_response": 4 * positions,
+           "conv_wide": 4 * positions, "conv_map": 2 * positions, "conv_dloss": 8 * spec.rule.directions * channels}
+    constants = (Constant(PROTOTYPES, protos, note="FFzero dense prototypes, Q15, layer by layer"),
+                 Constant(CONV_SHAPES, table, note=f"conv layers: {', '.join(CONV_FIELDS)}"),
+                 Constant(CONV_MAPS, maps, note="conv projections M_c (out, dim, n), Q15"),
+                 Constant(CONV_PROTOS, conv_protos, note="conv prototypes (out, classes, dim), Q15"))
+    return InitialModel(spec, dims, weights, weights_q, outputs=data.classes, stages=len(weights),
+                        constants=constants, macros=macros, ram=ram)
+
+
+def _dense_macros(spec: Spec, count: int) -> dict[str, str]:
+    r = spec.rule
+    return {
         "FFZERO_PROTOTYPES": f"{count} /* prototypes per layer (classes, or 1 for regression) */",
         "FFZERO_DIRECTIONS": f"{r.directions} /* K: Rademacher directions per step */",
         "FFZERO_PERTURBATION": f"{r.perturbation} /* every weight moves by 2^p LSB along a direction */",
@@ -250,23 +327,73 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
         "FFZERO_RELU": f"{int(r.activation == 'relu')} /* 1: a layer passes ReLU(z) on */",
         "FFZERO_LOSS_FRAC": str(LOSS_FRAC), "FFZERO_PROTO_FRAC": str(PROTO_FRAC), "FFZERO_Z_BITS": str(Z_BITS),
         "FFZERO_RENORM_LIMIT": f"{RENORM_LIMIT} /* halve a block when max|W| reaches this */",
+        "FFZERO_CONV_LAYERS": "0 /* layers 0 .. this - 1 are conv blocks */",
     }
-    ram = {"acc": 8 * widest, "response": 4 * widest, "z_pair": 2 * 8 * widest,
-           "hidden": 2 * 2 * max(spec.hidden, default=1), "dloss": 8 * r.directions}
+
+
+def _dense_ram(spec: Spec, dims: tuple[int, ...]) -> dict[str, int]:
+    widest = max(dims[1:])
+    return {"acc": 8 * widest, "response": 4 * widest, "z_pair": 2 * 8 * widest,
+            "hidden": 2 * 2 * max(dims[1:-1], default=1), "dloss": 8 * spec.rule.directions}
+
+
+def init_model(spec: Spec, data: Dataset) -> InitialModel:
+    """The float reference's initial blocks and prototypes (one seed gives both), quantised."""
+    _check(spec, data)
+    if spec.conv:
+        return _init_cnn(spec, data)
+    net = float_network(spec, data)
+    weights = [np.hstack([layer.w, layer.b[:, None]]) for layer in net.layers]
+    check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's Linear")
+    weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
+    protos_q = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.layers])
+    dims = (data.input_dim, *(layer.fan_out for layer in net.layers))
+    outputs = data.classes if data.task == "classification" else 1
+    count = net.layers[0].protos.shape[0]
     return InitialModel(spec, dims, weights, weights_q, outputs=outputs, stages=len(weights),
                         constants=(Constant(PROTOTYPES, protos_q, note="FFzero prototypes, Q15, layer by layer"),),
-                        macros=macros, ram=ram)
+                        macros=_dense_macros(spec, count), ram=_dense_ram(spec, dims))
+
+
+def constant(model: InitialModel, name: str) -> I64:
+    return next(c.values for c in model.constants if c.name == name)
 
 
 def prototypes(model: InitialModel) -> list[I64]:
-    """Each layer's prototypes (P, width), Q15, from the model's constant."""
-    flat = next(c.values for c in model.constants if c.name == PROTOTYPES)
+    """Each dense layer's prototypes (P, width), Q15, from the model's constant."""
+    flat = constant(model, PROTOTYPES)
+    widths = model.dims[1 + len(model.spec.conv):]
     out, at = [], 0
-    count = len(flat) // sum(model.dims[1:])
-    for width in model.dims[1:]:
+    count = len(flat) // sum(widths)
+    for width in widths:
         out.append(flat[at:at + count * width].reshape(count, width))
         at += count * width
     return out
+
+
+def conv_constants(model: InitialModel, convs: list[ConvLayerQ]) -> list[tuple[I64, I64]]:
+    """Each conv layer's projections (out, dim, n) and prototypes (out, classes, dim), Q15."""
+    if not convs:
+        return []
+    maps, protos = constant(model, CONV_MAPS), constant(model, CONV_PROTOS)
+    dim = classes = model.outputs
+    out, at_m, at_p = [], 0, 0
+    for c in convs:
+        m, p = c.out_ch * dim * c.positions, c.out_ch * classes * dim
+        out.append((maps[at_m:at_m + m].reshape(c.out_ch, dim, c.positions),
+                    protos[at_p:at_p + p].reshape(c.out_ch, classes, dim)))
+        at_m, at_p = at_m + m, at_p + p
+    return out
+
+
+def conv_layers(model: InitialModel) -> list[ConvLayerQ]:
+    """The conv layers from the model's shape table (empty without conv blocks)."""
+    if not model.spec.conv:
+        return []
+    table = constant(model, CONV_SHAPES).reshape(len(model.spec.conv), len(CONV_FIELDS))
+    af = model.spec.format.activation_frac
+    return [ConvLayerQ(int(r[0]), (int(r[1]), int(r[2])), int(r[3]), (int(r[4]), int(r[5])), (int(r[6]), int(r[7])),
+                       af, int(r[8])) for r in table]
 
 
 class Fixed(FixedReference):
@@ -274,8 +401,14 @@ class Fixed(FixedReference):
 
     def __init__(self, model: InitialModel) -> None:
         spec = model.spec
-        self.blocks = [DenseBlock(a, b, spec.format.activation_frac) for a, b in model.layer_shapes]
-        self.protos = prototypes(model)
+        self.convs = conv_layers(model)
+        self.conv_consts = conv_constants(model, self.convs)
+        self.conv_p = conv_perturbation(spec)
+        self.conv_shift = update_shift(spec, self.conv_p)
+        shapes = model.layer_shapes[len(self.convs):]
+        self.blocks: list[DenseBlock | ConvLayerQ] = [*self.convs, *(DenseBlock(a, b, spec.format.activation_frac)
+                                                                    for a, b in shapes)]
+        self.protos = [np.zeros((0, 0), dtype=np.int64)] * len(self.convs) + prototypes(model)
         self.margin_q = margin_q(spec)
         self.shift = update_shift(spec)
         self.relu = spec.rule.activation == "relu"
@@ -288,8 +421,40 @@ class Fixed(FixedReference):
             return squared_error_q(s, target, self.fmt.activation_frac)
         return hinge_q(s, target, self.margin_q)
 
+    def _conv_z(self, layer: int, a_c: I64, c: int) -> I64:
+        return cast(ConvLayerQ, self.blocks[layer]).z(self.conv_consts[layer][0], a_c, c)
+
+    def _conv_vote(self, layer: int, a: I64) -> int:
+        """argmax_k Σ_c s_{c,k}: every channel's cosines (Q24) with its own prototypes, summed."""
+        protos = self.conv_consts[layer][1]
+        total = sum(cosines(normalise([self._conv_z(layer, a[c], c)])[0], protos[c]) for c in range(len(a)))
+        return int(np.argmax(total))
+
+    def _learn_conv(self, layer: int, h: I64, a: I64, target: int) -> None:
+        """Per filter c and direction k, ΔL from channel c's loss only (block-diagonal); every filter's step is
+        computed from the same clean accumulators, so updating them together equals updating them in turn."""
+        block, k_dirs = cast(ConvLayerQ, self.blocks[layer]), self.model.spec.rule.directions
+        protos = self.conv_consts[layer][1]
+        keys = [direction_key(self.seed, self.steps, layer, k) for k in range(k_dirs)]
+        dl = np.zeros((block.out_ch, k_dirs), dtype=np.int64)
+        for c in range(block.out_ch):
+            responses = [block.respond(key, h, c) for key in keys]
+            for k, (ap, am) in enumerate(block.pairs(a[c], responses, self.conv_p)):
+                zp, zm = normalise([self._conv_z(layer, ap, c), self._conv_z(layer, am, c)])
+                dl[c, k] = (hinge_q(cosines(zp, protos[c]), target, self.margin_q)
+                            - hinge_q(cosines(zm, protos[c]), target, self.margin_q))
+        if not dl.any():
+            return
+        dirs = [rademacher(key, block.size) for key in keys]
+        per_weight = [np.repeat(dl[:, k], block.fan) for k in range(k_dirs)]
+        w = self.weights[layer]
+        w, sats = update_block(w, dirs, per_weight, self.lr_q, self.conv_shift, self.rounding_key(layer))
+        self.saturations += sats
+        self.weights[layer], halved = renormalise(w)
+        self.renormalisations += halved
+
     def _learn(self, layer: int, h: I64, a: I64, target: int) -> None:
-        block, rule = self.blocks[layer], self.model.spec.rule
+        block, rule = cast(DenseBlock, self.blocks[layer]), self.model.spec.rule
         dirs = [rademacher(direction_key(self.seed, self.steps, layer, k), block.size)
                 for k in range(rule.directions)]
         dl = []
@@ -312,6 +477,14 @@ class Fixed(FixedReference):
         for layer in range(last + 1):
             block = self.blocks[layer]
             a = block.accumulate(self.weights[layer], h)
+            if isinstance(block, ConvLayerQ):
+                votes.append(self._conv_vote(layer, a))
+                if layer < last:
+                    h, sats = block.output(a)
+                    self.saturations += sats
+                elif target is not None and self.stage < self.num_layers:
+                    self._learn_conv(layer, h, a, target)
+                continue
             (z,) = normalise([block.z(a)])
             if self.regression:
                 if layer == last:
@@ -347,10 +520,21 @@ class Float:
         self.task = spec.data.task
         classes = model.outputs if self.task == "classification" else 1
         self.net = FFzero(float_config(spec, self.task, distribution), model.dims[0], classes)
-        for layer, w in zip(self.net.layers, model.weights, strict=True):
-            layer.theta[:] = np.concatenate([w[:, :-1].ravel(), w[:, -1]])
         self.rng = np.random.default_rng([spec.seed, FLOAT_DIRECTIONS])
         self.voters = 1  # the layers trained so far, and the one training
+        self.cnn: FFzeroCNN | None = None
+        if spec.conv:  # the CNN: conv blocks, then self.net is its dense tail
+            shape = conv_layers(model)[0].in_hw
+            self.cnn = FFzeroCNN(cnn_config(spec, distribution), shape[1:] if shape[0] == 1 else shape, classes)
+            self.net = self.cnn.tail
+            for block, w in zip(self.cnn.blocks, model.weights, strict=False):
+                block.w[:] = w.reshape(block.w.shape)
+            eps = 2.0 ** (conv_perturbation(spec) - spec.format.weight_frac)
+            self.conv_config = dataclasses.replace(self.net.config, eps=eps) if distribution == "rademacher" \
+                else self.net.config
+        dense = model.weights[len(spec.conv):]
+        for layer, w in zip(self.net.layers, dense, strict=True):
+            layer.theta[:] = np.concatenate([w[:, :-1].ravel(), w[:, -1]])
 
     def fit(self, data: Dataset, epochs: int | None = None) -> list[float]:
         """`epochs` per layer (default rule.epochs); test score after every epoch of every stage."""
@@ -358,7 +542,19 @@ class Float:
         epochs = spec.rule.epochs if epochs is None else epochs
         h, y = data.x_train, data.y_train
         history = []
-        for stage, layer in enumerate(self.net.layers):
+        blocks = [] if self.cnn is None else self.cnn.blocks
+        if self.cnn is not None:
+            h = self.cnn.as_maps(h)
+        for stage, block in enumerate(blocks):
+            self.voters = stage + 1
+            for epoch in range(epochs):
+                cfg = dataclasses.replace(self.conv_config, lr=spec.lr_at_epoch(epoch))
+                for i in epoch_order(spec.seed, stage * epochs + epoch, len(y)):
+                    block.train_step(h[i:i + 1], y[i:i + 1], cfg, self.rng)
+                history.append(self.score(data.x_test, data.y_test))
+            h = block.output(h)
+        h = h.reshape(len(h), -1)
+        for stage, layer in enumerate(self.net.layers, start=len(blocks)):
             self.voters = stage + 1
             for epoch in range(epochs):
                 self.net.config = dataclasses.replace(self.net.config, lr=spec.lr_at_epoch(epoch))
@@ -370,7 +566,13 @@ class Float:
 
     def predict(self, x: F64) -> F64 | I64:
         sims, h = [], x
-        for layer in self.net.layers[:self.voters]:
+        if self.cnn is not None:
+            h = self.cnn.as_maps(x)
+            for block in self.cnn.blocks[:self.voters]:
+                sims.append(block.scores(h))
+                h = block.output(h)
+            h = h.reshape(len(h), -1)
+        for layer in self.net.layers[:max(0, self.voters - len(sims))]:
             z = layer.forward(h)
             sims.append(similarities(z, layer.protos))
             h = activate(z, self.net.config.activation)
