@@ -3,6 +3,7 @@ reference against the float one, and firmware/src/rule_ffzero.c against the fixe
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 from helpers import make_spec
 from onward import fixed
 from onward.codegen.c import static_ram
-from onward.data import load_dataset
+from onward.data import Dataset, load_dataset
 from onward.learn import ffzero_fixed as fz
 from onward.learn.ffzero import FFzero, hinge_loss, vote
 from onward.learn.zeroth_order import dd_gradient
+from onward.nn import conv
 from onward.reference import apply_step, training_stream
 from onward.session import run_on_target
 from onward.size import size_report
@@ -257,3 +259,102 @@ def test_static_ram_is_what_the_linker_placed(tmp_path: Path) -> None:
     estimate = static_ram(model)
     assert {k: report.symbols[k] for k in model.ram} == model.ram
     assert 0 <= report.ram - sum(estimate.values()) <= 64
+
+
+# --- conv blocks (conv1d on MNIST-1D, conv2d on digits) ----------------------------------------------------
+
+def cnn_spec(data_set: str, beta: float = 0.0, **rule: Any) -> Spec:
+    return make_spec(model={"conv": [{"channels": 3, "kernel": 3, "pool": 2, "beta": beta}], "hidden": [12]},
+                     data={"set": data_set}, format={"activation_frac": 11, "weight_frac": 12},
+                     rule={"name": "ffzero", "learning_rate": 1e-2, "epochs": 1, **rule})
+
+
+def subset(data: Dataset, n: int) -> Dataset:
+    return dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
+
+
+@pytest.mark.parametrize(("data_set", "shapes"), [
+    ("mnist1d", [(3, 3), (12, 3 * 19 + 1), (10, 13)]),  # 40 - 3 + 1 = 38 positions, pooled to 19
+    ("digits", [(3, 9), (12, 3 * 9 + 1), (10, 13)]),  # 6 x 6 positions, pooled to 3 x 3
+])
+def test_cnn_model_is_the_float_cnn_quantised(data_set: str, shapes: list[tuple[int, int]]) -> None:
+    spec = cnn_spec(data_set)
+    data = load_dataset(spec)
+    model = fz.init_model(spec, data)
+    assert [w.shape for w in model.weights_q] == shapes and model.stages == 3
+    (layer,) = fz.conv_layers(model)
+    assert layer.in_hw == conv.as_2d(data.sample_shape) and layer.out_ch == 3 and layer.beta_q == 0
+    flt = fz.Float(model)
+    assert flt.cnn is not None
+    np.testing.assert_array_equal(flt.cnn.blocks[0].w.reshape(3, -1), model.weights[0])
+    ((maps, protos),) = fz.conv_constants(model, [layer])
+    np.testing.assert_allclose(maps / 2**15, flt.cnn.blocks[0].maps, atol=2**-15)
+    np.testing.assert_allclose(protos / 2**15, flt.cnn.blocks[0].protos, atol=2**-15)
+    # the conv layer's vote (stage 0) is the float block's, up to rounding
+    ref = fz.Fixed(model)
+    x_q = fixed.to_q(data.x_test[:100], 11)[0]
+    fixed_votes = [ref.predict(ref.infer(x)) for x in x_q]
+    agree = np.mean(np.array(fixed_votes) == flt.predict(data.x_test[:100]))
+    assert agree >= 0.97, agree
+    assert model.macros["FFZERO_CONV_PERTURBATION"].startswith("2 ")
+    assert model.macros["FFZERO_CONV_UPDATE_SHIFT"].startswith("27 ")  # 24 + 24 + 1 + 2 - 2*12
+
+
+@pytest.mark.parametrize(("data_set", "beta", "rule"), [
+    ("mnist1d", 0.0, {"directions": 1}),
+    ("digits", 1.0, {"directions": 2, "perturbation": 3}),
+])
+def test_cnn_firmware_is_bit_exact_through_every_stage(data_set: str, beta: float, rule: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    """conv -> dense 12 -> dense 10 on 60 training samples: 3 stages, SET_STAGE between them, native."""
+    spec = cnn_spec(data_set, beta, **rule)
+    data = subset(load_dataset(spec), 60)
+    run = run_on_target(fz.init_model(spec, data), data, "native", tmp_path)
+    assert run.train_steps == 3 * 60
+
+
+@pytest.mark.qemu
+def test_cnn_firmware_is_bit_exact_on_qemu_m4(tmp_path: Path) -> None:
+    spec = cnn_spec("digits", directions=2)
+    data = subset(load_dataset(spec), 12)
+    run = run_on_target(fz.init_model(spec, data), data, "qemu-m4", tmp_path)
+    assert run.train_steps == 3 * 12
+
+
+def test_cnn_learns_in_fixed_point() -> None:
+    """Two epochs of the conv stage alone on 300 digits: the conv block's own vote beats chance clearly, and
+    its weights changed."""
+    spec = cnn_spec("digits")
+    data = subset(load_dataset(spec), 300)
+    model = fz.init_model(spec, data)
+    ref = fz.Fixed(model)
+    for step in training_stream(model, data, 2):
+        if step.stage > 0:
+            break
+        apply_step(ref, step)
+    acc = ref.score(fixed.to_q(data.x_test, 11)[0], data.y_test)
+    assert acc > 0.3 and not np.array_equal(ref.weights[0], model.weights_q[0]), acc
+
+
+@pytest.mark.parametrize(("data", "conv", "key"), [
+    ({"set": "f1"}, {"channels": 2, "kernel": 3}, "model.conv"),  # regression
+    ({"set": "mnist1d"}, {"channels": 2, "kernel": 30, "pool": 8}, "model.conv[0]"),  # 11 positions / 8 ...
+    ({"set": "digits"}, {"channels": 2, "kernel": 7, "pool": 4}, "model.conv[0]"),  # 2 x 2 positions / 4
+    ({"set": "digits"}, {"channels": 2, "kernel": 3, "beta": 0.5}, "model.conv[0].beta"),
+])
+def test_bad_conv_specs_name_the_key(data: dict[str, Any], conv: dict[str, Any], key: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(f"`{key}")):
+        spec = make_spec(model={"conv": [conv], "hidden": []}, data=data,
+                         rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1},
+                         format={"activation_frac": 11, "weight_frac": 12})
+        fz.init_model(spec, load_dataset(spec))
+
+
+def test_cnn_static_ram_is_what_the_linker_placed(tmp_path: Path) -> None:
+    """The conv buffers too (K = 2, 3 channels of 36 positions on digits)."""
+    spec = cnn_spec("digits", directions=2)
+    model = fz.init_model(spec, load_dataset(spec))
+    report = size_report(build_firmware(model, "qemu-m4", tmp_path))
+    assert {k: report.symbols[k] for k in model.ram} == model.ram
+    assert model.ram["conv_acc"] == 8 * 3 * 36 and model.ram["conv_dloss"] == 8 * 2 * 3
+    assert 0 <= report.ram - sum(static_ram(model).values()) <= 64
