@@ -174,3 +174,14 @@ def test_integer_layer_tracks_the_float_block_and_the_rule_loss():
 def channel_loss_margin(block: ConvBlock, x: np.ndarray, c: int, label: int) -> float:
     z = conv.project(block.maps, block.maps_of(x))[:, c]
     return float(hinge_loss(z, np.array([label]), block.protos[c], 0.3))
+
+
+def test_pooled_loss_variant_projects_the_pooled_map_and_beta_is_per_block():
+    """The float-only variant: M_c sees ReLU + max-pool of the normalised map (n' = pooled positions)."""
+    m = model((40,), (ConvBlockConfig(3, 5, 2, beta=0.0, pooled_loss=True),), beta=1.0)
+    b = m.blocks[0]
+    assert b.beta == 0.0 and b.maps.shape == (3, 4, 18)  # 36 positions pooled by 2
+    x = m.as_maps(np.random.default_rng(0).standard_normal((2, 40)))
+    y = b.maps_of(x)
+    np.testing.assert_array_equal(b.loss_maps(y), conv.relu_maxpool(y.reshape(2, 3, 1, 36), (1, 2)).reshape(2, 3, 18))
+    assert b.scores(x).shape == (2, 4)

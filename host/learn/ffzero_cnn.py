@@ -41,6 +41,12 @@ digits split 1347/450 and MNIST-1D 4000/1000; ``python3 -m onward.learn.ffzero_c
 - MNIST-1D, conv 16x5 pool 2 -> dense 10, beta 0: 14.9 %; the block alone stays at chance (11.6 %): its loss
   sees each channel's map through a fixed position-wise projection, and MNIST-1D's patterns are shifted at
   random. The FFzero MLP 40-100-10 gets 25.0 %.
+- MNIST-1D through the spec (onward.learn.ffzero_fixed.Float: the device's Rademacher directions, ε = 2^(p−wf) per
+  weight with the conv p = 2, examples/mnist1d_ffzero_cnn.toml, 5 epochs per stage): beta 0: 13.7 % (fixed point
+  14.5 %), beta 1: 12.0 % (10.9 %). Variant ``pooled_loss`` (M_c sees ReLU + max-pool of the normalised map, so a
+  shift by less than the window does not move the loss): the block alone 14.1 % instead of 11.6 %, but 12.4 %
+  after the dense layer (12.5 % / 11.4 % with a dense 100 in between, vs 14.7 % without the variant): not
+  materially better, so it stays a float-only option here (not a spec key, not on the device).
 - Normalisation (digits, 10 epochs, beta 0): batch 32 with BatchNorm's batch statistics 51.1 % vs per-sample
   41.6 %; batch 1 per-sample (= BatchNorm at batch 1) 60.0 % vs none 56.0 %.
 """

@@ -31,8 +31,26 @@ The derivation is in docs/ffzero.md ("Design note for the fixed-point reference 
   0), so the first maximum of the outputs is the majority with ties to the deepest voter. Regression: the
   deepest such layer's s_0 in Q(af). After the last stage this is the float reference's prediction.
 
-`DenseBlock` is the unit a convolution block can also implement: accumulators, the response to a ±1
-direction, the vector z whose cosine with the prototypes is the loss, and the output to the next block.
+`DenseBlock` is the unit a convolution block also implements (onward.nn.conv.ConvLayerQ): accumulators, the
+response to a ±1 direction, the vector z whose cosine with the prototypes is the loss, and the output.
+
+**Conv blocks** (`model.conv`, classification; layers 0 .. len(conv) − 1, one stage each, then the dense layers):
+
+* Block = one filter (in·kh·kw weights, no bias), as the public code's ``cnn_layer.directional_derivative``:
+  per filter c and direction k, ΔL_{c,k} is the difference of *channel c's* loss only (block-diagonal
+  estimator). The layer-wide direction key_k gives filter c the signs c·fan .. (c+1)·fan − 1, and all ΔL come
+  from the same clean accumulators, so one pass updates every filter (= updating them in turn: channels do not
+  interact). Update shift: the dense formula with the conv perturbation (d cancels the same way).
+* Loss of channel c: its map standardised over the sample's own positions (BatchNorm at batch 1, in integers:
+  ``conv.standardise``) + β, kept in int32 Q20, through its fixed projection M_c (Q15), then the cosines with
+  its own prototypes (Q15) exactly as a dense layer's z. β = `model.conv[i].beta`, default 0 (measured better on
+  digits than the public code's effective 1; β = 1 stays available).
+* Perturbation: conv filters move by 2^max(p, 2) LSB (``conv_perturbation``); the float reference uses the same
+  ε per weight.
+* Vote: argmax_k Σ_c s_{c,k} (Q24 cosines summed over channels), counted with the dense layers' votes.
+* Output to the next block: maxpool(ReLU(sat16(standardise(A) + β))), int16 Q(af), saturations counted.
+* Model: the C walks a shape table constant (CONV_SHAPES: ``CONV_FIELDS`` per layer); M_c and the conv
+  prototypes are constants too; the buffers are sized by the FFZERO_MAX_* macros and listed in `ram`.
 """
 
 from __future__ import annotations
