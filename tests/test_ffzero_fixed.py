@@ -233,9 +233,9 @@ def test_firmware_is_bit_exact_through_every_stage(task: str, rule: dict[str, An
 @pytest.mark.qemu
 def test_firmware_is_bit_exact_on_qemu_m4(tmp_path: Path) -> None:
     spec = ffzero_spec(directions=2, activation="relu")
-    data = load_dataset(spec)
+    data = subset(load_dataset(spec), 40)  # every stage, few steps: QEMU is slow
     run = run_on_target(fz.init_model(spec, data), data, "qemu-m4", tmp_path)
-    assert run.train_steps == 3 * len(data.y_train)
+    assert run.train_steps == 3 * 40
 
 
 def test_firmware_is_bit_exact_when_blocks_are_halved_and_values_saturate(tmp_path: Path) -> None:
@@ -263,8 +263,11 @@ def test_static_ram_is_what_the_linker_placed(tmp_path: Path) -> None:
 
 # --- conv blocks (conv1d on MNIST-1D, conv2d on digits) ----------------------------------------------------
 
-def cnn_spec(data_set: str, beta: float = 0.0, **rule: Any) -> Spec:
-    return make_spec(model={"conv": [{"channels": 3, "kernel": 3, "pool": 2, "beta": beta}], "hidden": [12]},
+def cnn_spec(data_set: str, beta: float = 0.0, two_conv: bool = False, **rule: Any) -> Spec:
+    """conv 3x3 (3 channels, pool 2) -> dense 12 -> 10; or conv 4x3 (pool 1) -> conv 3x3 (pool 2) -> 10."""
+    convs = ([{"channels": 4, "kernel": 3, "pool": 1, "beta": beta}, {"channels": 3, "kernel": 3, "pool": 2}]
+             if two_conv else [{"channels": 3, "kernel": 3, "pool": 2, "beta": beta}])
+    return make_spec(model={"conv": convs, "hidden": [] if two_conv else [12]},
                      data={"set": data_set}, format={"activation_frac": 11, "weight_frac": 12},
                      rule={"name": "ffzero", "learning_rate": 1e-2, "epochs": 1, **rule})
 
@@ -300,14 +303,16 @@ def test_cnn_model_is_the_float_cnn_quantised(data_set: str, shapes: list[tuple[
     assert model.macros["FFZERO_CONV_UPDATE_SHIFT"].startswith("27 ")  # 24 + 24 + 1 + 2 - 2*12
 
 
-@pytest.mark.parametrize(("data_set", "beta", "rule"), [
-    ("mnist1d", 0.0, {"directions": 1}),
-    ("digits", 1.0, {"directions": 2, "perturbation": 3}),
+@pytest.mark.parametrize(("data_set", "beta", "two_conv", "rule"), [
+    ("mnist1d", 0.0, False, {"directions": 1}),
+    ("digits", 1.0, False, {"directions": 2, "perturbation": 3}),
+    ("mnist1d", 1.0, True, {"directions": 4, "learning_rate": 3e-2}),  # conv -> conv: a conv layer's input is a map
 ])
-def test_cnn_firmware_is_bit_exact_through_every_stage(data_set: str, beta: float, rule: dict[str, Any],
-                                                       tmp_path: Path) -> None:
-    """conv -> dense 12 -> dense 10 on 60 training samples: 3 stages, SET_STAGE between them, native."""
-    spec = cnn_spec(data_set, beta, **rule)
+def test_cnn_firmware_is_bit_exact_through_every_stage(data_set: str, beta: float, two_conv: bool,
+                                                       rule: dict[str, Any], tmp_path: Path) -> None:
+    """Three stages (conv, dense 12, dense 10; or conv, conv, dense 10) on 60 training samples, SET_STAGE
+    between them, on the native build."""
+    spec = cnn_spec(data_set, beta, two_conv, **rule)
     data = subset(load_dataset(spec), 60)
     run = run_on_target(fz.init_model(spec, data), data, "native", tmp_path)
     assert run.train_steps == 3 * 60
