@@ -346,10 +346,11 @@ def test_cnn_learns_in_fixed_point() -> None:
     ({"set": "mnist1d"}, {"channels": 2, "kernel": 30, "pool": 8}, "model.conv[0]"),  # 11 positions / 8 ...
     ({"set": "digits"}, {"channels": 2, "kernel": 7, "pool": 4}, "model.conv[0]"),  # 2 x 2 positions / 4
     ({"set": "digits"}, {"channels": 2, "kernel": 3, "beta": 0.5}, "model.conv[0].beta"),
+    ({"set": "mnist1d"}, [{"channels": 2, "kernel": 5}, {"channels": 2, "kernel": 16, "pool": 4}], "model.conv[1]"),
 ])
-def test_bad_conv_specs_name_the_key(data: dict[str, Any], conv: dict[str, Any], key: str) -> None:
+def test_bad_conv_specs_name_the_key(data: dict[str, Any], conv: dict[str, Any] | list[Any], key: str) -> None:
     with pytest.raises(SpecError, match=re.escape(f"`{key}")):
-        spec = make_spec(model={"conv": [conv], "hidden": []}, data=data,
+        spec = make_spec(model={"conv": conv if isinstance(conv, list) else [conv], "hidden": []}, data=data,
                          rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1},
                          format={"activation_frac": 11, "weight_frac": 12})
         fz.init_model(spec, load_dataset(spec))

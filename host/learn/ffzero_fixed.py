@@ -254,6 +254,11 @@ def _check(spec: Spec, data: Dataset) -> None:
             if min(pooled) < 1:
                 raise SpecError(f"{w}: `model.conv[{i}]`: kernel {c.kernel} then pool {c.pool} leave no positions "
                                 f"of a {shape[1]} x {shape[2]} map")
+            # the ±1 response is int32 (|P| <= fan·2^15) and standardise needs |A|·positions < 2^61
+            fan, positions = shape[0] * kernel[0] * kernel[1], hw[0] * hw[1]
+            if fan >= 1 << 16 or fan * positions >= 1 << 30:
+                raise SpecError(f"{w}: `model.conv[{i}]`: {fan} weights per filter over {positions} positions "
+                                f"overflow the integer conv kernels; expected fan < 65536 and fan x positions < 2^30")
             shape = (c.channels, *pooled)
     if data.task == "classification":
         narrow = [i for i, width in enumerate(spec.hidden) if width < data.classes]
