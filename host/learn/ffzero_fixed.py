@@ -449,8 +449,9 @@ class Fixed(FixedReference):
 
     def _conv_vote(self, layer: int, a: I64) -> int:
         """argmax_k Σ_c s_{c,k}: every channel's cosines (Q24) with its own prototypes, summed."""
-        protos = self.conv_consts[layer][1]
-        total = sum(cosines(normalise([self._conv_z(layer, a[c], c)])[0], protos[c]) for c in range(len(a)))
+        maps, protos = self.conv_consts[layer]
+        zs = cast(ConvLayerQ, self.blocks[layer]).z_all(maps, a)
+        total = sum(cosines(normalise([z])[0], p) for z, p in zip(zs, protos, strict=True))
         return int(np.argmax(total))
 
     def _learn_conv(self, layer: int, h: I64, a: I64, target: int) -> None:
@@ -462,8 +463,10 @@ class Fixed(FixedReference):
         dl = np.zeros((block.out_ch, k_dirs), dtype=np.int64)
         for c in range(block.out_ch):
             responses = [block.respond(key, h, c) for key in keys]
-            for k, (ap, am) in enumerate(block.pairs(a[c], responses, self.conv_p)):
-                zp, zm = normalise([self._conv_z(layer, ap, c), self._conv_z(layer, am, c)])
+            pairs = block.pairs(a[c], responses, self.conv_p)
+            zs = self._conv_z(layer, np.stack([m for pair in pairs for m in pair]), c)  # z+, z- per direction
+            for k in range(k_dirs):
+                zp, zm = normalise([zs[2 * k], zs[2 * k + 1]])
                 dl[c, k] = (hinge_q(cosines(zp, protos[c]), target, self.margin_q)
                             - hinge_q(cosines(zm, protos[c]), target, self.margin_q))
         if not dl.any():

@@ -123,18 +123,17 @@ def standardise(acc: I64, frac: int) -> I64:
     acc = np.atleast_2d(fixed.as_i64(acc))
     n = acc.shape[-1]
     centred = acc * n - acc.sum(axis=-1, keepdims=True)
-    rows = []
-    for row, m in zip(centred, np.abs(centred).max(axis=-1), strict=True):
-        if m == 0:
-            rows.append(np.zeros(n, dtype=np.int64))
-            continue
-        shift = int(m).bit_length() - NORM_BITS
-        c = fixed.round_shift(row, shift) if shift > 0 else row << -shift
-        var = fixed.div_trunc(int((c * c).sum()) << (2 * STD_BITS), n)
-        std = int(fixed.isqrt(var))
-        inv = int(fixed.div_trunc(1 << (frac + STD_BITS + RECIP_BITS), std))
-        rows.append(fixed.round_shift(c * inv, RECIP_BITS))
-    return np.stack(rows)
+    # every row at once (the reference's speed): per-row shifts as arrays, constant rows give 0
+    top = np.abs(centred).max(axis=-1)
+    shift = np.array([int(m).bit_length() for m in top], dtype=np.int64)[:, None] - NORM_BITS
+    right = np.maximum(shift, 0)
+    half = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+    c = np.where(shift > 0, (centred + half) >> right, centred << np.maximum(-shift, 0))
+    var = fixed.div_trunc((c * c).sum(axis=-1) << (2 * STD_BITS), n)
+    std = fixed.isqrt(var)
+    inv = fixed.div_trunc(1 << (frac + STD_BITS + RECIP_BITS), np.maximum(std, 1))
+    out = fixed.round_shift(c * inv[:, None], RECIP_BITS)
+    return np.where((top == 0)[:, None], 0, out)
 
 
 def normalise(acc: I64, frac: int, beta_q: int) -> tuple[I64, int]:
@@ -218,9 +217,15 @@ class ConvLayerQ:
 
     def z(self, maps_q: I64, a_c: I64, c: int) -> I64:
         """Channel c's z (dim,) int64 Q(15 + Z_MAP_FRAC) from its accumulators: M_c·normalise_wide(a_c); maps_q is
-        (out, dim, positions) Q15. No saturation: the map is int32."""
-        y = normalise_wide(a_c[None], Z_MAP_FRAC, self.beta_q << (Z_MAP_FRAC - self.act_frac))
-        return project(maps_q[c:c + 1], y)[0]
+        (out, dim, positions) Q15. No saturation: the map is int32. a_c may be (rows, positions): one z per row."""
+        y = normalise_wide(np.atleast_2d(a_c), Z_MAP_FRAC, self.beta_q << (Z_MAP_FRAC - self.act_frac))
+        z = y @ fixed.as_i64(maps_q[c]).T
+        return z if a_c.ndim == 2 else z[0]
+
+    def z_all(self, maps_q: I64, a: I64) -> I64:
+        """Every channel's z from the layer's accumulators a (out, positions): (out, dim)."""
+        y = normalise_wide(a, Z_MAP_FRAC, self.beta_q << (Z_MAP_FRAC - self.act_frac))
+        return project(fixed.as_i64(maps_q), y)
 
     def output(self, a: I64) -> tuple[I64, int]:
         """What the next block receives, flat (out, H', W') int16 Q(af): pool(ReLU(normalise(A)))."""
