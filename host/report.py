@@ -253,6 +253,9 @@ def _machine_frame(code: list[tuple[str, str]], arch: str) -> int | None:
                 if imm is None:
                     return None
                 frame += int(imm[1])
+            elif base in ("str", "strd") and (pre := re.search(r"\[sp,#-(\d+)\]!", flat)):
+                # a store that pre-decrements sp (libgcc's __aeabi_ldivmod: strd ip, lr, [sp, #-16]!)
+                frame += int(pre[1])
             elif base == "vpush":
                 return None
         elif op in ("addi", "c.addi16sp", "c.addi") and flat.startswith("sp,sp,"):

@@ -18,7 +18,7 @@ if shutil.which("arm-none-eabi-gcc") is None:
 from elftools.elf.elffile import ELFFile
 
 from onward.counting import Emulator
-from onward.report import ReportError, build_variant, collect, report
+from onward.report import ReportError, _machine_frame, build_variant, collect, report
 from onward.session import prepare
 from onward.spec import load_spec
 from onward.targets.build import TARGETS, build_firmware
@@ -185,3 +185,11 @@ def test_arguments_past_the_fourth_go_on_the_stack(tmp_path: Path) -> None:
     subprocess.run(["arm-none-eabi-ld", "-Ttext=0x0", "-e", "f", "--defsym=_estack=0x20001000",
                     "args.o", "-o", "args.elf"], cwd=tmp_path, check=True)
     assert Emulator(tmp_path / "args.elf", "cortex-m4").call("f", [0, 0, 0, 3, 1, 2]).result == 0x30201
+
+
+def test_machine_frames_count_pushes_and_pre_decrementing_stores() -> None:
+    # libgcc's __aeabi_ldivmod saves ip and lr with `strd ..., [sp, #-16]!` (FFzero's divisions reach it)
+    code = [("sub.w", "ip, sp, #8"), ("strd", "ip, lr, [sp, #-16]!"), ("bl", "1360 <__udivmoddi4>")]
+    assert _machine_frame(code, "arm") == 16
+    assert _machine_frame([("push", "{r4, r5, r6, lr}"), ("sub", "sp, #8")], "arm") == 24
+    assert _machine_frame([("sub", "sp, r3")], "arm") is None
