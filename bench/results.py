@@ -59,8 +59,7 @@ class Row:
 ROWS = [
     Row("ffzero-digits", "digits_ffzero"),
     Row("bp_dd-digits", "digits_ffzero", kind="bp_dd"),
-    Row("ffzero-digits-cnn", "digits_ffzero", {"model": {"conv": [{"channels": 8, "kernel": 3, "pool": 2}],
-                                                          "hidden": []}, "format": {"activation_frac": 11}}),
+    Row("ffzero-digits-cnn", "digits_ffzero_cnn"),
     Row("ffzero-mnist1d-cnn", "mnist1d_ffzero_cnn"),
     Row("ffzero-mnist1d-mlp", "mnist1d_ffzero_cnn", {"model": {"conv": []}}),
     Row("ffzero-f1", "f1_ffzero_regression"),
