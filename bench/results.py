@@ -1,6 +1,6 @@
 """The results table: rule x data set x {float reference, fixed-point reference, device (emulated Cortex-M4)}.
 
-    python3 bench/results.py [--no-device] [--jobs N] [--only NAME ...]
+    python3 bench/results.py [--no-device] [--jobs N] [--only NAME ...] [--seed S] [--epochs E]
 
 Every row is a spec (an example, or an example with another data set). For each: the float reference
 (`make_float(model).fit`), the fixed-point reference and the device. The device trains in lockstep with the
@@ -66,6 +66,7 @@ ROWS = [
     Row("ffzero-f2", "f1_ffzero_regression", {"data": {"set": "f2"}}),
     Row("ff-digits", "digits_ff"),
     Row("fgrad-activity-digits", "digits_fgrad"),
+    Row("fgrad-weight-digits", "digits_fgrad", {"rule": {"mode": "weight", "learning_rate": 0.0003}}),
     Row("fgrad-weight-k16-digits", "digits_fgrad",
         {"rule": {"mode": "weight", "directions": 16, "learning_rate": 0.001}}),
     Row("fgrad-activity-k16-digits", "digits_fgrad", {"rule": {"directions": 16, "learning_rate": 0.01}}),
@@ -78,8 +79,10 @@ ROWS = [
 ]
 
 
-def row_spec(row: Row, epochs: int | None = None) -> Spec:
+def row_spec(row: Row, epochs: int | None = None, seed: int | None = None) -> Spec:
     raw = tomllib.loads((EXAMPLES / f"{row.example}.toml").read_text())
+    if seed is not None:
+        raw["seed"] = seed
     for section, keys in (row.overrides or {}).items():
         raw[section] = {**raw.get(section, {}), **keys}
     raw["name"] = row.name.replace("-", "_")
@@ -105,8 +108,8 @@ def forward_evals(model: InitialModel, epochs: int) -> float:
     return epochs * sum(per_step(stage) for stage in range(model.stages))
 
 
-def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None) -> dict[str, Any]:
-    spec = row_spec(row, epochs)
+def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None, seed: int | None) -> dict[str, Any]:
+    spec = row_spec(row, epochs, seed)
     data = load_dataset(spec)
     out: dict[str, Any] = {"name": row.name, "rule": rule_label(spec), "data": spec.data.set,
                            "task": data.task, "epochs": spec.rule.epochs}
@@ -206,10 +209,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="rows run in parallel (default 2)")
     parser.add_argument("--only", nargs="*", default=None, help="row names to run")
     parser.add_argument("--epochs", type=int, default=None, help="override every spec's epochs (a quick look)")
+    parser.add_argument("--seed", type=int, default=None, help="override every spec's seed (split, init, order)")
     args = parser.parse_args()
     rows = [r for r in ROWS if args.only is None or r.name in args.only]
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_row, r, not args.no_device, Path(tmp), args.epochs) for r in rows]
+        futures = [pool.submit(run_row, r, not args.no_device, Path(tmp), args.epochs, args.seed) for r in rows]
         results = []
         for f in futures:
             results.append(f.result())
