@@ -20,6 +20,7 @@ from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.learn.ffzero import r2_score
 from onward.model import STREAM_ROUNDING, InitialModel
+from onward.nn.dense import update_fixed
 from onward.rules import rule_module
 
 STATE_HEADER = struct.Struct("<IIII")  # seed, steps, lr_q, stage; then every layer's int16 weights, little-endian
@@ -73,8 +74,6 @@ class FixedReference:
 
     def update(self, layer: int, delta: I64, x_in: I64) -> None:
         """W_layer -= lr * delta x_in^T, stochastically rounded (onward.nn.dense.update_fixed)."""
-        from onward.nn.dense import update_fixed
-
         self.weights[layer], sats = update_fixed(
             self.weights[layer], delta, x_in, self.lr_q, self.fmt.update_shift, self.rounding_key(layer))
         self.saturations += sats

@@ -17,7 +17,7 @@ import numpy as np
 from onward import fixed
 from onward.data import Dataset
 from onward.model import InitialModel
-from onward.reference import FixedReference, FixedState, Step, parse_state, score, state_size
+from onward.reference import FixedReference, FixedState, Step, apply_step, parse_state, score, state_size
 from onward.targets.device import Device
 
 
@@ -84,16 +84,14 @@ def lockstep(
     result = LockstepResult()
     probe_cycle = itertools.cycle(range(len(probes)))
     for step in stream:
+        ref_outputs = apply_step(ref, step)
         if step.kind == "set_lr":
-            ref.lr_q = step.lr_q
             device.set_lr(step.lr_q)
             continue
         if step.kind == "set_stage":
-            ref.stage = step.stage
             device.set_stage(step.stage)
             continue
-        assert step.x is not None
-        ref_outputs = ref.train(step.x, step.target)
+        assert step.x is not None and ref_outputs is not None
         dev_outputs, dev_digest = device.train(step.x, step.target)
         n = result.train_steps
         problem = _compare("outputs (train)", n, ref_outputs, dev_outputs)

@@ -18,11 +18,6 @@ static union {
     uint32_t align;                 /* for the SMLALD kernel's word loads */
 } ff_buf;
 
-static int16_t *layer_weights(int layer)
-{
-    return onw_state.weights + onw_layers[layer].offset;
-}
-
 /* A layer's inputs without the bias: the features and the label entries for layer 0. */
 static uint32_t layer_inputs(int layer)
 {
@@ -72,7 +67,7 @@ static int64_t forward(int layer, int16_t *in, int16_t *out)
     uint32_t n = layer_inputs(layer), i;
     int64_t sum = 0;
     normalise(in, n);
-    onw_dense(layer_weights(layer), in, (uint16_t)row_width(n), onw_layers[layer].out_dim, ONW_FF_DENSE_SHIFT, 1,
+    onw_dense(onw_layer_weights(layer), in, (uint16_t)row_width(n), onw_layers[layer].out_dim, ONW_FF_DENSE_SHIFT, 1,
               out, &onw_saturations);
     for (i = 0; i < onw_layers[layer].out_dim; i++) {
         sum += (int32_t)out[i] * out[i];
@@ -91,7 +86,7 @@ static void update(int layer, int16_t *in, const int16_t *h, int32_t s, int nega
             in[i] = (int16_t)-in[i]; /* |in| <= 2^14 + 1; the padding stays 0 */
         }
     }
-    onw_dense_update(layer_weights(layer), h, NULL, in, (uint16_t)n, onw_layers[layer].out_dim, lr_s,
+    onw_dense_update(onw_layer_weights(layer), h, NULL, in, (uint16_t)n, onw_layers[layer].out_dim, lr_s,
                      ONW_FF_UPDATE_SHIFT, key, &onw_saturations);
 }
 

@@ -24,11 +24,6 @@ static int64_t z_pair[2][ONW_MAX_WIDTH];      /* z+ and z- (or the clean z), nor
 static int16_t hidden[2][ONW_MAX_HIDDEN];     /* a frozen layer's output, the next one's input */
 static int64_t dloss[ONW_FFZERO_DIRECTIONS];  /* L(z+) - L(z-) per direction, Q24 */
 
-static int16_t *block_weights(int layer)
-{
-    return onw_state.weights + onw_layers[layer].offset;
-}
-
 /* A dense layer's prototypes: the dense layers' come one after another, after the conv layers. */
 static const int16_t *layer_protos(int layer)
 {
@@ -51,7 +46,7 @@ static uint32_t direction_key(int layer, int k)
 /* A = W [h, 1]: exact int64 sums. */
 static void block_accumulate(int layer, const int16_t *h)
 {
-    const int16_t *w = block_weights(layer);
+    const int16_t *w = onw_layer_weights(layer);
     uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, o, j;
     for (o = 0; o < out; o++, w += in + 1) {
         int64_t a = 0;
@@ -215,7 +210,7 @@ static void rounded_step(int64_t g, int32_t *q_out, uint32_t *thr_out)
 /* W -= stochastic_shift(lr_q dL r[j], S), rand(rounding key, j); then halve the block if needed. */
 static void update_block(int layer)
 {
-    int16_t *w = block_weights(layer);
+    int16_t *w = onw_layer_weights(layer);
     uint32_t d = onw_layers[layer].out_dim * (onw_layers[layer].in_dim + 1u), j, word = 0, sats = 0;
     uint32_t key = direction_key(layer, 0), rkey = onw_rounding_key((uint32_t)layer), thr[2];
     int64_t v = (int64_t)onw_state.lr_q * dloss[0];
@@ -249,7 +244,7 @@ static void update_block(int layer)
 /* W -= stochastic_shift(lr_q sum_k dL_k r_k[j], S), rand(rounding key, j); then halve the block if needed. */
 static void update_block(int layer)
 {
-    int16_t *w = block_weights(layer);
+    int16_t *w = onw_layer_weights(layer);
     uint32_t d = onw_layers[layer].out_dim * (onw_layers[layer].in_dim + 1u), j;
     uint32_t keys[ONW_FFZERO_DIRECTIONS], words[ONW_FFZERO_DIRECTIONS];
     int32_t lo = 0, hi = 0;
@@ -400,7 +395,7 @@ static void conv_output(int layer, int16_t *y)
 /* W -= stochastic_shift(lr_q sum_k dL_{c(j),k} r_k[j], S), filter c(j) = j / fan; then halve if needed. */
 static void update_conv(int layer, uint32_t fan, uint32_t d)
 {
-    int16_t *w = block_weights(layer);
+    int16_t *w = onw_layer_weights(layer);
     uint32_t keys[ONW_FFZERO_DIRECTIONS], words[ONW_FFZERO_DIRECTIONS], j, c = 0, in_filter = 0;
     uint32_t rkey = onw_rounding_key((uint32_t)layer);
     int32_t lo = 0, hi = 0;
@@ -464,7 +459,7 @@ static int conv_layer(int layer, int last, const int16_t *h, int32_t target, int
 {
     const int16_t *sh = conv_shape(layer);
     int vote;
-    onw_conv_acc(h, (uint16_t)sh[IN_CH], (uint16_t)sh[IN_H], (uint16_t)sh[IN_W], block_weights(layer),
+    onw_conv_acc(h, (uint16_t)sh[IN_CH], (uint16_t)sh[IN_H], (uint16_t)sh[IN_W], onw_layer_weights(layer),
                  (uint16_t)sh[OUT_CH], (uint8_t)sh[KH], (uint8_t)sh[KW], conv_acc);
     vote = conv_vote(layer);
     if (layer < last) {

@@ -25,11 +25,6 @@ static int16_t tangent[2][ONW_MAX_WIDTH];      /* t_{l-1} and t_l; tangent[0] th
 static int16_t error_q[ONW_NUM_CLASSES];       /* e = softmax(z) - y, Q(ONW_ACT_FRAC) */
 static int16_t slopes[ONW_DIRECTIONS];         /* d_k, Q(ONW_ACT_FRAC) */
 
-static int16_t *layer_weights(int layer)
-{
-    return onw_state.weights + onw_layers[layer].offset;
-}
-
 static const int16_t *layer_output(int layer)
 {
     return activations + onw_layers[layer].act_offset;
@@ -41,7 +36,7 @@ static const int16_t *forward_pass(const int16_t *x)
     int layer;
     for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
         int16_t *out = activations + onw_layers[layer].act_offset;
-        onw_dense(layer_weights(layer), in, onw_layers[layer].in_dim, onw_layers[layer].out_dim, ONW_WEIGHT_FRAC,
+        onw_dense(onw_layer_weights(layer), in, onw_layers[layer].in_dim, onw_layers[layer].out_dim, ONW_WEIGHT_FRAC,
                   layer < LAST, out, &onw_saturations);
         in = out;
     }
@@ -87,7 +82,7 @@ static int16_t slope(const int16_t *x, uint32_t k)
     const int16_t *t_in = NULL;
     int layer;
     for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
-        const int16_t *w = layer_weights(layer), *h_in = layer > 0 ? layer_output(layer - 1) : x;
+        const int16_t *w = onw_layer_weights(layer), *h_in = layer > 0 ? layer_output(layer - 1) : x;
         int16_t *out = tangent[layer & 1];
         uint32_t i, j, n = onw_layers[layer].out_dim, m = onw_layers[layer].in_dim, key = tangent_key(layer);
         for (i = 0; i < n; i++) {
@@ -120,7 +115,7 @@ static void update_all(const int16_t *x)
     int layer;
     (void)x;
     for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
-        int16_t *w = layer_weights(layer);
+        int16_t *w = onw_layer_weights(layer);
         uint32_t p, k, size = (uint32_t)onw_layers[layer].out_dim * onw_layers[layer].in_dim;
         uint32_t key = tangent_key(layer), rkey = onw_rounding_key((uint32_t)layer);
         for (p = 0; p < size; p++) {
@@ -162,7 +157,7 @@ static int16_t slope(const int16_t *x, uint32_t k)
         int16_t *out = tangent[layer & 1];
         uint32_t i, n = onw_layers[layer].out_dim, key = tangent_key(layer);
         if (layer > 0) { /* the input carries no tangent */
-            onw_dense(layer_weights(layer), in, onw_layers[layer].in_dim, (uint16_t)n, ONW_WEIGHT_FRAC, 0, out,
+            onw_dense(onw_layer_weights(layer), in, onw_layers[layer].in_dim, (uint16_t)n, ONW_WEIGHT_FRAC, 0, out,
                       &onw_saturations);
         }
         for (i = 0; i < n; i++) {
@@ -189,7 +184,7 @@ static void update_all(const int16_t *x)
             }
             delta[i] = onw_sat16(sum / ONW_DIRECTIONS, &onw_saturations); /* C division: fixed.div_trunc */
         }
-        onw_dense_update(layer_weights(layer), delta, NULL, layer > 0 ? layer_output(layer - 1) : x,
+        onw_dense_update(onw_layer_weights(layer), delta, NULL, layer > 0 ? layer_output(layer - 1) : x,
                          onw_layers[layer].in_dim, onw_layers[layer].out_dim, onw_state.lr_q, ONW_UPDATE_SHIFT,
                          onw_rounding_key((uint32_t)layer), &onw_saturations);
     }

@@ -13,21 +13,16 @@
 
 static int16_t error_q[ONW_NUM_CLASSES]; /* e = softmax(z) - y, Q(ONW_ACT_FRAC) */
 
-static int16_t *layer_weights(int layer)
-{
-    return onw_state.weights + onw_layers[layer].offset;
-}
-
 static void forward(int layer, const int16_t *x, int16_t *y)
 {
-    onw_dense(layer_weights(layer), x, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
+    onw_dense(onw_layer_weights(layer), x, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
               ONW_WEIGHT_FRAC, layer < LAST, y, &onw_saturations);
 }
 
 static void update(int layer, const int16_t *a, const int16_t *b, const int16_t *x_in)
 {
     uint32_t key = onw_rounding_key((uint32_t)layer);
-    onw_dense_update(layer_weights(layer), a, b, x_in, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
+    onw_dense_update(onw_layer_weights(layer), a, b, x_in, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
                      onw_state.lr_q, ONW_UPDATE_SHIFT, key, &onw_saturations);
 }
 

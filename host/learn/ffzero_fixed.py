@@ -69,7 +69,7 @@ from onward.learn.ffzero import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
 from onward.learn.ffzero import Activation, FFzero, FFzeroConfig, Task, activate, r2_score, similarities, vote
 from onward.learn.ffzero_cnn import ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
 from onward.learn.zeroth_order import Distribution
-from onward.model import STREAM_DIRECTIONS, Constant, InitialModel
+from onward.model import STREAM_DIRECTIONS, Constant, InitialModel, quantise_weights
 from onward.nn import conv
 from onward.nn.conv import ConvLayerQ, direction_signs
 from onward.nn.dense import F64
@@ -307,7 +307,7 @@ def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
     weights = [b.w.reshape(len(b.w), -1) for b in net.blocks]
     weights += [np.hstack([layer.w, layer.b[:, None]]) for layer in net.tail.layers]
     check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's init")
-    weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
+    weights_q = quantise_weights(spec, weights)
     maps = np.concatenate([fixed.to_q(b.maps, PROTO_FRAC)[0].ravel() for b in net.blocks])
     protos = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.tail.layers])
     conv_protos = np.concatenate([fixed.to_q(b.protos, PROTO_FRAC)[0].ravel() for b in net.blocks])
@@ -368,7 +368,7 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     net = float_network(spec, data)
     weights = [np.hstack([layer.w, layer.b[:, None]]) for layer in net.layers]
     check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's Linear")
-    weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
+    weights_q = quantise_weights(spec, weights)
     protos_q = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.layers])
     dims = (data.input_dim, *(layer.fan_out for layer in net.layers))
     outputs = data.classes if data.task == "classification" else 1

@@ -49,7 +49,7 @@ import numpy as np
 from onward import fixed
 from onward.data import Dataset, epoch_order
 from onward.fixed import I64
-from onward.model import STREAM_NEGATIVES, InitialModel
+from onward.model import STREAM_NEGATIVES, InitialModel, quantise_weights
 from onward.nn.dense import F64, dense_fixed, update_fixed
 from onward.reference import FixedReference
 from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
@@ -91,7 +91,7 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
         w = np.zeros((n, row_width(k)))
         w[:, :k + 1] = rng.uniform(-1.0, 1.0, size=(n, k + 1)) / math.sqrt(k)
         weights.append(w)
-    weights_q = [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
+    weights_q = quantise_weights(spec, weights)
     fmt = spec.format
     # one buffer holds a layer's input and bias, or its output (which becomes the next input)
     max_in = row_width(max(data.input_dim + classes, *spec.hidden))  # even: each buffer starts word-aligned

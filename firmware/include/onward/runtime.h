@@ -43,6 +43,12 @@ extern const int16_t onw_weights_init[ONW_NUM_WEIGHTS];
 extern onw_state_t onw_state;
 extern uint32_t onw_saturations;
 
+/* The first parameter of `layer` in the learned state. */
+static inline int16_t *onw_layer_weights(int layer)
+{
+    return onw_state.weights + onw_layers[layer].offset;
+}
+
 /* rule_<name>.c, the one ONW_RULE selects (docs/rules.md) */
 void onw_infer(const int16_t *x, int16_t *outputs);
 /* One training step on sample x (which it may use as scratch) with the target (a class index, or a
