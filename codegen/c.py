@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from onward.model import InitialModel
+from onward.reference import STATE_HEADER
 from onward.rules import rule_id
 from onward.spec import feedback_bound
 
 CHUNK = 256  # bytes of state per LOAD/DUMP frame
 BOARD_NAME_ALLOWANCE = 32  # HELLO carries "<model>@<board>"
-STATE_HEADER = 16  # seed, steps, lr_q, stage (uint32 each), as runtime.h and onward.reference
 PEPITA_RULES = ("pepita", "mempepita")  # the rules with a feedback matrix F
 
 
@@ -94,7 +94,7 @@ def static_ram(model: InitialModel) -> dict[str, int]:
     can be refused before it is built. tests/test_size.py holds this against the linked ELF."""
     sizes = layout(model)
     return {
-        "onw_state": (STATE_HEADER + 2 * sizes["NUM_WEIGHTS"] + 3) // 4 * 4,  # a struct of uint32s: padded to 4
+        "onw_state": (STATE_HEADER.size + 2 * sizes["NUM_WEIGHTS"] + 3) // 4 * 4,  # a struct of uint32s: padded to 4
         "rx": sizes["RX_MAX"], "tx": 3 + sizes["MAX_REPLY_BODY"] + 4,
         "sample": 2 * sizes["INPUT_DIM"], "outputs": 2 * sizes["NUM_OUTPUTS"],
         **model.ram,  # the rule's own buffers

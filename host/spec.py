@@ -169,8 +169,8 @@ def _section(where: str, name: str, raw: dict[str, Any], cls: type) -> Any:
             raise SpecError(f"{where}: unknown key `{name}.{key}`; expected one of: {', '.join(fields)}")
         ftype = {"int": int, "float": float, "str": str, "tuple[int, ...]": tuple}[str(fields[key].type)]
         values[key] = _check_type(where, f"{name}.{key}", value, ftype)
-    missing = [k for k, f in fields.items() if f.default is MISSING and k not in values]
-    _require(not missing, where, f"missing required key `{name}.{missing[0]}`" if missing else "")
+    for key, f in fields.items():
+        _require(f.default is not MISSING or key in values, where, f"missing required key `{name}.{key}`")
     return cls(**values)
 
 
