@@ -27,6 +27,10 @@ LOG2E_Q14 = 23637  # round(log2(e) * 2**14)
 # 2**f on [0, 1) ~ 1 + C1 f + C2 f^2 + C3 f^3 (max error 1e-4), coefficients in Q15
 EXP2_C1, EXP2_C2, EXP2_C3 = 22792, 7411, 2561
 ONE_Q15 = 1 << 15
+# the weight update's dither: an LCG per row (Numerical Recipes' constants), one 16-bit offset per 8 weights
+DITHER_A, DITHER_C = 1664525, 1013904223
+DITHER_BITS = 16
+DITHER_GROUP = 8
 
 I64 = NDArray[np.int64]
 
@@ -91,6 +95,35 @@ def stochastic_shift(x: ArrayLike, shift: int, r: ArrayLike) -> I64:
         return x
     offset = (r >> (32 - shift)) if shift <= 32 else (r << (shift - 32))
     return (x + offset) >> shift
+
+
+def dither_update(x: ArrayLike, row: ArrayLike, offsets: ArrayLike) -> I64:
+    """floor((row * x + o) / 2**16): the weight update's step, with x int16, `row` the row's factor (see
+    onward.nn.dense.update_fixed) and o in [0, 2**16) the dither. Unbiased: its mean over o is row * x / 2**16.
+
+    When |row| < 2**15 every intermediate fits int32 (|row * x| <= 2**30), which is what lets the firmware
+    compute it with one SMLABB and take the step as the top half of the sum; past that, int64."""
+    return (as_i64(row) * as_i64(x) + as_i64(offsets)) >> DITHER_BITS
+
+
+def dither_stream(seeds: ArrayLike, count: int) -> I64:
+    """The uint32 dither words u_0..u_{count-1} of each seed: u_0 = seed, u_{k+1} = A u_k + C mod 2**32 (the
+    Numerical Recipes LCG: one multiply-accumulate per word on the device). A group of DITHER_GROUP weights
+    shares the word's top DITHER_BITS bits as its rounding offset. Returns (len(seeds), count).
+
+    Every u_k is an affine bijection of the seed, so with a uniform seed each offset is uniform: the
+    rounding stays unbiased; the words of one row are correlated, which costs nothing in expectation."""
+    seeds = as_i64(seeds).reshape(-1, 1) & MASK32
+    k = np.arange(count)
+    # u_k = A^k u_0 + C (A^k - 1)/(A - 1) mod 2**32, from tables of A^k and the sum, in Python ints
+    a_pow, c_sum, a, c = [], [], 1, 0
+    for _ in k:
+        a_pow.append(a)
+        c_sum.append(c)
+        a, c = (a * DITHER_A) & MASK32, (c * DITHER_A + DITHER_C) & MASK32
+    with np.errstate(over="ignore"):
+        u = (seeds.astype(np.uint64) * np.array(a_pow, dtype=np.uint64)) & MASK32
+    return ((u.astype(np.int64) + np.array(c_sum, dtype=np.int64)) & MASK32)
 
 
 def isqrt(x: ArrayLike) -> I64:

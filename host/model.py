@@ -84,9 +84,12 @@ def quantise_weights(spec: Spec, weights: list[F64]) -> list[I64]:
 
 
 def feedback_matrix(seed: int, input_dim: int, classes: int, bound: int) -> I64:
-    """F[i, c] = uniform_int(key, i * classes + c, bound): what the firmware recomputes each step."""
+    """F[i, c] = ((u_ic (2 bound + 1)) >> 32) - bound, uniform in [-bound, bound], u_ic the c-th word of row i's
+    dither stream seeded with rand(key, i): what the firmware recomputes each step, at one hash per row and one
+    multiply-accumulate per entry (a hash per entry cost more than all of a training step's forward passes)."""
     key = fixed.derive(seed, STREAM_FEEDBACK)
-    return fixed.uniform_int(key, np.arange(input_dim * classes), bound).reshape(input_dim, classes)
+    words = fixed.dither_stream(fixed.rand(key, np.arange(input_dim)), classes)
+    return ((words * (2 * bound + 1)) >> 32) - bound
 
 
 def init_pepita(spec: Spec, data: Dataset, ram: dict[str, int]) -> InitialModel:

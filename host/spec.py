@@ -269,8 +269,10 @@ def _validate(spec: Spec) -> None:
                         ("lr_frac", 8, 30)):
         value = getattr(f, key)
         _require(lo <= value <= hi, w, f"`format.{key}` must be in [{lo}, {hi}], got {value}")
-    _require(1 <= f.update_shift <= 62, w,
-             f"`format`: 2*activation_frac + lr_frac - weight_frac must be in [1, 62], got {f.update_shift}")
+    # the update leaves 16 fractional bits for its per-weight dither (onward.nn.dense.update_fixed)
+    _require(16 <= f.update_shift <= 62, w,
+             f"`format`: 2*activation_frac + lr_frac - weight_frac must be in [16, 62], got {f.update_shift}; "
+             "raise `format.lr_frac`")
 
 
 def check_device_rule(spec: Spec, data_max_abs: float) -> None:

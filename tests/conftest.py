@@ -25,6 +25,8 @@ def cfixed(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
         "onw_div_trunc": (c.c_int64, [c.c_int64, c.c_int64]),
         "onw_stochastic_shift": (c.c_int64, [c.c_int64, c.c_int, c.c_uint32]),
         "onw_isqrt": (c.c_uint32, [c.c_uint64]),
+        "onw_dither_update": (c.c_int64, [c.c_int16, c.c_int64, c.c_uint32]),
+        "onw_dither_next_word": (c.c_uint32, [c.c_uint32]),
         "onw_mix32": (c.c_uint32, [c.c_uint32]),
         "onw_derive": (c.c_uint32, [c.c_uint32, c.c_uint32]),
         "onw_rand": (c.c_uint32, [c.c_uint32, c.c_uint32]),

@@ -72,6 +72,27 @@ def test_stochastic_shift(cfixed, x, shift, r):
     assert cfixed.onw_stochastic_shift(x, shift, r) == fixed.stochastic_shift([x], shift, [r])[0]
 
 
+@cross
+@given(x=st.integers(-(2**15), 2**15 - 1), row=st.integers(-(2**47), 2**47), offset=st.integers(0, 2**16 - 1))
+@example(x=-32768, row=-32768, offset=65535)
+@example(x=-1, row=1, offset=0)
+@example(x=32767, row=-(2**47), offset=1)
+def test_dither_update(cfixed, x, row, offset):
+    assert cfixed.onw_dither_update(x, row, offset) == fixed.dither_update([x], [row], [offset])[0]
+
+
+@cross
+@given(seed=U32)
+@example(seed=0)
+@example(seed=2**32 - 1)
+def test_dither_stream(cfixed, seed):
+    words = fixed.dither_stream([seed], 6)[0]
+    u = seed
+    for k in range(6):
+        assert words[k] == u
+        u = cfixed.onw_dither_next_word(u)
+
+
 def test_stochastic_shift_is_unbiased():
     r = fixed.rand(12345, np.arange(200_000))
     mean = fixed.stochastic_shift(np.full(r.shape, 3), 4, r).mean()  # 3/16 = 0.1875

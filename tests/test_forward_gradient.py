@@ -135,10 +135,9 @@ def test_tangents_are_regenerated_balanced_signs() -> None:
 
 
 def test_bad_specs() -> None:
-    spec = make_spec(rule={"name": "fgrad", "mode": "weight", "learning_rate": 0.5},
-                     format={"activation_frac": 6, "weight_frac": 15, "lr_frac": 8})
-    with pytest.raises(SpecError, match="lr_frac"):  # weight mode's update shift 6 + 8 - 15 < 1
-        fg.init_model(spec, load_dataset(spec))
+    with pytest.raises(SpecError, match="lr_frac"):  # the update shift 2 * 6 + 8 - 15 < 16
+        make_spec(rule={"name": "fgrad", "mode": "weight", "learning_rate": 0.5},
+                  format={"activation_frac": 6, "weight_frac": 15, "lr_frac": 8})
     with pytest.raises(SpecError, match="batch_size"):
         small(batch_size=4)
     with pytest.raises(SpecError, match="directions"):

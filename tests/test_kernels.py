@@ -1,7 +1,7 @@
 """The dense kernels of firmware/src/kernels.c, called directly in emulated firmware (unicorn): the SMLALD path
 of DSP cores against the portable C loop (the same firmware built with -DONW_PORTABLE_KERNELS) and both
 against the Python reference, on random and extreme int16 data, every in_dim from 1 to 70, odd and even
-out_dim, aligned and unaligned rows and inputs. Also the inlined weight update against the reference."""
+out_dim, aligned and unaligned rows and inputs. The weight update has its own file: test_dense_update.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 from helpers import make_spec
-from onward import fixed
 from onward.data import load_dataset
 from onward.model import init_model
-from onward.nn.dense import dense_fixed, update_fixed
+from onward.nn.dense import dense_fixed
 
 if shutil.which("arm-none-eabi-gcc") is None:
     pytest.skip("needs arm-none-eabi-gcc", allow_module_level=True)
@@ -134,46 +133,6 @@ def test_other_weight_fracs_and_no_counter(emulators: dict[str, Emulator]) -> No
     for name, emu in emulators.items():
         y, _ = run_dense(emu, w, x, 3, True, count_saturations=False)
         assert y == dense_fixed(w, x, 3, True)[0].tolist(), name
-
-
-def run_update(emu: Emulator, w: np.ndarray, a: np.ndarray, b: np.ndarray | None, x: np.ndarray, lr_q: int,
-               shift: int, key: int) -> tuple[list[int], int]:
-    out_dim, in_dim = w.shape
-    emu.reset_scratch()
-    w_at = emu.alloc(np.asarray(w, "<i2").tobytes(), 4)
-    a_at = emu.alloc(np.asarray(a, "<i2").tobytes(), 4)
-    b_at = emu.alloc(np.asarray(b, "<i2").tobytes(), 4) if b is not None else 0
-    x_at = emu.alloc(np.asarray(x, "<i2").tobytes(), 4)
-    sat_at = emu.alloc(4, 4)
-    emu.call("onw_dense_update", [w_at, a_at, b_at, x_at, in_dim, out_dim, lr_q, shift, key, sat_at], count=False)
-    new_w = np.frombuffer(emu.read(w_at, 2 * w.size), "<i2").astype(int).tolist()
-    return new_w, int.from_bytes(emu.read(sat_at, 4), "little")
-
-
-def test_weight_update_matches_the_reference(emulators: dict[str, Emulator]) -> None:
-    """The update inlines the PRNG, the stochastic shift and the saturation: it must equal
-    host/nn/dense.update_fixed for every shift (<= 32 and > 32), learning rates past 2^31, saturating
-    deltas and weights, with b or without."""
-    rng = np.random.default_rng(5)
-    for trial in range(60):
-        out_dim, in_dim = int(rng.integers(1, 7)), int(rng.integers(1, 20))
-        big = trial % 3 == 0
-        lim = 1 << (15 if big else 9)
-        w = rng.integers(-lim, min(lim, I16_MAX + 1), size=(out_dim, in_dim))
-        a = rng.integers(-lim, min(lim, I16_MAX + 1), size=out_dim)
-        b = rng.integers(-lim, min(lim, I16_MAX + 1), size=out_dim) if trial % 2 else None
-        x = rng.integers(-lim, min(lim, I16_MAX + 1), size=in_dim) * rng.integers(0, 2, size=in_dim)
-        shift = int(rng.choice([1, 5, 31, 32, 33, 40, 62]))
-        lr_q = int(rng.choice([1, 1 << 20, (1 << 31) - 1, (1 << 31) + 5, (1 << 32) - 1]))
-        key = int(rng.integers(0, 1 << 32))
-        if b is None:
-            delta, delta_sats = a, 0
-        else:
-            delta, delta_sats = fixed.sat16(a - b)
-        expected_w, sats = update_fixed(w, delta, x, lr_q, shift, key)
-        expected = (expected_w.reshape(-1).tolist(), sats + delta_sats)
-        for name, emu in emulators.items():
-            assert run_update(emu, w, a, b, x, lr_q, shift, key) == expected, f"{name}: trial {trial}"
 
 
 def test_dsp_kernel_is_faster(emulators: dict[str, Emulator]) -> None:

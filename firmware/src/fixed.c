@@ -8,20 +8,12 @@ int16_t onw_sat16(int64_t x, uint32_t *saturations)
 
 int64_t onw_round_shift(int64_t x, int shift)
 {
-    if (shift == 0) {
-        return x;
-    }
-    /* >> of a negative int64 is arithmetic with GCC on every target we build for (tested). */
-    return (x + ((int64_t)1 << (shift - 1))) >> shift;
+    return onw_round_shift_inline(x, shift);
 }
 
 int16_t onw_requant(int64_t x, int from_frac, int to_frac, uint32_t *saturations)
 {
-    if (from_frac >= to_frac) {
-        return onw_sat16(onw_round_shift(x, from_frac - to_frac), saturations);
-    }
-    /* Left shift through uint64: shifting a negative signed value left is undefined in C99. */
-    return onw_sat16((int64_t)((uint64_t)x << (to_frac - from_frac)), saturations);
+    return onw_requant_inline(x, from_frac, to_frac, saturations);
 }
 
 int64_t onw_div_trunc(int64_t a, int64_t b)
@@ -31,12 +23,17 @@ int64_t onw_div_trunc(int64_t a, int64_t b)
 
 int64_t onw_stochastic_shift(int64_t x, int shift, uint32_t r)
 {
-    int64_t offset;
-    if (shift == 0) {
-        return x;
-    }
-    offset = shift <= 32 ? (int64_t)(r >> (32 - shift)) : (int64_t)((uint64_t)r << (shift - 32));
-    return (x + offset) >> shift;
+    return onw_stochastic_shift_inline(x, shift, r);
+}
+
+int64_t onw_dither_update(int16_t x, int64_t row, uint32_t offset)
+{
+    return (row * x + (int64_t)offset) >> ONW_DITHER_BITS;
+}
+
+uint32_t onw_dither_next_word(uint32_t u)
+{
+    return onw_dither_next(u);
 }
 
 /* Bit by bit (two bits of x per iteration): no division, no multiplication, 32 iterations at most. */
@@ -70,7 +67,7 @@ uint32_t onw_derive(uint32_t key, uint32_t n)
 
 uint32_t onw_rand(uint32_t key, uint32_t index)
 {
-    return onw_mix32(key ^ (index * ONW_GOLDEN));
+    return onw_rand_inline(key, index);
 }
 
 int32_t onw_uniform_int(uint32_t key, uint32_t index, int32_t bound)
@@ -111,7 +108,9 @@ void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15)
         sum += prob_q15[i];
     }
     for (i = 0; i < n; i++) {
-        prob_q15[i] = (int32_t)onw_div_trunc((int64_t)prob_q15[i] << 15, sum);
+        /* 0 <= p << 15 <= 2^30 and 2^15 <= sum < 2^32: a 32-bit division (one UDIV on v7-M, not libgcc's
+         * 64-bit one) gives div_trunc's quotient */
+        prob_q15[i] = (int32_t)(((uint32_t)prob_q15[i] << 15) / (uint32_t)sum);
     }
 }
 

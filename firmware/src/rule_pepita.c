@@ -32,20 +32,41 @@ static void output_error(const int16_t *logits, int32_t label)
     onw_softmax_error(logits, ONW_NUM_CLASSES, ONW_ACT_FRAC, label, prob, error_q, &onw_saturations);
 }
 
-/* x <- sat16(x + F e), F regenerated from the seed: never stored. */
+/* x <- sat16(x + F e), F regenerated from the seed: never stored. Row i of F comes from one hash and a dither word
+ * per entry (host/model.py's feedback_matrix): F_ic = t_ic - bound, t_ic = (u_ic (2 bound + 1)) >> 32, so
+ * F e = t e - bound sum(e), one multiply-accumulate per entry. The sum fits int32 when
+ * classes * 2 bound * 2^15 < 2^31 (every digits-sized model); else int64. */
+#if (ONW_NUM_CLASSES * 2 * ONW_FEEDBACK_BOUND) < 65536
+typedef int32_t feedback_acc_t; /* |acc| <= classes bound 2^15 < 2^30: the rounding's + 2^(ff-1) fits too */
+#else
+typedef int64_t feedback_acc_t;
+#endif
 static void modulate(int16_t *x)
 {
     uint32_t key = onw_derive(onw_state.seed, ONW_STREAM_FEEDBACK);
+    const uint32_t span = 2u * ONW_FEEDBACK_BOUND + 1u;
+    feedback_acc_t offset = 0;
     uint32_t i;
     int c;
+    for (c = 0; c < ONW_NUM_CLASSES; c++) {
+        offset += (feedback_acc_t)ONW_FEEDBACK_BOUND * error_q[c];
+    }
     for (i = 0; i < ONW_INPUT_DIM; i++) {
-        int64_t acc = 0;
+        uint32_t u = onw_rand_inline(key, i);
+        feedback_acc_t acc = -offset, fe;
+#pragma GCC unroll 16
         for (c = 0; c < ONW_NUM_CLASSES; c++) {
-            acc += (int32_t)onw_uniform_int(key, i * ONW_NUM_CLASSES + (uint32_t)c, ONW_FEEDBACK_BOUND)
-                   * error_q[c];
+            acc += (feedback_acc_t)(uint32_t)(((uint64_t)u * span) >> 32) * error_q[c];
+            u = onw_dither_next(u);
         }
-        x[i] = onw_sat16((int64_t)x[i] + onw_requant(acc, ONW_FEEDBACK_FRAC, 0, &onw_saturations),
-                         &onw_saturations);
+        /* requant(acc, ff, 0) in acc's own width: the same rounding half up and saturation */
+#if ONW_FEEDBACK_FRAC > 0
+        fe = (acc + ((feedback_acc_t)1 << (ONW_FEEDBACK_FRAC - 1))) >> ONW_FEEDBACK_FRAC;
+#else
+        fe = acc;
+#endif
+        fe = onw_sat16_inline(fe, &onw_saturations);
+        x[i] = onw_sat16_inline((int32_t)x[i] + (int32_t)fe, &onw_saturations);
     }
 }
 

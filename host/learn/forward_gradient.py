@@ -45,7 +45,7 @@ from onward.learn.pepita import forward_fixed, output_error_fixed, softmax
 from onward.model import STREAM_TANGENTS, InitialModel, he_uniform_weights, quantise_weights
 from onward.nn.dense import F64, dense_fixed, dense_float
 from onward.reference import FixedReference
-from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
+from onward.spec import Spec, check_device_rule, check_weights_fit
 
 TASKS: tuple[str, ...] = ("classification",)
 Combine = Literal["mean", "projection"]
@@ -187,9 +187,8 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     dims = (data.input_dim, *spec.hidden, data.classes)
     check_weights_fit(spec, float(np.sqrt(6.0 / min(dims[:-1]))), "sqrt(6/fan_in)")
     weight_mode = spec.rule.mode == "weight"
-    if weight_mode and not 1 <= weight_shift(spec) <= 62:
-        raise SpecError(f"{spec.source}: `rule.mode` = \"weight\" shifts its updates by activation_frac + lr_frac "
-                        f"- weight_frac, which must be in [1, 62], got {weight_shift(spec)}; raise format.lr_frac")
+    # weight mode's shift, activation_frac + lr_frac - weight_frac, is the spec's update shift (in [16, 62],
+    # host/spec.py) less activation_frac (at most 14): always in [2, 62]
     weights = he_uniform_weights(spec, dims)
     k, widths = spec.rule.directions, dims[1:]
     ram = {"activations": 2 * sum(widths), "tangent": 2 * 2 * max(widths), "error_q": 2 * data.classes,

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from onward import fixed
-from onward.fixed import I64
+from onward.fixed import I64, as_i64
 
 F64 = NDArray[np.float64]
 
@@ -28,11 +28,23 @@ def dense_fixed(w: I64, x: I64, weight_frac: int, relu: bool) -> tuple[I64, int]
 def update_fixed(
     w: I64, delta: I64, x: I64, lr_q: int, shift: int, key: int
 ) -> tuple[I64, int]:
-    """W <- sat16(W - stochastic_round(lr * delta x^T)); the rounding bits come from rand(key, i*in + j).
+    """W <- sat16(W - lr * delta x^T / 2**shift), stochastically rounded, in two stages built for the device:
 
-    The firmware skips rows with delta == 0 and columns with x == 0: their update is exactly 0 whatever
-    the random bits (0 + u < 2**shift), so the results are the same."""
+    1. per row, the factor g_i = stochastic_shift(delta_i * lr_q, shift - 16, h_i) with h_i = rand(key, i): the
+       learning rate is folded into the row once, leaving 16 fractional bits (shift >= 16: host/spec.py);
+    2. per weight, step_ij = floor((g_i x_j + o) / 2**16) (fixed.dither_update), the offset o being the top 16
+       bits of word 1 + j // 8 of the row's dither stream from h_i (fixed.dither_stream: word 0 is h_i itself,
+       used up by stage 1).
+
+    Both roundings are unbiased, so E[step] = delta_i x_j lr_q / 2**shift (tested to within the standard error
+    over many keys). One hash per row, then an LCG step per 8 weights; with |g_i| < 2**15 a weight costs 32-bit
+    arithmetic only (firmware/src/dense_update.c). The firmware skips rows with delta == 0: g is then 0 and every
+    step floor(o / 2**16) = 0, the same result."""
     out_dim, in_dim = w.shape
-    product = np.outer(delta, x) * lr_q
-    r = fixed.rand(key, np.arange(out_dim * in_dim)).reshape(out_dim, in_dim)
-    return fixed.sat16(w - fixed.stochastic_shift(product, shift, r))
+    h = fixed.rand(key, np.arange(out_dim))
+    g = fixed.stochastic_shift(as_i64(delta) * lr_q, shift - fixed.DITHER_BITS, h)
+    groups = -(-in_dim // fixed.DITHER_GROUP)
+    words = fixed.dither_stream(h, groups + 1)[:, 1:]
+    offsets = np.repeat(words >> (32 - fixed.DITHER_BITS), fixed.DITHER_GROUP, axis=1)[:, :in_dim]
+    step = fixed.dither_update(as_i64(x)[None, :], g[:, None], offsets)
+    return fixed.sat16(w - step)

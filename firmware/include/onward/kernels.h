@@ -8,8 +8,8 @@
 void onw_dense(const int16_t *w, const int16_t *x, uint16_t in_dim, uint16_t out_dim, int weight_frac,
                int relu, int16_t *y, uint32_t *saturations);
 
-/* W <- sat16(W - stochastic_shift(delta_i * x_j * lr_q, shift, rand(key, i*in + j))), shift in [1, 62], where
- * delta = sat16(a - b), or a itself when b is NULL. */
+/* W <- sat16(W - lr_q delta x^T / 2^shift), stochastically rounded as host/nn/dense.py's update_fixed defines
+ * (firmware/src/dense_update.c), shift in [16, 62], where delta = sat16(a - b), or a itself when b is NULL. */
 void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int16_t *x, uint16_t in_dim,
                       uint16_t out_dim, uint32_t lr_q, int shift, uint32_t key, uint32_t *saturations);
 

@@ -1,0 +1,241 @@
+/* The dense layers' forward-only weight update; twin of update_fixed in host/nn/dense.py, whose docstring is the
+ * specification: per row, h = rand(key, i) and g = stochastic_shift(delta lr_q, shift - 16, h); per weight,
+ * w <- sat16(w - floor((g x + o) / 2^16)), o the top 16 bits of the row's dither word: the LCG words after h, one
+ * per 8 weights.
+ *
+ * The learning rate is folded into the row once, so when |g| < 2^15 a weight costs 32-bit arithmetic only:
+ *  - portable C (every target): one 32-bit multiply-add, a shift and a saturation per weight;
+ *  - Cortex-M4/M7 (DSP extension): eight weights (a dither group) per iteration, each a SMLABB/SMLABT (g x + o), two steps packed
+ *    by one PKHTB (the top halves are the floors) and subtracted by one SSUB16. SSUB16 wraps instead of
+ *    saturating; it cannot overflow while every old weight is in [-2^14, 2^14) (|step| <= 2^14), which SSAT16 #15
+ *    checks for free: it sets the sticky Q flag otherwise. A row that set Q (rare: a weight past half the int16
+ *    range) is undone exactly (the wrap is a bijection) and redone by the saturating loop, which counts.
+ * Rows with |g| >= 2^15 (huge learning rates) take the int64 loop. All paths give identical weights and
+ * saturation counts (tests/test_kernels.py, on the emulated ELF against the reference). */
+#include "onward/dsp.h"
+#include "onward/fixed.h"
+#include "onward/kernels.h"
+
+#define GROUP ONW_DITHER_GROUP
+
+/* The row's factor: delta lr_q with 16 fractional bits left, stochastically rounded (|result| < 2^47):
+ * stochastic_shift(v, s1, r) with s1 = shift - 16, specialised on s1 <= 32 (every spec with lr_frac <= 32 + wf -
+ * 2 af; `wide` is a constant once inlined) so that the offset is one 32-bit shift. */
+static inline __attribute__((always_inline)) int64_t row_factor(int32_t delta, uint32_t lr_q, int s1, uint32_t r,
+                                                                int wide)
+{
+    int64_t v = (int64_t)delta * lr_q;
+    if (!wide) {
+        return s1 == 0 ? v : (v + (int64_t)(r >> (32 - s1))) >> s1;
+    }
+    return (v + (int64_t)((uint64_t)r << (s1 - 32))) >> s1;
+}
+
+/* Any g: the steps in int64. */
+static void update_row_wide(int16_t *w, int64_t g, const int16_t *x, uint32_t n, uint32_t u, uint32_t *saturations)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) {
+        if (j > 0 && j % GROUP == 0) {
+            u = onw_dither_next(u);
+        }
+        w[j] = onw_sat16_inline(w[j] - onw_dither_update(x[j], g, u >> (32 - ONW_DITHER_BITS)), saturations);
+    }
+}
+
+/* |g| < 2^15: |g x| <= 2^30, so the sum and the step fit int32. Weights [first, n) from the dither word u of
+ * weight `first` (a multiple of GROUP). */
+static void update_row_narrow(int16_t *w, int32_t g, const int16_t *x, uint32_t first, uint32_t n, uint32_t u,
+                              uint32_t *saturations)
+{
+    uint32_t j;
+    for (j = first; j < n; j++) {
+        int32_t step;
+        if (j > first && j % GROUP == 0) {
+            u = onw_dither_next(u);
+        }
+        step = (g * x[j] + (int32_t)(u >> (32 - ONW_DITHER_BITS))) >> ONW_DITHER_BITS;
+        w[j] = onw_sat16_inline((int32_t)w[j] - step, saturations);
+    }
+}
+
+#if ONW_DSP_KERNELS
+/* A row for the assembly loop: its weights, factor and first dither word; the loop leaves the APSR it ended with
+ * (its Q bit set if an old weight was outside [-2^14, 2^14): the row must then be undone and redone). */
+struct update_row {
+    int16_t *w;
+    int32_t g;
+    uint32_t u;
+    uint32_t apsr;
+};
+#define APSR_Q (1u << 27)
+#define BATCH 8 /* rows per call: 128 B of stack */
+
+/* Weights [0, 8 groups) of `count` rows (row and x word-aligned, count >= 1, groups >= 1). Per row: reload the row
+ * from the table, clear Q, the group loop, store the APSR. Registers in the group loop: r0 row, r1 x, r2 x end,
+ * r3 g, r4 u, r5 A, r6 C, r7 offset, r8/r9 two words of x, r10/r11 two of w, r12/lr products. The frame holds the
+ * table pointer, its end, x and the bytes of x the groups cover. */
+void onw_update_rows(struct update_row *rows, uint32_t count, const int16_t *x, uint32_t groups);
+__asm__(
+    "  .pushsection .text.onw_update_rows, \"ax\", %progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .align 2\n"
+    "  .global onw_update_rows\n"
+    "  .type onw_update_rows, %function\n"
+    "  .thumb_func\n"
+    "onw_update_rows:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, sp, #20\n"            /* 36 + 20 B: sp stays 8-byte aligned */
+    "  add r1, r0, r1, lsl #4\n"     /* the table's end: 16 B a row */
+    "  lsl r3, r3, #4\n"             /* 8 int16 of x a group */
+    "  stmia sp, {r0, r1, r2, r3}\n"
+    "  movw r5, #:lower16:1664525\n"
+    "  movt r5, #:upper16:1664525\n"
+    "  movw r6, #:lower16:1013904223\n"
+    "  movt r6, #:upper16:1013904223\n"
+    "1:\n"
+    "  ldr r12, [sp]\n"
+    "  ldmia r12, {r0, r3, r4}\n"    /* w, g, u */
+    "  ldrd r1, r2, [sp, #8]\n"
+    "  add r2, r1, r2\n"             /* x end */
+    "  movs r7, #0\n"
+    "  msr APSR_nzcvq, r7\n"         /* clear Q */
+    "2:\n"
+    "  lsr r7, r4, #16\n"          /* the group's offset */
+    "  mla r4, r4, r5, r6\n"       /* the next dither word */
+    "  ldmia r1!, {r8, r9}\n"
+    "  ldmia r0, {r10, r11}\n"
+    "  ssat16 r12, #15, r10\n" /* Q if an old weight is outside [-2^14, 2^14) */
+    "  ssat16 r12, #15, r11\n"
+    "  smlabb r12, r3, r8, r7\n"   /* g x0 + o */
+    "  smlabt lr, r3, r8, r7\n"    /* g x1 + o */
+    "  pkhtb r12, lr, r12, asr #16\n" /* the two steps: the top halves */
+    "  ssub16 r10, r10, r12\n"
+    "  smlabb r12, r3, r9, r7\n"
+    "  smlabt lr, r3, r9, r7\n"
+    "  pkhtb r12, lr, r12, asr #16\n"
+    "  ssub16 r11, r11, r12\n"
+    "  stmia r0!, {r10, r11}\n"
+    "  ldmia r1!, {r8, r9}\n"     /* the group's second half: the same offset */
+    "  ldmia r0, {r10, r11}\n"
+    "  ssat16 r12, #15, r10\n"
+    "  ssat16 r12, #15, r11\n"
+    "  smlabb r12, r3, r8, r7\n"
+    "  smlabt lr, r3, r8, r7\n"
+    "  pkhtb r12, lr, r12, asr #16\n"
+    "  ssub16 r10, r10, r12\n"
+    "  smlabb r12, r3, r9, r7\n"
+    "  smlabt lr, r3, r9, r7\n"
+    "  pkhtb r12, lr, r12, asr #16\n"
+    "  ssub16 r11, r11, r12\n"
+    "  stmia r0!, {r10, r11}\n"
+    "  cmp r1, r2\n"
+    "  bne 2b\n"
+    "  ldr r12, [sp]\n"
+    "  mrs r7, APSR\n"
+    "  str r7, [r12, #12]\n"
+    "  add r12, r12, #16\n"
+    "  str r12, [sp]\n"
+    "  ldr r7, [sp, #4]\n"
+    "  cmp r12, r7\n"
+    "  bne 1b\n"
+    "  add sp, sp, #20\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size onw_update_rows, . - onw_update_rows\n"
+    "  .popsection\n");
+
+/* Undo the wrapping loop on [0, n): w + step mod 2^16 gives back the old weights exactly. */
+static void undo_row(int16_t *w, int32_t g, const int16_t *x, uint32_t n, uint32_t u)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) {
+        if (j > 0 && j % GROUP == 0) {
+            u = onw_dither_next(u);
+        }
+        w[j] = (int16_t)(uint16_t)((uint32_t)(uint16_t)w[j] +
+                                   (uint32_t)((g * x[j] + (int32_t)(u >> (32 - ONW_DITHER_BITS))) >> 16));
+    }
+}
+
+/* The batch's whole groups in assembly; then each row's tail, or the exact loop for a row that set Q. */
+static void update_batch(struct update_row *rows, uint32_t count, const int16_t *x, uint32_t n,
+                         uint32_t *saturations)
+{
+    uint32_t k, groups = n / GROUP;
+    onw_update_rows(rows, count, x, groups);
+    for (k = 0; k < count; k++) {
+        struct update_row *r = &rows[k];
+        uint32_t u = r->u, j;
+        if (r->apsr & APSR_Q) {
+            undo_row(r->w, r->g, x, groups * GROUP, u);
+            update_row_narrow(r->w, r->g, x, 0, n, u, saturations);
+        } else if (groups * GROUP < n) {
+            for (j = 0; j < groups; j++) {
+                u = onw_dither_next(u);
+            }
+            update_row_narrow(r->w, r->g, x, groups * GROUP, n, u, saturations);
+        }
+    }
+}
+#endif
+
+/* Every row; `wide` is shift - 16 > 32 (a constant once inlined: the two specialisations below). */
+static inline __attribute__((always_inline)) void update_layer(int16_t *w, const int16_t *a, const int16_t *b,
+                                                               const int16_t *x, uint32_t in_dim, uint32_t out_dim,
+                                                               uint32_t lr_q, int shift, uint32_t key,
+                                                               uint32_t *saturations, int wide)
+{
+    const int s1 = shift - ONW_DITHER_BITS;
+    uint32_t i;
+    int16_t *row = w;
+#if ONW_DSP_KERNELS
+    struct update_row batch[BATCH];
+    uint32_t count = 0;
+    /* every row is word-aligned when W is and rows are an even number of int16 */
+    const int fast = in_dim >= GROUP && (in_dim & 1u) == 0 && (((uintptr_t)w | (uintptr_t)x) & 3u) == 0;
+#endif
+    for (i = 0; i < out_dim; i++, row += in_dim) {
+        int32_t delta = b ? onw_sat16_inline((int32_t)a[i] - b[i], saturations) : a[i];
+        int64_t g;
+        uint32_t u;
+        if (delta == 0) {
+            continue; /* g = 0 and every step floor(o / 2^16) = 0: nothing moves */
+        }
+        u = onw_rand_inline(key, i);
+        g = row_factor(delta, lr_q, s1, u, wide);
+        u = onw_dither_next(u); /* word 0 rounded g; the groups take words 1, 2, ... */
+        if (g < INT16_MIN || g > INT16_MAX) {
+            update_row_wide(row, g, x, in_dim, u, saturations);
+            continue;
+        }
+#if ONW_DSP_KERNELS
+        if (fast) {
+            batch[count].w = row;
+            batch[count].g = (int32_t)g;
+            batch[count].u = u;
+            if (++count == BATCH) {
+                update_batch(batch, count, x, in_dim, saturations);
+                count = 0;
+            }
+            continue;
+        }
+#endif
+        update_row_narrow(row, (int32_t)g, x, 0, in_dim, u, saturations);
+    }
+#if ONW_DSP_KERNELS
+    if (count > 0) {
+        update_batch(batch, count, x, in_dim, saturations);
+    }
+#endif
+}
+
+void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int16_t *x, uint16_t in_dim,
+                      uint16_t out_dim, uint32_t lr_q, int shift, uint32_t key, uint32_t *saturations)
+{
+    if (shift - ONW_DITHER_BITS <= 32) {
+        update_layer(w, a, b, x, in_dim, out_dim, lr_q, shift, key, saturations, 0);
+    } else {
+        update_layer(w, a, b, x, in_dim, out_dim, lr_q, shift, key, saturations, 1);
+    }
+}
