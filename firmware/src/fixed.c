@@ -76,20 +76,21 @@ int32_t onw_uniform_int(uint32_t key, uint32_t index, int32_t bound)
     return (int32_t)(((uint64_t)onw_rand(key, index) * span) >> 32) - bound;
 }
 
+/* In 32 bits (the softmax and sigmoid call it per class): 0 <= f15 < 2^15 and every coefficient is below 2^15, so
+ * each product is below 2^30 and each sum below 2^31; p < 2^16, and n <= 30 keeps p + 2^(n-1) in range. */
 int32_t onw_exp2_q15(int32_t t, int frac)
 {
     int32_t k = t >> frac; /* floor */
-    int64_t f = (int64_t)t - ((int64_t)k * ((int64_t)1 << frac));
-    int64_t f15 = frac >= 15 ? f >> (frac - 15) : f << (15 - frac);
-    int64_t a, p;
-    int64_t n = -(int64_t)k;
-    a = ONW_EXP2_C2 + onw_round_shift(ONW_EXP2_C3 * f15, 15);
-    a = ONW_EXP2_C1 + onw_round_shift(a * f15, 15);
-    p = ONW_ONE_Q15 + onw_round_shift(a * f15, 15);
+    int32_t f = (int32_t)((uint32_t)t - ((uint32_t)k << frac)); /* in [0, 2^frac) */
+    int32_t f15 = frac >= 15 ? f >> (frac - 15) : f << (15 - frac);
+    int32_t a, p, n = -k;
+    a = ONW_EXP2_C2 + ((ONW_EXP2_C3 * f15 + (1 << 14)) >> 15);
+    a = ONW_EXP2_C1 + ((a * f15 + (1 << 14)) >> 15);
+    p = ONW_ONE_Q15 + ((a * f15 + (1 << 14)) >> 15);
     if (n >= 31) {
         return 0;
     }
-    return (int32_t)onw_round_shift(p, (int)n);
+    return n == 0 ? p : (p + (1 << (n - 1))) >> n;
 }
 
 void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15)
