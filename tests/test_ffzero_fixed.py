@@ -45,6 +45,21 @@ def test_rademacher_signs_are_bits_of_the_counter_prng() -> None:
     assert fz.direction_key(1, 5, 0, 0) != fz.direction_key(1, 5, 0, 1) != fz.direction_key(1, 5, 1, 0)
 
 
+@pytest.mark.parametrize(("fan_in", "fan_out"), [(7, 5), (64, 3), (65, 40), (100, 2)])
+def test_dense_directions_start_every_row_at_a_word(fan_in: int, fan_out: int) -> None:
+    """Row o's input signs are bits of rand(key, o·wpr + i // 32), the biases' follow all rows, the padding is 0."""
+    key = fixed.derive(9, 1)
+    r = fz.dense_directions(key, fan_in, fan_out)
+    wpr = -(-fan_in // 32)
+    assert r.shape == (fan_out, fz.row_stride(fan_in)) and fz.row_stride(fan_in) % 2 == 0
+    for o in range(fan_out):
+        words = [int(w) for w in fixed.rand(key, o * wpr + np.arange(wpr))]
+        assert [1 if (words[i // 32] >> (i % 32)) & 1 else -1 for i in range(fan_in)] == r[o, :fan_in].tolist()
+        bias = int(fixed.rand(key, fan_out * wpr + o // 32)[()])
+        assert r[o, fan_in] == (1 if (bias >> (o % 32)) & 1 else -1)
+    assert not r[:, fan_in + 1:].any()
+
+
 @pytest.mark.parametrize("perturbation", [0, 3])
 def test_pairs_are_the_losses_of_the_perturbed_block(perturbation: int) -> None:
     """A ± (P << p) is exactly the accumulator of W ± 2^p r: the perturbed weights are never formed."""
@@ -52,7 +67,7 @@ def test_pairs_are_the_losses_of_the_perturbed_block(perturbation: int) -> None:
     block = fz.DenseBlock(7, 5, act_frac=11)
     w = rng.integers(-3000, 3000, size=(5, 8))
     h = rng.integers(-2048, 2048, size=7)
-    r = fz.rademacher(99, block.size).reshape(5, 8)
+    r = fz.dense_directions(99, 7, 5)
     ((zp, zm),) = block.pairs(block.accumulate(w, h), [block.respond(r, h)], perturbation)
     np.testing.assert_array_equal(zp, block.accumulate(w + (r << perturbation), h))
     np.testing.assert_array_equal(zm, block.accumulate(w - (r << perturbation), h))
@@ -97,15 +112,15 @@ def test_cosines_and_losses_match_the_float_loss() -> None:
 def test_update_is_the_float_estimator_step_on_average(perturbation: int, directions: int) -> None:
     """E[ΔW] in LSB = lr·ĝ·2^wf with ĝ = (d/K) Σ_k ΔL_k/(2ε) u_k, u_k = r_k/√d, ε = 2^(p−wf)·√d."""
     spec = ffzero_spec(perturbation=perturbation, directions=directions)
-    wf, d = spec.format.weight_frac, 20_000
-    dirs = [fz.rademacher(fixed.derive(5, k), d) for k in range(directions)]
+    wf, d = spec.format.weight_frac, 200 * 100
+    dirs = [fz.dense_directions(fixed.derive(5, k), 99, 200) for k in range(directions)]
     dl = [3000 * (k + 1) * (-1) ** k for k in range(directions)]  # ΔL_k, Q24
     lr_q = spec.lr_q(spec.rule.learning_rate)
     eps = 2.0 ** (perturbation - wf) * np.sqrt(d)
-    u = np.stack(dirs) / np.sqrt(d)
+    u = np.stack([r.ravel() for r in dirs]) / np.sqrt(d)
     g = dd_gradient(lambda _: (np.array(dl) / 2**24, np.zeros(directions)), u, eps)
-    want = -lr_q / 2**spec.format.lr_frac * g * 2**wf  # in weight LSB
-    w0 = np.zeros(d, dtype=np.int64)
+    want = (-lr_q / 2**spec.format.lr_frac * g * 2**wf).reshape(200, 100)  # in weight LSB
+    w0 = np.zeros((200, 100), dtype=np.int64)
     got = np.mean([fz.update_block(w0, dirs, dl, lr_q, fz.update_shift(spec), key)[0] for key in range(40)], axis=0)
     assert np.abs(want).max() > 0.2  # a sub-LSB step: only stochastic rounding moves the weights
     # every weight sees the same |step|, so pool them: mean of ΔW·sign(want) over 40 draws x 20 000 weights
@@ -113,10 +128,37 @@ def test_update_is_the_float_estimator_step_on_average(perturbation: int, direct
     assert fz.update_block(w0, dirs, [0] * directions, lr_q, fz.update_shift(spec), 1)[0].any() == 0
 
 
+@pytest.mark.parametrize(("fan_in", "dl", "shift"), [
+    (8, [3000], 25),  # a sub-LSB step, one direction (the device's pair path), a padding column
+    (9, [-700_000], 25),  # several LSB and a fraction, no padding
+    (8, [5000, -12_000], 30),  # two directions
+    (6, [1], 16),  # S = 16: G is lr_q ΔL itself, only the dither rounds
+])
+def test_update_is_unbiased_within_its_standard_error(fan_in: int, dl: list[int], shift: int) -> None:
+    """Both roundings (the block's G_k, then the per-weight LCG dither) are unbiased: over many rounding keys the
+    mean step of every weight is lr_q Σ_k ΔL_k r_k / 2^S within 4.5 standard errors; the padding never moves."""
+    fan_out, lr_q, draws = 6, 16777, 3000
+    dirs = [fz.dense_directions(fixed.derive(11, k), fan_in, fan_out) for k in range(len(dl))]
+    w0 = np.zeros((fan_out, fz.row_stride(fan_in)), dtype=np.int64)
+    steps = np.stack([-fz.update_block(w0, dirs, dl, lr_q, shift, key)[0] for key in range(draws)])
+    exact = sum(lr_q * d * r for d, r in zip(dl, dirs, strict=True)) / 2**shift
+    mean, se = steps.mean(axis=0), steps.std(axis=0) / np.sqrt(draws)
+    live = np.zeros(w0.shape, dtype=bool)
+    live[:, :fan_in + 1] = True
+    assert not steps[:, ~live].any()
+    assert (np.abs(mean - exact)[live] <= 4.5 * se[live] + 1e-12).all(), np.abs(mean - exact)[live].max()
+    assert (se[live] > 0).all() or shift == 16  # the rounding is random (it is not a fixed offset)
+
+
 def test_renormalise_halves_a_block_and_keeps_its_vote() -> None:
     rng = np.random.default_rng(3)
     w = rng.integers(-9000, 9000, size=(4, 6))
     assert fz.renormalise(w)[1] is False
+    w[1, 1] = -fz.RENORM_LIMIT  # the range is [-2^14, 2^14): the device tests a weight's top two bits
+    assert fz.renormalise(w)[1] is False
+    w[1, 1] = -fz.RENORM_LIMIT - 1
+    assert fz.renormalise(w)[1] is True
+    w[1, 1] = 0
     w[2, 3] = fz.RENORM_LIMIT
     half, halved = fz.renormalise(w)
     assert halved and half[2, 3] == fz.RENORM_LIMIT // 2
@@ -149,7 +191,8 @@ def test_init_model_is_the_float_reference_quantised(task: str) -> None:
     assert model.outputs == (4 if task == "classification" else 1)
     for layer, w, wq, pq in zip(net.layers, model.weights, model.weights_q, fz.prototypes(model), strict=True):
         np.testing.assert_array_equal(w, np.hstack([layer.w, layer.b[:, None]]))
-        np.testing.assert_array_equal(wq, fixed.to_q(w, 12)[0])
+        np.testing.assert_array_equal(wq, fz.pad_rows(fixed.to_q(w, 12)[0]))  # rows padded to even
+        assert wq.shape[1] % 2 == 0 and not wq[:, w.shape[1]:].any()
         np.testing.assert_allclose(pq / 2**15, layer.protos, atol=2**-15)
     assert model.macros["FFZERO_UPDATE_SHIFT"].startswith("25 ")  # 24 + 24 + 1 - 2*12
     device, paper = fz.float_config(spec, task), fz.float_config(spec, task, "gaussian")
@@ -169,8 +212,8 @@ def test_bad_specs_name_the_key(section: str, override: dict[str, Any], key: str
            "data": {"set": "synthetic", "features": 10, "classes": 4, "samples": 120},
            "format": {"activation_frac": 11, "weight_frac": 12}, "model": {"hidden": [12, 8]}}
     raw[section] = {**raw[section], **override}
-    spec = make_spec(**raw)
-    with pytest.raises(SpecError, match=re.escape(f"`{key}")):
+    with pytest.raises(SpecError, match=re.escape(f"`{key}")):  # from the spec's checks or FFzero's own
+        spec = make_spec(**raw)
         fz.init_model(spec, load_dataset(spec))
 
 
@@ -251,6 +294,48 @@ def test_firmware_is_bit_exact_when_blocks_are_halved_and_values_saturate(tmp_pa
     assert run.saturations > 10
 
 
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", ["qemu-m4", "qemu-m7"])
+def test_pair_update_is_bit_exact_on_dsp_cores(target: str, tmp_path: Path) -> None:
+    """K = 1 on the DSP cores: the hand-scheduled group update (onw_ffzero_update_groups) and its C edges. Inputs
+    13 (1 group, then 2 pairs in the same sign word, an odd input), 42 (4 groups, then 1 group and a pair sharing
+    the next word), 130 (16 groups, then a pair in a fresh word); a learning rate so large in Q1.14 that weights
+    leave [-2^14, 2^14) (flagged rows redone exactly, blocks halved, saturations) and some steps exceed the pair
+    table (the whole block exactly)."""
+    spec = make_spec(model={"hidden": [42, 130]}, data={"set": "synthetic", "features": 13, "classes": 4,
+                                                        "samples": 120},
+                     rule={"name": "ffzero", "learning_rate": 0.2, "epochs": 1, "directions": 1},
+                     format={"activation_frac": 13, "weight_frac": 14})
+    data = subset(load_dataset(spec), 40)
+    run = run_on_target(fz.init_model(spec, data), data, target, tmp_path)
+    assert run.train_steps == 3 * 40 and run.saturations > 100
+
+
+def test_normalise_shifts_of_the_device_tests() -> None:
+    """The firmware forms normalised z in 32-bit arithmetic, one way for shift <= 0 (the low words are exact) and
+    another for shift > 0 (the low word of the rounded shift); the default spec's bit-exact runs take only the
+    first, the halving spec's only the second, for single vectors (the vote) and pairs (the loss) alike."""
+    def shifts(spec: Spec) -> set[tuple[int, bool]]:
+        seen: set[tuple[int, bool]] = set()
+        original = fz.normalise
+
+        def recording(zs: list[np.ndarray]) -> list[np.ndarray]:
+            top = max(int(np.abs(z).max(initial=0)) for z in zs)
+            seen.add((len(zs), top.bit_length() > fz.Z_BITS))
+            return original(zs)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fz, "normalise", recording)
+            train_fixed(spec)
+        return seen
+
+    assert shifts(ffzero_spec()) == {(1, False), (2, False)}
+    halving = make_spec(model={"hidden": [12, 8]}, data={"set": "synthetic", "features": 10, "classes": 4,
+                                                         "samples": 120},
+                        rule={"name": "ffzero", "learning_rate": 0.2, "epochs": 1},
+                        format={"activation_frac": 13, "weight_frac": 14})
+    assert shifts(halving) == {(1, True), (2, True)}
+
+
 def test_static_ram_is_what_the_linker_placed(tmp_path: Path) -> None:
     """init_model's `ram` names rule_ffzero.c's buffers with their sizes (K = 4, widths 12 and 8, 4 classes)."""
     spec = ffzero_spec(directions=4)
@@ -277,8 +362,9 @@ def subset(data: Dataset, n: int) -> Dataset:
 
 
 @pytest.mark.parametrize(("data_set", "shapes"), [
-    ("mnist1d", [(3, 3), (12, 3 * 19 + 1), (10, 13)]),  # 40 - 3 + 1 = 38 positions, pooled to 19
-    ("digits", [(3, 9), (12, 3 * 9 + 1), (10, 13)]),  # 6 x 6 positions, pooled to 3 x 3
+    # 40 - 3 + 1 = 38 positions, pooled to 19; dense rows padded to even (12 inputs + bias -> 14)
+    ("mnist1d", [(3, 3), (12, 3 * 19 + 1), (10, 14)]),
+    ("digits", [(3, 9), (12, 3 * 9 + 1), (10, 14)]),  # 6 x 6 positions, pooled to 3 x 3
 ])
 def test_cnn_model_is_the_float_cnn_quantised(data_set: str, shapes: list[tuple[int, int]]) -> None:
     spec = cnn_spec(data_set)

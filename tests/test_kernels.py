@@ -1,7 +1,8 @@
 """The dense kernels of firmware/src/kernels.c, called directly in emulated firmware (unicorn): the SMLALD path
 of DSP cores against the portable C loop (the same firmware built with -DONW_PORTABLE_KERNELS) and both
 against the Python reference, on random and extreme int16 data, every in_dim from 1 to 70, odd and even
-out_dim, aligned and unaligned rows and inputs. The weight update has its own file: test_dense_update.py."""
+out_dim, aligned and unaligned rows and inputs; the same for onw_dense_acc (the exact sums, rows `stride` apart,
+FFzero's accumulate). The weight update has its own file: test_dense_update.py."""
 
 from __future__ import annotations
 
@@ -148,6 +149,93 @@ def test_dsp_kernel_is_faster(emulators: dict[str, Emulator]) -> None:
     assert counts["dsp"] <= 1.0
     assert counts["m7"] <= 1.0
     assert counts["portable"] > 4 * counts["dsp"]
+
+
+# --- onw_dense_acc: exact int64 sums of rows `stride` apart (FFzero's padded blocks) ---
+
+@pytest.fixture(scope="module")
+def acc_emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emulator]:
+    """An FFzero firmware (the rule that links onw_dense_acc), DSP and portable on qemu-m4, DSP on qemu-m7."""
+    spec = make_spec(name="kacc", model={"hidden": [12]}, data={"set": "synthetic", "features": 10, "classes": 4,
+                                                               "samples": 40},
+                     rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1})
+    model = init_model(spec, load_dataset(spec))
+    build = tmp_path_factory.mktemp("kernels_acc")
+    out = {}
+    for name, target, portable in (("dsp", "qemu-m4", False), ("portable", "qemu-m4", True),
+                                   ("m7", "qemu-m7", False)):
+        firmware = build_variant(model, target, build, portable=portable)
+        out[name] = Emulator(firmware.path, board_cpu(firmware))
+    assert "onw_dense_pairs_raw" in out["dsp"].symbols and "onw_dense_pairs_raw" not in out["portable"].symbols
+    return out
+
+
+def run_dense_acc(emu: Emulator, w: np.ndarray, in_dim: int, x: np.ndarray, w_offset: int = 0,
+                  x_offset: int = 0) -> list[int]:
+    """onw_dense_acc on W (out x stride, the first in_dim columns used) and x; returns the int64 sums."""
+    out_dim, stride = w.shape
+    emu.reset_scratch()
+    w_at = emu.alloc(np.asarray(w, "<i2").tobytes(), 4, w_offset)
+    x_at = emu.alloc(np.asarray(x, "<i2").tobytes(), 4, x_offset)
+    acc_at = emu.alloc(bytes([0xAA]) * (8 * out_dim + 8), 8)  # a guard past the end
+    emu.call("onw_dense_acc", [w_at, stride, x_at, in_dim, out_dim, acc_at], count=False)
+    raw = emu.read(acc_at, 8 * out_dim + 8)
+    assert raw[8 * out_dim:] == bytes([0xAA]) * 8, "onw_dense_acc wrote past acc"
+    return np.frombuffer(raw[:8 * out_dim], "<i8").astype(int).tolist()
+
+
+def check_dense_acc(emulators: dict[str, Emulator], w: np.ndarray, in_dim: int, x: np.ndarray, w_offset: int = 0,
+                    x_offset: int = 0) -> None:
+    want = [int(v) for v in np.asarray(w, np.int64)[:, :in_dim] @ np.asarray(x, np.int64)]
+    for name, emu in emulators.items():
+        got = run_dense_acc(emu, w, in_dim, x, w_offset, x_offset)
+        assert got == want, f"{name}: in {in_dim} stride {w.shape[1]} out {w.shape[0]} offsets {w_offset}/{x_offset}"
+
+
+def test_dense_acc_every_shape_stride_and_alignment(acc_emulators: dict[str, Emulator]) -> None:
+    """Odd and even in_dim and stride (stride = in_dim, + 1, + 2: FFzero's bias and padding), odd and even out_dim,
+    aligned and unaligned W and x: the SMLALD core, the DSP C path and the portable loop agree with numpy."""
+    rng = np.random.default_rng(5)
+    for in_dim in (*range(1, 40), 63, 64, 65, 100):
+        for extra in (0, 1, 2):
+            for out_dim in (1, 2, 3, 8, 11):
+                w = rng.integers(I16_MIN, I16_MAX + 1, size=(out_dim, in_dim + extra))
+                x = rng.integers(I16_MIN, I16_MAX + 1, size=in_dim)
+                shift = (in_dim + extra + out_dim) % 4
+                check_dense_acc(acc_emulators, w, in_dim, x, shift & 2, (shift << 1) & 2)
+    for in_dim in (6, 7, 64, 65):  # every alignment of a padded block
+        w = rng.integers(-(1 << 12), 1 << 12, size=(9, in_dim + 2))
+        x = rng.integers(-(1 << 12), 1 << 12, size=in_dim)
+        for w_offset in (0, 2):
+            for x_offset in (0, 2):
+                check_dense_acc(acc_emulators, w, in_dim, x, w_offset, x_offset)
+
+
+def test_dense_acc_extreme_values(acc_emulators: dict[str, Emulator]) -> None:
+    """-32768 x -32768 everywhere (sums of 2^30 that overflow int32 from the second term), and the corners."""
+    rng = np.random.default_rng(6)
+    corners = np.array([I16_MIN, I16_MIN + 1, -1, 0, 1, I16_MAX])
+    for in_dim in (1, 2, 6, 7, 64, 65, 100):
+        for out_dim in (1, 2, 5):
+            for stride in (in_dim, in_dim + 1, in_dim + 2):
+                for v in (I16_MIN, I16_MAX):
+                    check_dense_acc(acc_emulators, np.full((out_dim, stride), I16_MIN), in_dim, np.full(in_dim, v))
+                check_dense_acc(acc_emulators, rng.choice(corners, size=(out_dim, stride)), in_dim,
+                                rng.choice(corners, size=in_dim))
+
+
+def test_dense_acc_dsp_is_faster(acc_emulators: dict[str, Emulator]) -> None:
+    """FFzero's digits stage 0: 100 rows of 64 inputs, stride 66; about one instruction per MAC with SMLALD."""
+    rng = np.random.default_rng(7)
+    w, x = rng.integers(-(1 << 12), 1 << 12, size=(100, 66)), rng.integers(0, 1 << 9, size=64)
+    counts = {}
+    for name, emu in acc_emulators.items():
+        emu.reset_scratch()
+        w_at, x_at = emu.alloc(np.asarray(w, "<i2").tobytes()), emu.alloc(np.asarray(x, "<i2").tobytes())
+        acc_at = emu.alloc(800, 8)
+        counts[name] = emu.call("onw_dense_acc", [w_at, 66, x_at, 64, 100, acc_at]).instructions / 6400
+    assert counts["dsp"] <= 1.0 and counts["m7"] <= 1.0
+    assert counts["portable"] > 3 * counts["dsp"]
 
 
 def test_emulator_loads_the_elf_like_the_startup_code(tmp_path: Path) -> None:

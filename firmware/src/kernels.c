@@ -7,7 +7,11 @@
  *    (-32768)*(-32768)*2 = 2^31 already overflows int32.
  * The DSP path has a hand-scheduled Thumb-2 core (onw_dense_pairs_*, below) for the common case (x and W
  * word-aligned, in_dim even and >= 6, weight_frac in [0, 16]) and a C path with ACLE intrinsics for the rest
- * (odd in_dim, unaligned rows or input). tests/test_kernels.py compares both with the portable loop. */
+ * (odd in_dim, unaligned rows or input). tests/test_kernels.py compares both with the portable loop.
+ *
+ * onw_dense_acc is the same product without the requantisation: the exact int64 sums, rows `stride` int16 apart
+ * (FFzero's blocks: the inputs, the bias and a padding column per row). Its fast path is the same assembly core
+ * built to store the accumulators and step over each row's tail. */
 #include "onward/kernels.h"
 
 #include "onward/fixed.h"
@@ -89,16 +93,18 @@ struct dense_job {
     uint32_t init_lo0, init_hi0, init_lo1, init_hi1; /* the accumulators' start: bias (see above) */
     uint32_t chunk_entry;                            /* where the unrolled chunk loop is entered */
     uint32_t first_entry;                            /* the 1- or 2-word remainder code, or chunk_entry */
-    uint32_t shift16, shift;                         /* s + 16, s */
-    int16_t *y0, *y1, *y0_end;                       /* outputs i, i + half; y0 ends at y + half */
+    uint32_t shift16, shift;                         /* s + 16, s (raw: the bytes from a row's end to the next) */
+    void *y0, *y1, *y0_end;                          /* outputs i, i + half; y0 ends at y + half */
     uint32_t *saturations;
 };
 
 /* Entry addresses (Thumb bit set) of one core: chunks 0-4 of the unrolled loop, then remainder 1, 2. */
 #define DENSE_ENTRIES 7
 extern const uint32_t onw_dense_pairs_plain_entries[DENSE_ENTRIES], onw_dense_pairs_relu_entries[DENSE_ENTRIES];
+extern const uint32_t onw_dense_pairs_raw_entries[DENSE_ENTRIES];
 void onw_dense_pairs_plain(const struct dense_job *job, const int16_t *w0, const int16_t *w1);
 void onw_dense_pairs_relu(const struct dense_job *job, const int16_t *w0, const int16_t *w1);
+void onw_dense_pairs_raw(const struct dense_job *job, const int16_t *w0, const int16_t *w1);
 
 #define DENSE_UNROLL 5
 #define CHUNK_WORDS 3
@@ -148,7 +154,8 @@ __asm__(
     "1:\n"
     "  b \\back\n"
     ".endm\n"
-    ".macro ONW_DENSE_PAIRS name, relu\n"
+    /* raw: store the int64 accumulators (y0, y1 point to int64) and add the row tail (shift16) to both rows */
+    ".macro ONW_DENSE_PAIRS name, relu, raw\n"
     "  .pushsection .text.\\name, \"ax\", %progbits\n"
     "  .align 2\n"
     "  .global \\name\n"
@@ -194,13 +201,21 @@ __asm__(
     "  bne .L\\name\\()_c0\n"
     "  add r12, sp, #32\n"
     "  ldmia r12, {r8, r9, r10, r11, lr}\n" /* s+16, s, y0, y1, y0_end */
+    "  .if \\raw\n"
+    "  strd r4, r5, [r10], #8\n"
+    "  strd r6, r7, [r11], #8\n"
+    "  add r1, r1, r8\n"
+    "  add r2, r2, r8\n"
+    "  .else\n"
     "  ONW_REQUANT r4, r5, r10, \\relu, .L\\name\\()_s0h, .L\\name\\()_s0m, .L\\name\\()_b0\n"
     "  ONW_REQUANT r6, r7, r11, \\relu, .L\\name\\()_s1h, .L\\name\\()_s1m, .L\\name\\()_b1\n"
+    "  .endif\n"
     "  strd r10, r11, [sp, #40]\n"
     "  cmp r10, lr\n"
     "  bne .L\\name\\()_pair\n"
     "  add sp, sp, #60\n"
     "  pop {r4-r11, pc}\n"
+    "  .if \\raw == 0\n"
     ".L\\name\\()_s0h:\n"
     "  ONW_SATURATE r5, 0, .L\\name\\()_b0\n"
     ".L\\name\\()_s0m:\n"
@@ -209,6 +224,7 @@ __asm__(
     "  ONW_SATURATE r7, 0, .L\\name\\()_b1\n"
     ".L\\name\\()_s1m:\n"
     "  ONW_SATURATE r7, 1, .L\\name\\()_b1\n"
+    "  .endif\n"
     "  .size \\name, . - \\name\n"
     "  .popsection\n"
     "  .pushsection .rodata.\\name\\()_entries, \"a\", %progbits\n"
@@ -223,8 +239,9 @@ __asm__(
     ".endm\n"
     "  .syntax unified\n"
     "  .thumb\n"
-    "  ONW_DENSE_PAIRS onw_dense_pairs_plain, 0\n"
-    "  ONW_DENSE_PAIRS onw_dense_pairs_relu, 1\n"
+    "  ONW_DENSE_PAIRS onw_dense_pairs_plain, 0, 0\n"
+    "  ONW_DENSE_PAIRS onw_dense_pairs_relu, 1, 0\n"
+    "  ONW_DENSE_PAIRS onw_dense_pairs_raw, 0, 1\n"
     "  .purgem ONW_DENSE_PAIRS\n"
     "  .purgem ONW_CHUNK\n"
     "  .purgem ONW_REQUANT\n"
@@ -258,8 +275,84 @@ static void dense_pairs(const int16_t *w, const int16_t *x, uint16_t in_dim, uin
     }
 }
 
+/* The raw core: acc[i] and acc[i + half] for rows [0, 2*half), `stride` int16 apart; the caller checked alignment,
+ * stride (even) and in_dim (even, >= 6). */
+static void dense_acc_pairs(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint32_t half,
+                            int64_t *acc)
+{
+    uint32_t words = in_dim / 2u, chunks = words / CHUNK_WORDS, rem = words % CHUNK_WORDS;
+    struct dense_job job;
+    job.x = x;
+    job.x_end = x + in_dim;
+    job.init_lo0 = job.init_lo1 = job.init_hi0 = job.init_hi1 = 0;
+    job.chunk_entry = onw_dense_pairs_raw_entries[(DENSE_UNROLL - chunks % DENSE_UNROLL) % DENSE_UNROLL];
+    job.first_entry = rem ? onw_dense_pairs_raw_entries[DENSE_UNROLL - 1 + rem] : job.chunk_entry;
+    job.shift16 = 2u * (stride - in_dim); /* bytes from the end of a row's inputs to the next row */
+    job.shift = 0;
+    job.y0 = acc;
+    job.y1 = acc + half;
+    job.y0_end = acc + half;
+    job.saturations = 0;
+    onw_dense_pairs_raw(&job, w, w + half * stride);
+}
+
+/* Rows [first, last) of onw_dense_acc, any alignment and in_dim: two rows at a time, each x pair loaded once. */
+static void dense_acc_rows_dsp(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint32_t first,
+                               uint32_t last, int64_t *acc)
+{
+    uint32_t i, j, pairs = in_dim / 2u;
+    for (i = first; i < last; i += 2) {
+        const int16_t *r0 = w + i * stride, *r1 = r0 + stride;
+        int two = i + 1 < last;
+        int64_t a0 = 0, a1 = 0;
+        if (!two) {
+            r1 = r0; /* a1 is computed and dropped */
+        }
+        for (j = 0; j < pairs; j++) {
+            int16x2_t xp = load_pair(x + 2 * j);
+            a0 = __smlald(load_pair(r0 + 2 * j), xp, a0);
+            a1 = __smlald(load_pair(r1 + 2 * j), xp, a1);
+        }
+        if (in_dim & 1u) {
+            a0 += (int32_t)r0[in_dim - 1] * x[in_dim - 1];
+            a1 += (int32_t)r1[in_dim - 1] * x[in_dim - 1];
+        }
+        acc[i] = a0;
+        if (two) {
+            acc[i + 1] = a1;
+        }
+    }
+}
+
 typedef char onw_check_job_size[sizeof(struct dense_job) == 4 * JOB_WORDS ? 1 : -1];
 #endif /* ONW_DSP_KERNELS */
+
+void onw_dense_acc(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint16_t out_dim,
+                   int64_t *acc)
+{
+#if ONW_DSP_KERNELS
+    uint32_t half = out_dim / 2u;
+    if (half > 0 && in_dim >= 2 * CHUNK_WORDS && (in_dim & 1u) == 0 && (stride & 1u) == 0 &&
+        (((uintptr_t)w | (uintptr_t)x) & 3u) == 0) {
+        dense_acc_pairs(w, stride, x, in_dim, half, acc);
+        if (out_dim & 1u) {
+            dense_acc_rows_dsp(w, stride, x, in_dim, out_dim - 1u, out_dim, acc);
+        }
+        return;
+    }
+    dense_acc_rows_dsp(w, stride, x, in_dim, 0, out_dim, acc);
+#else
+    uint32_t i, j;
+    for (i = 0; i < out_dim; i++) {
+        const int16_t *row = w + i * stride;
+        int64_t a = 0;
+        for (j = 0; j < in_dim; j++) {
+            a += (int32_t)row[j] * x[j];
+        }
+        acc[i] = a;
+    }
+#endif
+}
 
 void onw_dense(const int16_t *w, const int16_t *x, uint16_t in_dim, uint16_t out_dim, int weight_frac,
                int relu, int16_t *y, uint32_t *saturations)

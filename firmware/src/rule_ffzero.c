@@ -2,15 +2,25 @@
  * The twin of Fixed in host/learn/ffzero_fixed.py; docs/ffzero.md derives the formats.
  *
  * Only layer onw_state.stage learns; the frozen layers before it are rerun for every sample. A "block" is one
- * layer's parameters, out x (in + 1) int16 Q(ONW_WEIGHT_FRAC), the last column the bias on the constant input
- * 2^ONW_ACT_FRAC. Per step: the clean accumulators A (one MAC pass), and per direction k the additions-only
+ * dense layer's parameters, out x stride int16 Q(ONW_WEIGHT_FRAC): the inputs' weights, the bias on the constant
+ * input 2^ONW_ACT_FRAC, and a padding column (always 0) when in + 1 is odd, so that every row is word-aligned.
+ * Per step: the clean accumulators A (one SMLALD pass, onw_dense_acc), and per direction k the additions-only
  * response P_k to Rademacher signs regenerated from the PRNG (stream ONW_STREAM_DIRECTIONS, keyed by step,
- * layer and k), z+- = A +- (P_k << p), the Q24 loss of each, and one update of the block with
- * sum_k dL_k r_k, stochastically rounded. Nothing but the weights persists between steps. */
+ * layer and k; a row's signs start at a word), z+- = A +- (P_k << p), the Q24 loss of each, and one update of
+ * the block with sum_k dL_k r_k, rounded in two unbiased stages (the block's G_k, then an LCG dither per 8
+ * weights). Nothing but the weights persists between steps. */
 #include "onward/runtime.h"
 
 #if ONW_RULE == ONW_RULE_FFZERO
 #include "onward/fixed.h"
+#include "onward/kernels.h"
+
+#include "onward/dsp.h"
+
+/* With the DSP extension (ONW_DSP_KERNELS) the K = 1 update takes weight pairs with USUB16/SEL/SSUB16. */
+#if ONW_DSP_KERNELS
+#include <arm_acle.h>
+#endif
 
 #define LAST (ONW_NUM_LAYERS - 1)
 #define ONE_INPUT ((int64_t)1 << ONW_ACT_FRAC) /* the bias's input, 1.0 in Q(ONW_ACT_FRAC) */
@@ -20,9 +30,15 @@ extern const int16_t onw_ffzero_protos[];
 
 static int64_t acc[ONW_MAX_WIDTH];            /* A, Q(wf + af) */
 static int32_t response[ONW_MAX_WIDTH];       /* P_k: |P| <= (in + 1) 2^15 */
-static int64_t z_pair[2][ONW_MAX_WIDTH];      /* z+ and z- (or the clean z), normalised */
-static int16_t hidden[2][ONW_MAX_HIDDEN];     /* a frozen layer's output, the next one's input */
+static int32_t z_pair[2][ONW_MAX_WIDTH];      /* z+ and z- (or the clean z), normalised: |z| <= 2^24 */
 static int64_t dloss[ONW_FFZERO_DIRECTIONS];  /* L(z+) - L(z-) per direction, Q24 */
+/* a frozen layer's output, the next one's input; word-aligned (the union) and even-sized for onw_dense_acc */
+static union {
+    int16_t v[2][ONW_FFZERO_HIDDEN_WIDTH];
+    uint32_t word;
+} hidden;
+/* The response's table: per group of 4 inputs, the 16 signed sums (block_respond) */
+static int32_t subset_sums[16 * ((ONW_FFZERO_MAX_FAN_IN + 3) / 4)];
 
 /* A dense layer's prototypes: the dense layers' come one after another, after the conv layers. */
 static const int16_t *layer_protos(int layer)
@@ -43,42 +59,86 @@ static uint32_t direction_key(int layer, int k)
 
 /* --- the block (DenseBlock) --- */
 
-/* A = W [h, 1]: exact int64 sums. */
+/* int16 per row: the inputs, the bias and, if that makes it even, a padding column (row_stride in Python). */
+static uint32_t row_stride(uint32_t in)
+{
+    return in + 1u + ((in + 1u) & 1u);
+}
+
+/* PRNG words per row of a direction: row o's input signs are bits of rand(key, o * row_words + i / 32). */
+static uint32_t row_words(uint32_t in)
+{
+    return (in + 31u) >> 5;
+}
+
+/* The sign bit (1: +1) of row o's bias: bit o % 32 of rand(key, out * row_words + o / 32). */
+static uint32_t bias_bit(uint32_t key, uint32_t in, uint32_t out, uint32_t o)
+{
+    return (onw_rand(key, out * row_words(in) + (o >> 5)) >> (o & 31u)) & 1u;
+}
+
+/* A = W [h, 1, 0]: exact int64 sums (the SMLALD kernel on the inputs, then the bias on 2^af). */
 static void block_accumulate(int layer, const int16_t *h)
 {
     const int16_t *w = onw_layer_weights(layer);
-    uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, o, j;
-    for (o = 0; o < out; o++, w += in + 1) {
-        int64_t a = 0;
-        for (j = 0; j < in; j++) {
-            a += (int32_t)w[j] * h[j];
-        }
-        acc[o] = a + w[in] * ONE_INPUT;
+    uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, stride = row_stride(in), o;
+    onw_dense_acc(w, stride, h, (uint16_t)in, (uint16_t)out, acc);
+    for (o = 0, w += in; o < out; o++, w += stride) {
+        acc[o] += (int32_t)*w * (int32_t)ONE_INPUT; /* |w 2^af| <= 2^30 */
     }
 }
 
-/* P = R [h, 1] with R's signs bit j % 32 of rand(key, j / 32), j the flat block index: additions only
- * (a clear bit negates: (v ^ m) - m with m = 0 or -1, no branch). */
-static void block_respond(int layer, const int16_t *h, uint32_t key)
+/* subset_sums[16 g + n] = sum_i (bit i of n ? +h : -h)[4 g + i] (inputs past `in` are 0): every signed sum of a
+ * group of 4 inputs, so that a row's response costs one lookup per 4 signs. Built once per step (h is fixed). */
+static void build_subset_sums(const int16_t *h, uint32_t in)
 {
-    uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, o, i, j = 0, word = 0;
-    for (o = 0; o < out; o++) {
-        int32_t p = 0, m;
-        for (i = 0; i < in; i++, j++) {
-            if ((j & 31u) == 0) {
-                word = onw_rand(key, j >> 5);
+    uint32_t g, i, n;
+    for (g = 0; g < (in + 3u) / 4u; g++) {
+        int32_t *t = subset_sums + 16u * g, v[4];
+        for (i = 0; i < 4u; i++) {
+            v[i] = 4u * g + i < in ? h[4u * g + i] : 0;
+        }
+        t[0] = -(v[0] + v[1] + v[2] + v[3]);
+        for (i = 0; i < 4u; i++) { /* patterns with bit i set: flip input i from - to + */
+            for (n = 0; n < (1u << i); n++) {
+                t[n + (1u << i)] = t[n] + 2 * v[i];
             }
-            m = (int32_t)(word & 1u) - 1;
-            word >>= 1;
-            p += (h[i] ^ m) - m;
         }
-        if ((j & 31u) == 0) {
-            word = onw_rand(key, j >> 5);
+    }
+}
+
+/* Eight groups (32 inputs) of one row: a lookup per 4 sign bits of `word`. */
+static inline int32_t respond_word(const int32_t *t, uint32_t word)
+{
+    return t[word & 15u] + t[16 + ((word >> 4) & 15u)] + t[32 + ((word >> 8) & 15u)] + t[48 + ((word >> 12) & 15u)] +
+           t[64 + ((word >> 16) & 15u)] + t[80 + ((word >> 20) & 15u)] + t[96 + ((word >> 24) & 15u)] + t[112 + (word >> 28)];
+}
+
+/* P = R [h, 1, 0] for the direction `key` (dense_directions): per row, a table lookup per 4 inputs
+ * (build_subset_sums first), and the bias's sign applied to 2^af ((v ^ m) - m with m = 0 or -1). */
+static void block_respond(int layer, uint32_t key)
+{
+    uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, wpr = row_words(in);
+    uint32_t groups = (in + 3u) / 4u, full = groups / 8u, o, t, g, bias = 0;
+    for (o = 0; o < out; o++) {
+        const int32_t *tab = subset_sums;
+        int32_t p = 0, m;
+        uint32_t word;
+        for (t = 0; t < full; t++, tab += 128) {
+            p += respond_word(tab, onw_rand_inline(key, o * wpr + t));
         }
-        m = (int32_t)(word & 1u) - 1;
-        word >>= 1;
+        if (full < wpr) { /* the last word's groups */
+            word = onw_rand_inline(key, o * wpr + full);
+            for (g = full * 8u; g < groups; g++, tab += 16, word >>= 4) {
+                p += tab[word & 15u];
+            }
+        }
+        if ((o & 31u) == 0) {
+            bias = onw_rand(key, out * wpr + (o >> 5));
+        }
+        m = (int32_t)(bias & 1u) - 1;
+        bias >>= 1;
         response[o] = p + (((int32_t)ONE_INPUT ^ m) - m);
-        j++;
     }
 }
 
@@ -94,60 +154,152 @@ static void block_output(int layer, int16_t *y)
 
 /* --- the loss --- */
 
-/* Shift n vectors by one power of two so that the largest |z| has ONW_FFZERO_Z_BITS bits. */
-static void normalise(int n, uint32_t width)
+/* The bit length of x (0 for 0): the top set bit of the OR of magnitudes is that of the largest. */
+static int bit_length(uint64_t x)
 {
-    uint64_t top = 0;
-    int bits = 0, shift, v;
-    uint32_t o;
-    for (v = 0; v < n; v++) {
-        for (o = 0; o < width; o++) {
-            int64_t z = z_pair[v][o];
-            uint64_t m = z < 0 ? (uint64_t)0 - (uint64_t)z : (uint64_t)z;
-            top = m > top ? m : top;
-        }
+    uint32_t v = (uint32_t)(x >> 32);
+    int bits = 32;
+    if (v == 0) {
+        v = (uint32_t)x;
+        bits = 0;
     }
-    while (top >> bits) {
+    while (v) {
+        v >>= 1;
         bits++;
     }
-    shift = bits - ONW_FFZERO_Z_BITS;
-    for (v = 0; v < n; v++) {
+    return bits;
+}
+
+/* |z| for the normalisation (z is far from INT64_MIN: |A| <= (in + 1) 2^30 and the same for conv z). */
+static inline uint64_t magnitude(int64_t z)
+{
+    return z < 0 ? (uint64_t)0 - (uint64_t)z : (uint64_t)z;
+}
+
+/* out[o] = z[o] shifted as normalise shifts it; the result has at most Z_BITS + 1 bits, so only its low word is
+ * formed: for 0 < shift < 32 from both words of z + 2^(shift - 1), in 32-bit operations. */
+static void shift_into(const int64_t *z, uint32_t width, int shift, int32_t *out)
+{
+    uint32_t o;
+    if (shift <= 0) { /* |z| < 2^(Z_BITS + shift): z fits 32 bits and the left shift is exact */
         for (o = 0; o < width; o++) {
-            z_pair[v][o] = shift > 0 ? onw_round_shift(z_pair[v][o], shift) : z_pair[v][o] * ((int64_t)1 << -shift);
+            out[o] = (int32_t)((uint32_t)(int32_t)z[o] << -shift);
+        }
+    } else if (shift < 32) {
+        uint64_t half = (uint64_t)1 << (shift - 1);
+        for (o = 0; o < width; o++) {
+            uint64_t v = (uint64_t)z[o] + half;
+            out[o] = (int32_t)(((uint32_t)v >> shift) | ((uint32_t)(v >> 32) << (32 - shift)));
+        }
+    } else {
+        for (o = 0; o < width; o++) {
+            out[o] = (int32_t)onw_round_shift_inline(z[o], shift);
         }
     }
 }
 
-/* z . p for a normalised z (|z| <= 2^24: 32 x 32 -> 64-bit products, one SMULL/SMLAL on v7-M). */
-static int64_t dot(const int64_t *z, const int16_t *p, uint32_t width)
+/* The shift that gives the largest magnitude (their OR: the same top bit) ONW_FFZERO_Z_BITS bits. */
+static int z_shift(uint64_t ored)
 {
-    int64_t t = 0;
+    return bit_length(ored) - ONW_FFZERO_Z_BITS;
+}
+
+/* normalise: z0 (and z1, unless NULL) shifted by one power of two common to both so that the largest |z| has
+ * ONW_FFZERO_Z_BITS bits (left shifts exact, right shifts round half up), into z_pair[0] (and z_pair[1]):
+ * |z| <= 2^Z_BITS, so int32 holds them and the loss multiplies in 32 x 16 / 32 x 32 -> 64-bit steps. */
+static void normalise(const int64_t *z0, const int64_t *z1, uint32_t width)
+{
+    uint64_t ored = 0;
     uint32_t o;
+    int shift;
     for (o = 0; o < width; o++) {
-        t += (int64_t)(int32_t)z[o] * p[o];
+        ored |= magnitude(z0[o]) | (z1 ? magnitude(z1[o]) : 0u);
     }
-    return t;
+    shift = z_shift(ored);
+    shift_into(z0, width, shift, z_pair[0]);
+    if (z1) {
+        shift_into(z1, width, shift, z_pair[1]);
+    }
+}
+
+/* normalise(A + D, A - D), D = P << p, without forming them: max(|A + D|, |A - D|) = |A| + |D| per output, and
+ * the pair's values are shifted as they are formed. */
+static void normalise_pair(const int64_t *a, const int32_t *p, uint32_t width, int perturbation)
+{
+    uint64_t ored = 0;
+    uint32_t o;
+    int shift;
+    for (o = 0; o < width; o++) {
+        ored |= magnitude(a[o]) + ((uint64_t)(p[o] < 0 ? (uint32_t)0 - (uint32_t)p[o] : (uint32_t)p[o]) << perturbation);
+    }
+    shift = z_shift(ored);
+    if (shift <= 0) { /* |A +- D| < 2^Z_BITS: their low words, added mod 2^32, are the values */
+        for (o = 0; o < width; o++) {
+            uint32_t a32 = (uint32_t)a[o], d32 = (uint32_t)p[o] << perturbation;
+            z_pair[0][o] = (int32_t)((a32 + d32) << -shift);
+            z_pair[1][o] = (int32_t)((a32 - d32) << -shift);
+        }
+    } else if (shift < 32) {
+        uint64_t half = (uint64_t)1 << (shift - 1);
+        for (o = 0; o < width; o++) {
+            int64_t d = (int64_t)p[o] * ((int64_t)1 << perturbation);
+            uint64_t vp = (uint64_t)(a[o] + d) + half, vm = (uint64_t)(a[o] - d) + half;
+            z_pair[0][o] = (int32_t)(((uint32_t)vp >> shift) | ((uint32_t)(vp >> 32) << (32 - shift)));
+            z_pair[1][o] = (int32_t)(((uint32_t)vm >> shift) | ((uint32_t)(vm >> 32) << (32 - shift)));
+        }
+    } else {
+        for (o = 0; o < width; o++) {
+            int64_t d = (int64_t)p[o] * ((int64_t)1 << perturbation);
+            z_pair[0][o] = (int32_t)onw_round_shift_inline(a[o] + d, shift);
+            z_pair[1][o] = (int32_t)onw_round_shift_inline(a[o] - d, shift);
+        }
+    }
+}
+
+/* t_c = z . p_c for the `count` prototypes (rows of `width`) and a normalised z (|z| <= 2^24): 32 x 16 -> 64-bit
+ * products (SMLAL on v7-M), two prototypes per pass so that each z is loaded once for both. */
+static void proto_dots(const int32_t *z, uint32_t width, const int16_t *protos, int count, int64_t *t)
+{
+    uint32_t o;
+    int c;
+    for (c = 0; c + 2 <= count; c += 2, protos += 2u * width) {
+        const int16_t *p1 = protos + width;
+        int64_t a0 = 0, a1 = 0;
+        for (o = 0; o < width; o++) {
+            a0 += (int64_t)z[o] * protos[o];
+            a1 += (int64_t)z[o] * p1[o];
+        }
+        t[c] = a0;
+        t[c + 1] = a1;
+    }
+    if (c < count) {
+        int64_t a0 = 0;
+        for (o = 0; o < width; o++) {
+            a0 += (int64_t)z[o] * protos[o];
+        }
+        t[c] = a0;
+    }
 }
 
 /* s_c = (z . p_c << 9) / isqrt(z . z), Q24; all 0 when z = 0. */
-static void cosines(const int64_t *z, uint32_t width, const int16_t *protos, int count, int64_t *s)
+static void cosines(const int32_t *z, uint32_t width, const int16_t *protos, int count, int64_t *s)
 {
     int64_t sq = 0, n;
     uint32_t o;
     int c;
     for (o = 0; o < width; o++) {
-        sq += (int64_t)(int32_t)z[o] * (int32_t)z[o];
+        sq += (int64_t)z[o] * z[o];
     }
     n = (int64_t)onw_isqrt((uint64_t)sq);
-    for (c = 0; c < count; c++, protos += width) {
-        int64_t t = dot(z, protos, width);
-        s[c] = n == 0 ? 0 : t * ((int64_t)1 << COSINE_SHIFT) / n;
+    proto_dots(z, width, protos, count, s);
+    for (c = 0; c < count; c++) {
+        s[c] = n == 0 ? 0 : s[c] * ((int64_t)1 << COSINE_SHIFT) / n;
     }
 }
 
 /* Classification: sum_c max(0, m + s_c - s_y); regression: (y - s_0)^2, Q24. z has `width` values and the
  * prototypes are ONW_FFZERO_PROTOTYPES x width. */
-static int64_t loss_of(const int64_t *z, uint32_t width, const int16_t *protos, int32_t target)
+static int64_t loss_of(const int32_t *z, uint32_t width, const int16_t *protos, int32_t target)
 {
     int64_t s[ONW_FFZERO_PROTOTYPES];
     cosines(z, width, protos, ONW_FFZERO_PROTOTYPES, s);
@@ -172,9 +324,11 @@ static int64_t loss_of(const int64_t *z, uint32_t width, const int16_t *protos, 
 /* --- learning --- */
 
 #define SHIFT ONW_FFZERO_UPDATE_SHIFT
-#define STEP_CLAMP ((int64_t)1 << 20) /* any |step| >= 2^17 saturates an int16 weight alike */
+#define FOLD ONW_FFZERO_FOLD_BITS
+#define LIMIT ONW_FFZERO_RENORM_LIMIT
+#define K ONW_FFZERO_DIRECTIONS
 
-/* Halve the block (round half up) if one of its weights reached ONW_FFZERO_RENORM_LIMIT. */
+/* Halve the block (round half up) if a weight left [-LIMIT, LIMIT). */
 static void renormalise(int16_t *w, uint32_t d, int over)
 {
     uint32_t j;
@@ -185,107 +339,271 @@ static void renormalise(int16_t *w, uint32_t d, int over)
     }
 }
 
-#if ONW_FFZERO_DIRECTIONS == 1
-/* One direction: every parameter's step is stochastic_shift(g, S, r) for g = +v or -v. With g = q 2^S + rem
- * (0 <= rem < 2^S) that is q + [offset(r) >= 2^S - rem] = q + [r >= thr]: 32-bit arithmetic per parameter
- * instead of 64-bit. q is clamped (a step beyond 2^17 saturates any int16 weight the same way). */
-static void rounded_step(int64_t g, int32_t *q_out, uint32_t *thr_out)
+/* One row of a dense block, exactly: w[j] -= floor((sum_k r_k[j] G_k + o_j) / 2^16) for columns from..in (the
+ * bias is column in; the padding never moves), saturated and counted. o_j: the top 16 bits of LCG word 1 + j / 8
+ * from u0 = rand(rounding key, row). Columns below `undo` hold the pair path's wrapped results: each original is
+ * (w + step) mod 2^16. Returns whether a weight left [-LIMIT, LIMIT). Every K; the K = 1 pair path's fallback. */
+static int update_row(int16_t *w, uint32_t in, uint32_t out, uint32_t o, const uint32_t *keys, const int64_t *g,
+                      uint32_t u0, uint32_t from, uint32_t undo)
 {
-    int64_t q = g >> SHIFT; /* floor */
-    uint64_t t = ((uint64_t)1 << SHIFT) - (uint64_t)(g - q * ((int64_t)1 << SHIFT)), thr;
-#if SHIFT <= 32
-    thr = t << (32 - SHIFT); /* offset = r >> (32 - S) >= t */
-#else
-    thr = (t + ((uint64_t)1 << (SHIFT - 32)) - 1u) >> (SHIFT - 32); /* offset = r << (S - 32) >= t */
-#endif
-    q = q > STEP_CLAMP ? STEP_CLAMP : q < -STEP_CLAMP ? -STEP_CLAMP : q;
-    if (thr > 0xFFFFFFFFu) { /* r >= 2^32 never holds: q + 0 = (q - 1) + [r >= 0] */
-        q--;
-        thr = 0;
+    uint32_t words[K], wpr = row_words(in), j, i, u = u0;
+    int over = 0, k;
+    for (k = 0; k < K; k++) {
+        words[k] = 0; /* loaded at column `from` */
     }
-    *q_out = (int32_t)q;
-    *thr_out = (uint32_t)thr;
+    for (i = 0; i <= from / ONW_DITHER_GROUP; i++) {
+        u = onw_dither_next(u); /* the group of column `from` */
+    }
+    for (j = from; j <= in; j++) {
+        int64_t step = 0;
+        int32_t nw, old = w[j];
+        if (j > from && (j % ONW_DITHER_GROUP) == 0) {
+            u = onw_dither_next(u);
+        }
+        for (k = 0; k < K; k++) {
+            uint32_t bit;
+            if (j == in) {
+                bit = bias_bit(keys[k], in, out, o);
+            } else {
+                if (j == from || (j & 31u) == 0) {
+                    words[k] = onw_rand(keys[k], o * wpr + (j >> 5));
+                }
+                bit = (words[k] >> (j & 31u)) & 1u;
+            }
+            step += bit ? g[k] : -g[k];
+        }
+        step = (step + (int64_t)(u >> (32 - FOLD))) >> FOLD;
+        if (j < undo) {
+            old = (int16_t)(uint16_t)(uint32_t)((int64_t)old + step); /* mod 2^16 */
+        }
+        nw = onw_sat16_inline((int64_t)old - step, &onw_saturations);
+        w[j] = (int16_t)nw;
+        over |= nw >= LIMIT || nw < -LIMIT;
+    }
+    return over;
 }
 
-/* W -= stochastic_shift(lr_q dL r[j], S), rand(rounding key, j); then halve the block if needed. */
-static void update_block(int layer)
+#if K == 1 && ONW_DSP_KERNELS
+/* K = 1, two weights at a time. A weight's step is floor((+-G + o) / 2^16) = q_b + [o >= t_b] for its sign b,
+ * with q_b = floor(+-G / 2^16) and t_b = 2^16 - (+-G mod 2^16) (t = 2^16 is written as q - 1, t = 0). A pair's two
+ * signs index a 4-entry table of (t, q, q + 1) packed in halfwords: USUB16 of the pair's offsets against t sets
+ * the GE flags where o >= t, SEL picks q + 1 or q, SSUB16 subtracts. The subtraction wraps; with |step| <= 2^14 a
+ * result outside int16 wraps into [-2^15, -2^14) or [2^14, 2^15), so it shows, as a legitimate weight outside
+ * [-LIMIT, LIMIT) does, in bits 15 and 14 differing (SSAT16 to 15 bits in the group loop, EOR/ORR pair by pair
+ * in C): that flags the row, and a flagged row is redone by update_row from the wrapped values (exact, saturating,
+ * counting). */
+struct pair_step {
+    uint32_t thr, q, q1, unused; /* 16 bytes: entry (b1 b0) is at index << 4 */
+};
+
+/* The table for G; 0 when a step may exceed 2^14 in magnitude (update_row then does the block). */
+static int pair_table(int64_t g, struct pair_step *tab)
 {
-    int16_t *w = onw_layer_weights(layer);
-    uint32_t d = onw_layers[layer].out_dim * (onw_layers[layer].in_dim + 1u), j, word = 0, sats = 0;
-    uint32_t key = direction_key(layer, 0), rkey = onw_rounding_key((uint32_t)layer), thr[2];
-    int64_t v = (int64_t)onw_state.lr_q * dloss[0];
-    int32_t q[2], lo = 0, hi = 0;
-    rounded_step(-v, &q[0], &thr[0]); /* r[j] = -1 */
-    rounded_step(v, &q[1], &thr[1]);
-    for (j = 0; j < d; j++) {
-        uint32_t r = onw_mix32_inline(rkey ^ (j * ONW_GOLDEN)), b;
-        int32_t nw;
-        if ((j & 31u) == 0) {
-            word = onw_rand(key, j >> 5);
+    int32_t q[2];
+    uint32_t thr[2], e;
+    int b;
+    for (b = 0; b < 2; b++) {
+        int64_t v = b ? g : -g, qb = v >> FOLD; /* floor */
+        uint32_t t = (1u << FOLD) - (uint32_t)(v - qb * ((int64_t)1 << FOLD));
+        if (t == 1u << FOLD) {
+            qb--;
+            t = 0;
         }
-        b = word & 1u;
-        word >>= 1;
-        nw = (int32_t)w[j] - q[b] - (int32_t)(r >= thr[b]);
-        if (nw > INT16_MAX) {
-            nw = INT16_MAX;
-            sats++;
-        } else if (nw < INT16_MIN) {
-            nw = INT16_MIN;
-            sats++;
+        if (qb < -(1 << 14) || qb > (1 << 14) - 2) {
+            return 0;
         }
-        w[j] = (int16_t)nw;
-        hi = nw > hi ? nw : hi;
-        lo = nw < lo ? nw : lo;
+        q[b] = (int32_t)qb;
+        thr[b] = t;
     }
-    onw_saturations += sats;
-    renormalise(w, d, hi >= ONW_FFZERO_RENORM_LIMIT || lo <= -ONW_FFZERO_RENORM_LIMIT);
+    for (e = 0; e < 4u; e++) {
+        uint32_t b0 = e & 1u, b1 = e >> 1;
+        tab[e].thr = thr[b0] | thr[b1] << 16;
+        tab[e].q = ((uint32_t)q[b0] & 0xFFFFu) | (uint32_t)q[b1] << 16;
+        tab[e].q1 = ((uint32_t)(q[b0] + 1) & 0xFFFFu) | (uint32_t)(q[b1] + 1) << 16;
+        tab[e].unused = 0;
+    }
+    return 1;
 }
-#else
-/* W -= stochastic_shift(lr_q sum_k dL_k r_k[j], S), rand(rounding key, j); then halve the block if needed. */
-static void update_block(int layer)
+
+/* One weight pair: signs = its 2 bits, off = its offset in both halves; returns the flag bits (see above). */
+static inline __attribute__((always_inline)) uint32_t step_pair(int16_t *w, uint32_t signs, uint32_t off,
+                                                                const struct pair_step *tab)
 {
-    int16_t *w = onw_layer_weights(layer);
-    uint32_t d = onw_layers[layer].out_dim * (onw_layers[layer].in_dim + 1u), j;
-    uint32_t keys[ONW_FFZERO_DIRECTIONS], words[ONW_FFZERO_DIRECTIONS];
-    int32_t lo = 0, hi = 0;
-    uint32_t rkey = onw_rounding_key((uint32_t)layer);
-    int64_t scaled[ONW_FFZERO_DIRECTIONS];
-    int k;
-    for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
-        keys[k] = direction_key(layer, k);
-        words[k] = 0;
-        scaled[k] = (int64_t)onw_state.lr_q * dloss[k];
+    const struct pair_step *e = tab + (signs & 3u);
+    int16x2_t v;
+    uint32_t r;
+    (void)__usub16(off, e->thr); /* the GE flags: o >= t per half */
+    __builtin_memcpy(&v, w, sizeof v);
+    v = __ssub16(v, (int16x2_t)__sel(e->q1, e->q));
+    __builtin_memcpy(w, &v, sizeof v);
+    r = (uint32_t)v;
+    return r ^ (r << 1);
+}
+
+/* update_groups(w, word, groups, st): `groups` (1-4) dither groups of 8 weights from w (word-aligned), their sign
+ * bits from bit 0 of `word`: per group u = A u + C, then per pair what step_pair does with st->tab; st->u is left
+ * at the last group's word, and st->flag gets bit 15 if a result left [-2^14, 2^14). Hand-scheduled (GCC spills
+ * the table's base and recomputes it per pair: 68 instructions a group, here 38): a table entry's three words
+ * come in one LDM (thr, q, q + 1 in r10-r12), the weights two words at a time (LDRD/STRD), and the range test is
+ * SSAT16 to 15 bits, which sets the sticky Q flag when a half does not fit (read once per call). */
+struct group_state {
+    uint32_t u, flag;
+    const struct pair_step *tab;
+};
+void onw_ffzero_update_groups(int16_t *w, uint32_t word, uint32_t groups, struct group_state *st);
+
+#define ONW_STR_(x) #x
+#define ONW_STR(x) ONW_STR_(x)
+__asm__(
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .pushsection .text.onw_ffzero_update_groups, \"ax\", %progbits\n"
+    "  .align 2\n"
+    "  .global onw_ffzero_update_groups\n"
+    "  .thumb_func\n"
+    "  .type onw_ffzero_update_groups, %function\n"
+    "onw_ffzero_update_groups:\n"
+    "  push {r3-r11, lr}\n"
+    "  ldm r3, {r4, r5, r6}\n" /* u, flag (kept on the stack), tab */
+    "  movw r7, #:lower16:" ONW_STR(ONW_DITHER_A) "\n"
+    "  movt r7, #:upper16:" ONW_STR(ONW_DITHER_A) "\n"
+    "  movw r8, #:lower16:" ONW_STR(ONW_DITHER_C) "\n"
+    "  movt r8, #:upper16:" ONW_STR(ONW_DITHER_C) "\n"
+    "  movs r3, #0\n"
+    "  msr APSR_nzcvq, r3\n"           /* Q = 0 */
+    ".macro ONW_FFZERO_PAIR bit, reg\n"
+    "  ubfx r3, r1, #\\bit, #2\n"     /* the pair's two sign bits */
+    "  add r3, r6, r3, lsl #4\n"      /* its table entry */
+    "  ldm r3, {r10, r11, r12}\n"     /* thr, q, q + 1 */
+    "  usub16 r10, r9, r10\n"         /* GE per half: o >= t */
+    "  sel r10, r12, r11\n"           /* the steps */
+    "  ssub16 \\reg, \\reg, r10\n"
+    "  ssat16 r10, #15, \\reg\n"      /* Q |= a half outside [-2^14, 2^14) */
+    ".endm\n"
+    "1:\n"
+    "  mla r4, r4, r7, r8\n"          /* the group's dither word */
+    "  pkhtb r9, r4, r4, asr #16\n"   /* its top 16 bits in both halves */
+    "  ldrd r5, lr, [r0]\n"
+    "  ONW_FFZERO_PAIR 0, r5\n"
+    "  ONW_FFZERO_PAIR 2, lr\n"
+    "  strd r5, lr, [r0], #8\n"
+    "  ldrd r5, lr, [r0]\n"
+    "  ONW_FFZERO_PAIR 4, r5\n"
+    "  ONW_FFZERO_PAIR 6, lr\n"
+    "  strd r5, lr, [r0], #8\n"
+    "  lsr r1, r1, #8\n"
+    "  subs r2, r2, #1\n"
+    "  bne 1b\n"
+    "  pop {r3}\n"
+    "  mrs r2, APSR\n"
+    "  ldr r5, [r3, #4]\n"
+    "  tst r2, #(1 << 27)\n"          /* Q */
+    "  it ne\n"
+    "  orrne r5, r5, #0x8000\n"
+    "  stm r3, {r4, r5}\n"
+    "  pop {r4-r11, pc}\n"
+    "  .purgem ONW_FFZERO_PAIR\n"
+    "  .size onw_ffzero_update_groups, . - onw_ffzero_update_groups\n"
+    "  .popsection\n");
+
+/* Columns [0, 2 pairs) of row o, *u its dither word (left at the last group used): returns the OR of the pairs'
+ * flag bits (bits 31 and 15 matter). A sign word covers 4 groups; a last partial group goes pair by pair. */
+static uint32_t update_pairs(int16_t *w, uint32_t pairs, uint32_t key, uint32_t first_word, uint32_t *u_io,
+                             const struct pair_step *tab)
+{
+    struct group_state st;
+    uint32_t groups = pairs / 4u, m, p, word = 0, off;
+    st.u = *u_io;
+    st.flag = 0;
+    st.tab = tab;
+    for (m = 0; 4u * m < groups; m++) {
+        word = onw_rand_inline(key, first_word + m);
+        onw_ffzero_update_groups(w + 32u * m, word, groups - 4u * m < 4u ? groups - 4u * m : 4u, &st);
     }
-    for (j = 0; j < d; j++) {
-        int64_t g = 0;
-        for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
-            if ((j & 31u) == 0) {
-                words[k] = onw_rand(keys[k], j >> 5);
-            }
-            g += (words[k] >> (j & 31u)) & 1u ? scaled[k] : -scaled[k];
+    p = 4u * groups;
+    if (p < pairs) {
+        word = (p & 15u) == 0 ? onw_rand(key, first_word + (p >> 4)) : word >> (2u * (p & 15u));
+        st.u = onw_dither_next(st.u);
+        off = (st.u & 0xFFFF0000u) | (st.u >> 16);
+        for (w += 2u * p; p < pairs; p++, w += 2, word >>= 2) {
+            st.flag |= step_pair(w, word, off, tab);
         }
-        g = onw_stochastic_shift(g, SHIFT, onw_mix32_inline(rkey ^ (j * ONW_GOLDEN)));
-        w[j] = onw_sat16_inline((int64_t)w[j] - g, &onw_saturations);
-        hi = w[j] > hi ? w[j] : hi;
-        lo = w[j] < lo ? w[j] : lo;
     }
-    renormalise(w, d, hi >= ONW_FFZERO_RENORM_LIMIT || lo <= -ONW_FFZERO_RENORM_LIMIT);
+    *u_io = st.u;
+    return st.flag;
+}
+
+/* One weight, K = 1: w -= floor((+-G + o) / 2^16) = q_b + [o >= t_b] for its sign bit b, o the top 16 bits of u,
+ * in 32-bit arithmetic from the low halves of table entry b; saturated and counted as update_row. */
+static int weight_step(int16_t *w, uint32_t bit, const struct pair_step *tab, uint32_t u)
+{
+    const struct pair_step *e = tab + bit;
+    int32_t nw = *w - (int16_t)(uint16_t)e->q - (int32_t)((u >> 16) >= (e->thr & 0xFFFFu));
+    if (nw > INT16_MAX || nw < INT16_MIN) {
+        onw_saturations++;
+        nw = nw > INT16_MAX ? INT16_MAX : INT16_MIN;
+    }
+    *w = (int16_t)nw;
+    return nw >= LIMIT || nw < -LIMIT;
 }
 #endif
+
+/* W -= floor((sum_k r_k G_k + o) / 2^16), G_k = stochastic_shift(lr_q dL_k, S - 16, rand(rounding key, out + k));
+ * then halve the block if needed. */
+static void update_block(int layer)
+{
+    int16_t *w = onw_layer_weights(layer);
+    uint32_t in = onw_layers[layer].in_dim, out = onw_layers[layer].out_dim, stride = row_stride(in), o;
+    uint32_t rkey = onw_rounding_key((uint32_t)layer), keys[K];
+    int64_t g[K];
+    int over = 0, k;
+    for (k = 0; k < K; k++) {
+        keys[k] = direction_key(layer, k);
+        g[k] = onw_stochastic_shift((int64_t)onw_state.lr_q * dloss[k], SHIFT - FOLD,
+                                    onw_rand(rkey, out + (uint32_t)k));
+    }
+#if K == 1 && ONW_DSP_KERNELS
+    {
+        struct pair_step tab[4];
+        if (pair_table(g[0], tab)) {
+            uint32_t pairs = in / 2u, wpr = row_words(in), bias = 0;
+            for (o = 0; o < out; o++, bias >>= 1) {
+                int16_t *row = w + o * stride;
+                uint32_t u0 = onw_rand_inline(rkey, o), u = u0;
+                if ((o & 31u) == 0) {
+                    bias = onw_rand(keys[0], out * wpr + (o >> 5)); /* the rows' bias signs, as bias_bit */
+                }
+                if (update_pairs(row, pairs, keys[0], o * wpr, &u, tab) & 0x80008000u) {
+                    over |= update_row(row, in, out, o, keys, g, u0, 0, 2u * pairs);
+                } else if (in & 1u) {
+                    over |= update_row(row, in, out, o, keys, g, u0, 2u * pairs, 0); /* the odd input, the bias */
+                } else { /* the bias (column in) alone: its group is in / 8, the pairs used ceil(in / 8) */
+                    if ((in % ONW_DITHER_GROUP) == 0) {
+                        u = onw_dither_next(u);
+                    }
+                    over |= weight_step(row + in, bias & 1u, tab, u);
+                }
+            }
+            renormalise(w, out * stride, over);
+            return;
+        }
+    }
+#endif
+    for (o = 0; o < out; o++) {
+        over |= update_row(w + o * stride, in, out, o, keys, g, onw_rand(rkey, o), 0, 0);
+    }
+    renormalise(w, out * stride, over);
+}
 
 /* dL_k for every direction from the clean accumulators (acc) and the layer's input h; update if any != 0. */
 static void learn(int layer, const int16_t *h, int32_t target)
 {
-    uint32_t width = onw_layers[layer].out_dim, o;
+    uint32_t width = onw_layers[layer].out_dim;
     int k, any = 0;
+    build_subset_sums(h, onw_layers[layer].in_dim);
     for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
-        block_respond(layer, h, direction_key(layer, k));
-        for (o = 0; o < width; o++) {
-            int64_t dz = (int64_t)response[o] * ((int64_t)1 << ONW_FFZERO_PERTURBATION);
-            z_pair[0][o] = acc[o] + dz;
-            z_pair[1][o] = acc[o] - dz;
-        }
-        normalise(2, width);
+        block_respond(layer, direction_key(layer, k));
+        normalise_pair(acc, response, width, ONW_FFZERO_PERTURBATION);
         dloss[k] = loss_of(z_pair[0], width, layer_protos(layer), target)
                    - loss_of(z_pair[1], width, layer_protos(layer), target);
         any |= dloss[k] != 0;
@@ -317,6 +635,7 @@ static int32_t conv_response[ONW_FFZERO_MAX_POSITIONS];                  /* P fo
 static int32_t conv_wide[ONW_FFZERO_MAX_POSITIONS];                      /* a standardised map, Q20 */
 static int16_t conv_map[ONW_FFZERO_MAX_POSITIONS];                       /* the same, Q(af), to pool */
 static int64_t conv_dloss[ONW_FFZERO_MAX_CHANNELS][ONW_FFZERO_DIRECTIONS]; /* per filter and direction */
+static int64_t conv_z_wide[2][DIM];                                      /* z of A+ and A- before normalise */
 
 static const int16_t *conv_shape(int layer)
 {
@@ -366,8 +685,8 @@ static int conv_vote(int layer)
         total[k] = 0;
     }
     for (c = 0; c < sh[OUT_CH]; c++) {
-        conv_z(layer, c, conv_acc + (uint32_t)c * n, z_pair[0]);
-        normalise(1, DIM);
+        conv_z(layer, c, conv_acc + (uint32_t)c * n, conv_z_wide[0]);
+        normalise(conv_z_wide[0], 0, DIM);
         cosines(z_pair[0], DIM, conv_matrix(layer, c, 1), ONW_FFZERO_PROTOTYPES, s);
         for (k = 0; k < ONW_FFZERO_PROTOTYPES; k++) {
             total[k] += s[k];
@@ -422,7 +741,7 @@ static void update_conv(int layer, uint32_t fan, uint32_t d)
         hi = w[j] > hi ? w[j] : hi;
         lo = w[j] < lo ? w[j] : lo;
     }
-    renormalise(w, d, hi >= ONW_FFZERO_RENORM_LIMIT || lo <= -ONW_FFZERO_RENORM_LIMIT);
+    renormalise(w, d, hi >= LIMIT || lo < -LIMIT);
 }
 
 /* dL_{c,k} for every filter and direction from conv_acc and the layer's input h; update if any != 0. */
@@ -442,9 +761,9 @@ static void learn_conv(int layer, const int16_t *h, int32_t target)
                 conv_pair[0][i] = a[i] + dz;
                 conv_pair[1][i] = a[i] - dz;
             }
-            conv_z(layer, c, conv_pair[0], z_pair[0]);
-            conv_z(layer, c, conv_pair[1], z_pair[1]);
-            normalise(2, DIM);
+            conv_z(layer, c, conv_pair[0], conv_z_wide[0]);
+            conv_z(layer, c, conv_pair[1], conv_z_wide[1]);
+            normalise(conv_z_wide[0], conv_z_wide[1], DIM);
             conv_dloss[c][k] = loss_of(z_pair[0], DIM, protos, target) - loss_of(z_pair[1], DIM, protos, target);
             any |= conv_dloss[c][k] != 0;
         }
@@ -487,10 +806,10 @@ static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
     }
 #endif
     for (layer = 0; layer <= last; layer++) {
-        uint32_t width = onw_layers[layer].out_dim, o;
+        uint32_t width = onw_layers[layer].out_dim;
 #if ONW_FFZERO_CONV_LAYERS > 0
         if (layer < ONW_FFZERO_CONV_LAYERS) {
-            int16_t *y = hidden[layer & 1];
+            int16_t *y = hidden.v[layer & 1];
             int vote = conv_layer(layer, last, h, target, train, y);
             outputs[vote]++;
             deepest[vote] = (int16_t)(layer + 1);
@@ -499,10 +818,7 @@ static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
         }
 #endif
         block_accumulate(layer, h);
-        for (o = 0; o < width; o++) {
-            z_pair[0][o] = acc[o];
-        }
-        normalise(1, width);
+        normalise(acc, 0, width);
 #if ONW_REGRESSION
         if (layer == last) {
             int64_t s[ONW_FFZERO_PROTOTYPES];
@@ -512,22 +828,18 @@ static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
 #else
         {
             /* argmax_c z . p_c (first maximum): the norm is not needed to vote */
-            const int16_t *p = layer_protos(layer);
-            int64_t best = 0;
+            int64_t t[ONW_FFZERO_PROTOTYPES];
             int vote = 0;
-            for (c = 0; c < ONW_FFZERO_PROTOTYPES; c++, p += width) {
-                int64_t t = dot(z_pair[0], p, width);
-                if (c == 0 || t > best) {
-                    best = t;
-                    vote = c;
-                }
+            proto_dots(z_pair[0], width, layer_protos(layer), ONW_FFZERO_PROTOTYPES, t);
+            for (c = 1; c < ONW_FFZERO_PROTOTYPES; c++) {
+                vote = t[c] > t[vote] ? c : vote;
             }
             outputs[vote]++;
             deepest[vote] = (int16_t)(layer + 1);
         }
 #endif
         if (layer < last) {
-            int16_t *y = hidden[layer & 1];
+            int16_t *y = hidden.v[layer & 1];
             block_output(layer, y);
             h = y;
         } else if (train && onw_state.stage < (uint32_t)ONW_NUM_LAYERS) {

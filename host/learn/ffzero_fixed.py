@@ -3,25 +3,37 @@ fixed-point reference (`Fixed`), the bit-exact specification of firmware/src/rul
 
 The derivation is in docs/ffzero.md ("Design note for the fixed-point reference and the firmware"). In short:
 
-* A **block** is one layer's parameters, int16 Q(wf), shape (out, in + 1): the last column is the bias, a
-  weight on the constant input 1.0 = 2**af. d = out·(in + 1).
-* **Directions** are Rademacher: r_k[j] = ±1 from bit j % 32 of rand(key_k, j // 32), key_k =
-  derive(derive(derive(derive(seed, STREAM_DIRECTIONS), steps), layer), k). Regenerated, never stored.
+* A **block** is one layer's parameters, int16 Q(wf), shape (out, stride): columns 0..in − 1 the weights, column
+  in the bias, a weight on the constant input 1.0 = 2**af, and when in + 1 is odd one padding column that is
+  always 0 (stride = in + 1 rounded up to even: every row starts word-aligned, so the accumulate runs on SMLALD).
+  d = out·(in + 1) parameters.
+* **Directions** are Rademacher, row by row: r_k[o, i] = ±1 from bit i % 32 of rand(key_k, o·wpr + i // 32)
+  (wpr = ceil(in / 32) words per row, so a row's signs start at a word), the bias's from bit o % 32 of
+  rand(key_k, out·wpr + o // 32), the padding's 0; key_k = derive(derive(derive(derive(seed, STREAM_DIRECTIONS),
+  steps), layer), k). Regenerated, never stored.
 * Every weight moves by δ = 2**p LSB along r_k. The layer is linear in its block, so with the clean accumulator
   A = W·[h, 2**af] (int64, Q(wf + af)) and the additions-only response P_k = r_k·[h, 2**af],
   z± = A ± (P_k << p) exactly: the perturbed weights are never formed.
 * **Loss** in Q24 (LOSS_FRAC): z is brought to Z_BITS significant bits by one power-of-two shift common to the
   pair (ẑ does not depend on it), n = isqrt(Σ z²), t_c = z·p_c with Q15 prototypes, s_c = (t_c << 9) / n (C
   division, Q24). Classification: Σ_c max(0, m + s_c − s_y) (c = y included, as the float reference);
-  regression: (y − s_0)², y the Q(af) target.
-* **Update**: ΔL_k = L(z+) − L(z−) and W −= stochastic_shift(lr_q·Σ_k ΔL_k r_k, S) with
+  regression: (y − s_0)², y the Q(af) target. The normalised |z| <= 2**Z_BITS fits int32: the device keeps it so
+  and forms it in 32-bit arithmetic where that is exact (rule_ffzero.c normalise_pair; same integers).
+* **Update**: ΔL_k = L(z+) − L(z−) and W −= lr_q·Σ_k ΔL_k r_k / 2**S, stochastically rounded, with
   S = lr_frac + 24 + 1 + p + log2 K − 2·wf: the float step lr·(d/K)·Σ_k ΔL_k/(2ε)·u_k with u_k = r_k/√d and
   ε = 2**(p − wf)·√d, in weight LSB (d cancels). K must be a power of two, so 1/K is part of the shift.
+  The rounding is in two unbiased stages, as the dense layers' update (onward.nn.dense.update_fixed): per block
+  and direction G_k = stochastic_shift(lr_q·ΔL_k, S − 16, rand(rkey, out + k)) (16 fractional bits left), then
+  per weight step = floor((Σ_k r_k G_k + o) / 2**16), o the top 16 bits of word 1 + j // 8 of row o's dither
+  stream from rand(rkey, o) (fixed.dither_stream): one hash per row and an LCG step per 8 weights instead of a
+  hash per weight. With K = 1 and |G| < 2**30 the device takes a weight pair's step from a 4-entry table and
+  one USUB16/SEL (firmware/src/rule_ffzero.c).
 * **Weight growth** (docs/ffzero.md, pitfall 2): ẑ makes the loss blind to the block's scale, so the estimator's
   noise inflates the block (digits, Q12: max|W| 0.1 -> 2.8 in 100 epochs, as in float), and the effective
   learning rate decays like 1/|θ|²: that decay is what makes batch-1 FFzero converge. Halving early destroys it
   (limits 2^11 / 2^12 at Q12: 14 % / 30 % test accuracy after 10 epochs instead of 76 %), so the halving is only
-  an overflow guard: when a step leaves max|W| >= RENORM_LIMIT (half the int16 range) the block is halved
+  an overflow guard: when a step leaves a weight outside [−RENORM_LIMIT, RENORM_LIMIT) (it no longer fits 15
+  bits: the device tests the top two bits of a weight pair at once) the block is halved
   (rounding half up); this layer's loss and vote do not change, earlier layers are frozen, later ones have not
   trained yet. Choose weight_frac so that it never fires in a normal run.
 * **Schedule**: only layer `stage` learns (the host sets the stage); the frozen layers before it are rerun for
@@ -80,7 +92,8 @@ TASKS: tuple[str, ...] = ("classification", "regression")
 LOSS_FRAC = 24  # s_c and the loss: Q24 (docs/ffzero.md: ΔL ~ 1e-4 must be many LSB)
 PROTO_FRAC = 15  # prototypes: unit vectors, Q15
 Z_BITS = 24  # z is shifted to this many significant bits before the norm: Σ z² < 2**60 for widths <= 4096
-RENORM_LIMIT = 1 << 14  # halve a block when its largest weight reaches half of the int16 range
+RENORM_LIMIT = 1 << 14  # halve a block when a weight leaves [-RENORM_LIMIT, RENORM_LIMIT) (half the int16 range)
+FOLD_BITS = fixed.DITHER_BITS  # G_k keeps 16 fractional bits; the per-weight dither rounds them away
 PROTOTYPES = "onw_ffzero_protos"  # the constant (flash): every dense layer's prototypes, Q15, layer after layer
 CONV_SHAPES = "onw_ffzero_conv_shapes"  # per conv layer: CONV_FIELDS, the shape table the C walks
 CONV_FIELDS = ("in_ch", "in_h", "in_w", "out_ch", "kh", "kw", "ph", "pw", "beta_q")
@@ -100,30 +113,65 @@ def rademacher(key: int, d: int) -> I64:
     return direction_signs(key, 0, d)
 
 
+def row_words(fan_in: int) -> int:
+    """PRNG words per row of a dense block's direction: the inputs' signs, a row starting at a fresh word."""
+    return -(-fan_in // 32)
+
+
+def dense_directions(key: int, fan_in: int, fan_out: int) -> I64:
+    """A dense block's direction (out, stride): r[o, i] = bit i % 32 of rand(key, o·wpr + i // 32), the bias
+    r[o, in] = bit o % 32 of rand(key, out·wpr + o // 32), the padding 0 (it never moves)."""
+    wpr = row_words(fan_in)
+    signs = direction_signs(key, 0, fan_out * wpr * 32).reshape(fan_out, wpr * 32)[:, :fan_in]
+    bias = direction_signs(key, fan_out * wpr * 32, fan_out)
+    r = np.zeros((fan_out, row_stride(fan_in)), dtype=np.int64)
+    r[:, :fan_in], r[:, fan_in] = signs, bias
+    return r
+
+
+def row_stride(fan_in: int) -> int:
+    """A dense block's row in the state image: the inputs, the bias, and a padding column if that makes it even."""
+    return fan_in + 1 + ((fan_in + 1) & 1)
+
+
+def pad_rows(w: I64) -> I64:
+    """(out, in + 1) -> (out, stride): the padding column is 0."""
+    out = np.zeros((w.shape[0], row_stride(w.shape[1] - 1)), dtype=np.int64)
+    out[:, :w.shape[1]] = w
+    return out
+
+
 # --- the block: one dense layer ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class DenseBlock:
-    """z = W h + b with the bias as the last column of W, on the constant input 2**af."""
+    """z = W h + b with the bias as column `fan_in` of W, on the constant input 2**af; W is (out, stride), its
+    padding column (if any) meets the input 0."""
 
     fan_in: int
     fan_out: int
     act_frac: int
 
     @property
+    def stride(self) -> int:
+        return row_stride(self.fan_in)
+
+    @property
     def size(self) -> int:
-        return self.fan_out * (self.fan_in + 1)
+        return self.fan_out * self.stride
 
     def _with_one(self, h: I64) -> I64:
-        return np.append(fixed.as_i64(h), 1 << self.act_frac)
+        x = np.zeros(self.stride, dtype=np.int64)
+        x[:self.fan_in], x[self.fan_in] = fixed.as_i64(h), 1 << self.act_frac
+        return x
 
     def accumulate(self, w: I64, h: I64) -> I64:
-        """A = W [h, 1]: exact int64 sums in Q(wf + af)."""
+        """A = W [h, 1, 0]: exact int64 sums in Q(wf + af)."""
         return w @ self._with_one(h)
 
     def respond(self, r: I64, h: I64) -> I64:
-        """P = R [h, 1] for a ±1 direction R of the block's shape: additions only."""
-        return r.reshape(self.fan_out, self.fan_in + 1) @ self._with_one(h)
+        """P = R [h, 1, 0] for a ±1 direction R of the block's shape (dense_directions): additions only."""
+        return r.reshape(self.fan_out, self.stride) @ self._with_one(h)
 
     def pairs(self, a: I64, responses: list[I64], perturbation: int) -> list[tuple[I64, I64]]:
         """A± = A ± (P_k << p): the accumulators of W ± 2^p r_k, exactly (the perturbed weights are never formed)."""
@@ -190,19 +238,42 @@ def conv_perturbation(spec: Spec) -> int:
     return max(spec.rule.perturbation, CONV_MIN_PERTURBATION)
 
 
-def update_block(w: I64, dirs: list[I64], dl: list[int] | list[I64], lr_q: int, shift: int,
-                 key: int) -> tuple[I64, int]:
-    """W −= stochastic_shift(lr_q Σ_k ΔL_k r_k, S), rounding bits rand(key, j); saturated, counted. ΔL_k may be
-    one value per weight (a conv layer: each filter's own ΔL).
+def update_filters(w: I64, dirs: list[I64], dl: list[I64], lr_q: int, shift: int, key: int) -> tuple[I64, int]:
+    """A conv layer's W −= stochastic_shift(lr_q Σ_k ΔL_k r_k, S), rounding bits rand(key, j); saturated, counted.
+    ΔL_k is one value per weight (each filter's own ΔL).
     An all-zero ΔL leaves W exactly unchanged (0 + u < 2**S), so the firmware skips it."""
     g = sum(lr_q * d * r for d, r in zip(dl, dirs, strict=True))
     step = fixed.stochastic_shift(g, shift, fixed.rand(key, np.arange(w.size)))
     return fixed.sat16(w - step.reshape(w.shape))
 
 
+def fold(dl: list[int], lr_q: int, shift: int, key: int, rows: int) -> I64:
+    """G_k = stochastic_shift(lr_q ΔL_k, S − 16, rand(key, rows + k)): the block's step per direction with
+    FOLD_BITS fractional bits (shift >= 16: _check)."""
+    v = lr_q * np.array(dl, dtype=np.int64)
+    return fixed.stochastic_shift(v, shift - FOLD_BITS, fixed.rand(key, rows + np.arange(len(dl))))
+
+
+def dither_offsets(key: int, rows: int, stride: int) -> I64:
+    """Each weight's rounding offset in [0, 2**16): row o's dither stream from rand(key, o), word 1 + j // 8, top
+    16 bits (as onward.nn.dense.update_fixed, whose word 0 rounds the row factor; here G is the block's)."""
+    groups = -(-stride // fixed.DITHER_GROUP)
+    words = fixed.dither_stream(fixed.rand(key, np.arange(rows)), groups + 1)[:, 1:]
+    return np.repeat(words >> (32 - FOLD_BITS), fixed.DITHER_GROUP, axis=1)[:, :stride]
+
+
+def update_block(w: I64, dirs: list[I64], dl: list[int], lr_q: int, shift: int, key: int) -> tuple[I64, int]:
+    """A dense block's W −= floor((Σ_k r_k G_k + o) / 2**16) (fold, dither_offsets); saturated, counted.
+    Both roundings are unbiased: E[step] = lr_q Σ_k ΔL_k r_k / 2**S. The padding column (r = 0) keeps 0 since
+    o < 2**16. An all-zero ΔL gives G = 0 and every step 0, so the firmware skips it."""
+    g = fold(dl, lr_q, shift, key, w.shape[0])
+    step = sum(gk * r for gk, r in zip(g.tolist(), dirs, strict=True)) + dither_offsets(key, *w.shape)
+    return fixed.sat16(w - (step >> FOLD_BITS))
+
+
 def renormalise(w: I64) -> tuple[I64, bool]:
-    """Halve the block (round half up) when its largest weight reaches RENORM_LIMIT."""
-    if int(np.abs(w).max()) >= RENORM_LIMIT:
+    """Halve the block (round half up) when a weight is outside [−RENORM_LIMIT, RENORM_LIMIT)."""
+    if int(w.max()) >= RENORM_LIMIT or int(w.min()) < -RENORM_LIMIT:
         return fixed.round_shift(w, 1), True
     return w, False
 
@@ -269,6 +340,10 @@ def _check(spec: Spec, data: Dataset) -> None:
     if not 1 <= shift <= 62:
         raise SpecError(f"{w}: `format`: ffzero's update shift lr_frac + 25 + perturbation + log2(directions) "
                         f"- 2*weight_frac is {shift}; expected 1..62")
+    if update_shift(spec) < FOLD_BITS:
+        raise SpecError(f"{w}: `format`: ffzero's update shift lr_frac + 25 + perturbation + log2(directions) "
+                        f"- 2*weight_frac is {update_shift(spec)}; the dense layers' update keeps {FOLD_BITS} "
+                        f"fractional bits and needs at least {FOLD_BITS}: raise format.lr_frac")
     # the update's product lr_q·Σ_k ΔL_k must stay in int64: |ΔL| <= 2 per class (hinge) or 2(|y| + 1)² (MSE)
     y_max = 2.0 ** (15 - f.activation_frac)
     dl_max = (2 * data.classes if data.task == "classification" else 2 * (y_max + 1) ** 2) * 2.0 ** LOSS_FRAC
@@ -308,6 +383,7 @@ def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
     weights += [np.hstack([layer.w, layer.b[:, None]]) for layer in net.tail.layers]
     check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's init")
     weights_q = quantise_weights(spec, weights)
+    weights_q[len(convs):] = [pad_rows(w) for w in weights_q[len(convs):]]
     maps = np.concatenate([fixed.to_q(b.maps, PROTO_FRAC)[0].ravel() for b in net.blocks])
     protos = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.tail.layers])
     conv_protos = np.concatenate([fixed.to_q(b.protos, PROTO_FRAC)[0].ravel() for b in net.blocks])
@@ -317,7 +393,7 @@ def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
     conv_acc = max(c.out_ch * c.positions for c in convs)
     channels = max(c.out_ch for c in convs)
     macros = {
-        **_dense_macros(spec, data.classes),
+        **_dense_macros(spec, data.classes, dims, len(convs)),
         "FFZERO_CONV_LAYERS": f"{len(convs)} /* layers 0 .. this - 1 are conv blocks */",
         "FFZERO_CONV_FIELDS": f"{len(CONV_FIELDS)} /* {', '.join(CONV_FIELDS)} per row of the shape table */",
         "FFZERO_CONV_DIM": f"{data.classes} /* each channel's projection and prototype space */",
@@ -328,9 +404,10 @@ def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
         "FFZERO_MAX_CONV_ACC": f"{conv_acc} /* out x positions, largest */",
         "FFZERO_MAX_CHANNELS": f"{channels} /* the most filters of a conv layer */",
     }
-    ram = {**_dense_ram(spec, dims),
+    ram = {**_dense_ram(spec, dims, len(convs)),
            "conv_acc": 8 * conv_acc, "conv_pair": 2 * 8 * positions, "conv_response": 4 * positions,
-           "conv_wide": 4 * positions, "conv_map": 2 * positions, "conv_dloss": 8 * spec.rule.directions * channels}
+           "conv_wide": 4 * positions, "conv_map": 2 * positions, "conv_dloss": 8 * spec.rule.directions * channels,
+           "conv_z_wide": 2 * 8 * data.classes}
     constants = (Constant(PROTOTYPES, protos, note="FFzero dense prototypes, Q15, layer by layer"),
                  Constant(CONV_SHAPES, table, note=f"conv layers: {', '.join(CONV_FIELDS)}"),
                  Constant(CONV_MAPS, maps, note="conv projections M_c (out, dim, n), Q15"),
@@ -339,7 +416,7 @@ def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
                         constants=constants, macros=macros, ram=ram)
 
 
-def _dense_macros(spec: Spec, count: int) -> dict[str, str]:
+def _dense_macros(spec: Spec, count: int, dims: tuple[int, ...], convs: int) -> dict[str, str]:
     r = spec.rule
     return {
         "FFZERO_PROTOTYPES": f"{count} /* prototypes per layer (classes, or 1 for regression) */",
@@ -349,15 +426,30 @@ def _dense_macros(spec: Spec, count: int) -> dict[str, str]:
         "FFZERO_UPDATE_SHIFT": f"{update_shift(spec)} /* lr_frac + 25 + p + log2 K - 2 wf */",
         "FFZERO_RELU": f"{int(r.activation == 'relu')} /* 1: a layer passes ReLU(z) on */",
         "FFZERO_LOSS_FRAC": str(LOSS_FRAC), "FFZERO_PROTO_FRAC": str(PROTO_FRAC), "FFZERO_Z_BITS": str(Z_BITS),
-        "FFZERO_RENORM_LIMIT": f"{RENORM_LIMIT} /* halve a block when max|W| reaches this */",
+        "FFZERO_RENORM_LIMIT": f"{RENORM_LIMIT} /* halve a block when a weight leaves [-this, this) */",
+        "FFZERO_FOLD_BITS": f"{FOLD_BITS} /* fractional bits of the block's step G */",
+        "FFZERO_MAX_FAN_IN": f"{max(dims[convs:-1])} /* the widest dense layer input */",
+        "FFZERO_HIDDEN_WIDTH": f"{_hidden_width(dims)} /* a hidden buffer: the widest hidden layer, even */",
         "FFZERO_CONV_LAYERS": "0 /* layers 0 .. this - 1 are conv blocks */",
     }
 
 
-def _dense_ram(spec: Spec, dims: tuple[int, ...]) -> dict[str, int]:
+def _hidden_width(dims: tuple[int, ...]) -> int:
+    """int16 per hidden buffer: even, so that both buffers start word-aligned (the SMLALD kernel's fast path)."""
+    widest = max(dims[1:-1], default=1)
+    return widest + (widest & 1)
+
+
+def subset_groups(fan_in: int) -> int:
+    """The response's table has 16 partial sums (every ±1 pattern) per group of 4 inputs."""
+    return -(-fan_in // 4)
+
+
+def _dense_ram(spec: Spec, dims: tuple[int, ...], convs: int) -> dict[str, int]:
     widest = max(dims[1:])
-    return {"acc": 8 * widest, "response": 4 * widest, "z_pair": 2 * 8 * widest,
-            "hidden": 2 * 2 * max(dims[1:-1], default=1), "dloss": 8 * spec.rule.directions}
+    return {"acc": 8 * widest, "response": 4 * widest, "z_pair": 2 * 4 * widest,  # z_pair: normalised, int32
+            "hidden": 2 * 2 * _hidden_width(dims), "dloss": 8 * spec.rule.directions,
+            "subset_sums": 4 * 16 * subset_groups(max(dims[convs:-1]))}
 
 
 def init_model(spec: Spec, data: Dataset) -> InitialModel:
@@ -368,14 +460,14 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     net = float_network(spec, data)
     weights = [np.hstack([layer.w, layer.b[:, None]]) for layer in net.layers]
     check_weights_fit(spec, max(float(np.abs(w).max()) for w in weights), "U(±1/sqrt(fan_in)), torch's Linear")
-    weights_q = quantise_weights(spec, weights)
+    weights_q = [pad_rows(w) for w in quantise_weights(spec, weights)]  # model.weights stay (out, in + 1)
     protos_q = np.concatenate([fixed.to_q(layer.protos, PROTO_FRAC)[0].ravel() for layer in net.layers])
     dims = (data.input_dim, *(layer.fan_out for layer in net.layers))
     outputs = data.classes if data.task == "classification" else 1
     count = net.layers[0].protos.shape[0]
     return InitialModel(spec, dims, weights, weights_q, outputs=outputs, stages=len(weights),
                         constants=(Constant(PROTOTYPES, protos_q, note="FFzero prototypes, Q15, layer by layer"),),
-                        macros=_dense_macros(spec, count), ram=_dense_ram(spec, dims))
+                        macros=_dense_macros(spec, count, dims, 0), ram=_dense_ram(spec, dims, 0))
 
 
 def constant(model: InitialModel, name: str) -> I64:
@@ -474,14 +566,14 @@ class Fixed(FixedReference):
         dirs = [rademacher(key, block.size) for key in keys]
         per_weight = [np.repeat(dl[:, k], block.fan) for k in range(k_dirs)]
         w = self.weights[layer]
-        w, sats = update_block(w, dirs, per_weight, self.lr_q, self.conv_shift, self.rounding_key(layer))
+        w, sats = update_filters(w, dirs, per_weight, self.lr_q, self.conv_shift, self.rounding_key(layer))
         self.saturations += sats
         self.weights[layer], halved = renormalise(w)
         self.renormalisations += halved
 
     def _learn(self, layer: int, h: I64, a: I64, target: int) -> None:
         block, rule = cast(DenseBlock, self.blocks[layer]), self.model.spec.rule
-        dirs = [rademacher(direction_key(self.seed, self.steps, layer, k), block.size)
+        dirs = [dense_directions(direction_key(self.seed, self.steps, layer, k), block.fan_in, block.fan_out)
                 for k in range(rule.directions)]
         dl = []
         for ap, am in block.pairs(a, [block.respond(r, h) for r in dirs], rule.perturbation):
