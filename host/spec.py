@@ -270,9 +270,10 @@ def _validate(spec: Spec) -> None:
         value = getattr(f, key)
         _require(lo <= value <= hi, w, f"`format.{key}` must be in [{lo}, {hi}], got {value}")
     # the update leaves 16 fractional bits for its per-weight dither (onward.nn.dense.update_fixed)
-    _require(16 <= f.update_shift <= 62, w,
-             f"`format`: 2*activation_frac + lr_frac - weight_frac must be in [16, 62], got {f.update_shift}; "
-             "raise `format.lr_frac`")
+    # (and at most 48, so that the row's rounding offset is one 32-bit word: firmware/src/dense_update.c)
+    _require(16 <= f.update_shift <= 48, w,
+             f"`format`: 2*activation_frac + lr_frac - weight_frac must be in [16, 48], got {f.update_shift}; "
+             f"{'raise' if f.update_shift < 16 else 'lower'} `format.lr_frac`")
 
 
 def check_device_rule(spec: Spec, data_max_abs: float) -> None:

@@ -19,16 +19,12 @@
 #define GROUP ONW_DITHER_GROUP
 
 /* The row's factor: delta lr_q with 16 fractional bits left, stochastically rounded (|result| < 2^47):
- * stochastic_shift(v, s1, r) with s1 = shift - 16, specialised on s1 <= 32 (every spec with lr_frac <= 32 + wf -
- * 2 af; `wide` is a constant once inlined) so that the offset is one 32-bit shift. */
-static inline __attribute__((always_inline)) int64_t row_factor(int32_t delta, uint32_t lr_q, int s1, uint32_t r,
-                                                                int wide)
+ * stochastic_shift(v, s1, r) with s1 = shift - 16 in [0, 32] (host/spec.py keeps shift in [16, 48]), so that the
+ * offset is the top s1 bits of r. */
+static inline int64_t row_factor(int32_t delta, uint32_t lr_q, int s1, uint32_t r)
 {
     int64_t v = (int64_t)delta * lr_q;
-    if (!wide) {
-        return s1 == 0 ? v : (v + (int64_t)(r >> (32 - s1))) >> s1;
-    }
-    return (v + (int64_t)((uint64_t)r << (s1 - 32))) >> s1;
+    return s1 == 0 ? v : (v + (int64_t)(r >> (32 - s1))) >> s1;
 }
 
 /* Any g: the steps in int64. */
@@ -180,11 +176,8 @@ static void update_batch(struct update_row *rows, uint32_t count, const int16_t 
 }
 #endif
 
-/* Every row; `wide` is shift - 16 > 32 (a constant once inlined: the two specialisations below). */
-static inline __attribute__((always_inline)) void update_layer(int16_t *w, const int16_t *a, const int16_t *b,
-                                                               const int16_t *x, uint32_t in_dim, uint32_t out_dim,
-                                                               uint32_t lr_q, int shift, uint32_t key,
-                                                               uint32_t *saturations, int wide)
+void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int16_t *x, uint16_t in_dim,
+                      uint16_t out_dim, uint32_t lr_q, int shift, uint32_t key, uint32_t *saturations)
 {
     const int s1 = shift - ONW_DITHER_BITS;
     uint32_t i;
@@ -203,7 +196,7 @@ static inline __attribute__((always_inline)) void update_layer(int16_t *w, const
             continue; /* g = 0 and every step floor(o / 2^16) = 0: nothing moves */
         }
         u = onw_rand_inline(key, i);
-        g = row_factor(delta, lr_q, s1, u, wide);
+        g = row_factor(delta, lr_q, s1, u);
         u = onw_dither_next(u); /* word 0 rounded g; the groups take words 1, 2, ... */
         if (g < INT16_MIN || g > INT16_MAX) {
             update_row_wide(row, g, x, in_dim, u, saturations);
@@ -228,14 +221,4 @@ static inline __attribute__((always_inline)) void update_layer(int16_t *w, const
         update_batch(batch, count, x, in_dim, saturations);
     }
 #endif
-}
-
-void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int16_t *x, uint16_t in_dim,
-                      uint16_t out_dim, uint32_t lr_q, int shift, uint32_t key, uint32_t *saturations)
-{
-    if (shift - ONW_DITHER_BITS <= 32) {
-        update_layer(w, a, b, x, in_dim, out_dim, lr_q, shift, key, saturations, 0);
-    } else {
-        update_layer(w, a, b, x, in_dim, out_dim, lr_q, shift, key, saturations, 1);
-    }
 }
