@@ -2,6 +2,7 @@
 the fixed-point reference tracking it, the firmware bit-exact with the reference, and the spec's refusals."""
 
 import ctypes
+import dataclasses
 import math
 from pathlib import Path
 
@@ -156,6 +157,20 @@ def test_bad_specs_are_refused() -> None:
         make_spec(rule={"name": "ff", "threshold": 0.0})
 
 
+def test_update_shift_below_16_is_refused() -> None:
+    """FF's update shift (lr_frac + af + 13 - wf) must leave the shared dense update its 16 fractional bits. The
+    spec's generic check (2 af + lr_frac - wf >= 16) admits no such format today (FF's shift is 13 - af larger),
+    so the spec is made with dataclasses.replace, past parse_spec's validation: the rule must not rely on it."""
+    spec = make_spec(rule={"name": "ff", "learning_rate": 1.0}, format={"activation_frac": 4, "weight_frac": 15})
+    data = load_dataset(spec)
+    assert ff.update_shift(spec) >= 16
+    init_model(spec, data)
+    low = dataclasses.replace(spec, format=dataclasses.replace(spec.format, lr_frac=8))
+    assert ff.update_shift(low) == 10
+    with pytest.raises(SpecError, match=r"`format.lr_frac` = 8 is too small .* is 10, .* `format.lr_frac` >= 14"):
+        init_model(low, data)
+
+
 def test_example_spec_fits_int16_and_describes_its_buffers() -> None:
     from onward.spec import load_spec
 
@@ -167,5 +182,36 @@ def test_example_spec_fits_int16_and_describes_its_buffers() -> None:
     assert not model.weights_q[0][:, -1].any() and not model.weights_q[1][:, -1].any()
     assert all(np.array_equal(fixed.to_q(w, spec.format.weight_frac)[0], q)
                for w, q in zip(model.weights, model.weights_q, strict=True))
-    assert model.ram == {"ff_buf": 2 * 2 * 2 * 76}
+    # training's two passes of two buffers, or inference's one pass and layer 0's 64 int64 sums
+    assert model.ram == {"ff_buf": max(2 * 2 * 2 * 76, 2 * 2 * 76 + 8 * 64)}
     assert math.isclose(float(np.abs(model.weights[0]).max()), 1 / math.sqrt(74), rel_tol=0.05)
+
+
+@pytest.mark.parametrize("scale", [1, 100])  # 100: weights far out of range, so that layer 0 saturates
+def test_inference_shares_layer_0_between_labels(scale: int) -> None:
+    """Layer 0 once per sample plus one column per label gives what a full forward pass per label gives: the
+    same scores and the same saturation count (the firmware's onw_infer computes it this way)."""
+    spec = make_spec(data={"set": "digits"}, model={"hidden": [64, 32]}, rule={"name": "ff", "learning_rate": 0.1})
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    ref = ff.Fixed(model)
+    rng = np.random.default_rng(scale)
+    ref.weights = [np.clip(w * scale + rng.integers(-3, 4, size=w.shape) * (w != 0), -32768, 32767)
+                   for w in ref.weights]
+    saturations = 0
+    for i in range(20):
+        x = fixed.to_q(data.x_test[i:i + 1], spec.format.activation_frac)[0][0]
+        ref.saturations = 0
+        got = ref.infer(x)
+        fast_saturations, ref.saturations = ref.saturations, 0
+        full = []
+        for c in range(ref.classes):
+            v, total = ref.embed(x, c), 0
+            for layer in range(ref.num_layers):
+                _, v, g = ref.forward(layer, v)
+                total += g if layer in ff.scored_layers(ref.num_layers) else 0
+            full.append(total)
+        assert got.tolist() == ff.relative(np.array(full)).tolist()
+        assert fast_saturations == ref.saturations
+        saturations += ref.saturations
+    assert (saturations > 0) == (scale > 1)
