@@ -1,5 +1,7 @@
 /* The learned state: reset, and the state image: seed, steps, lr_q, stage (uint32 LE) then the int16 weights
  * (LE), as host/reference.py. */
+#include <stddef.h>
+
 #include "onward/fixed.h"
 #include "onward/protocol.h"
 #include "onward/runtime.h"
@@ -25,6 +27,32 @@ uint32_t onw_rounding_key(uint32_t layer)
     return onw_derive(onw_derive(onw_derive(onw_state.seed, ONW_STREAM_ROUNDING), onw_state.steps), layer);
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* On a little-endian core the state image is onw_state's own bytes: the header words, then the weights, with no
+ * gap (checked below). Byte access through an unsigned char pointer is allowed for any object. This saves the
+ * per-byte header/weight dispatch: flash, and most of the digest's work, which runs after every training step. */
+typedef char onw_check_state_layout[offsetof(onw_state_t, weights) == ONW_STATE_HEADER ? 1 : -1];
+
+uint8_t onw_state_get_byte(uint32_t index)
+{
+    return ((const uint8_t *)&onw_state)[index];
+}
+
+void onw_state_set_byte(uint32_t index, uint8_t value)
+{
+    ((uint8_t *)&onw_state)[index] = value;
+}
+
+uint32_t onw_state_digest(void)
+{
+    const uint8_t *p = (const uint8_t *)&onw_state;
+    uint32_t crc = ONW_CRC32_INIT, i;
+    for (i = 0; i < ONW_STATE_SIZE; i++) {
+        crc = onw_crc32_byte(crc, p[i]);
+    }
+    return ~crc;
+}
+#else
 static uint32_t *header_word(uint32_t index)
 {
     uint32_t *words[4] = {&onw_state.seed, &onw_state.steps, &onw_state.lr_q, &onw_state.stage};
@@ -65,3 +93,4 @@ uint32_t onw_state_digest(void)
     }
     return ~crc;
 }
+#endif
