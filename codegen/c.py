@@ -17,6 +17,12 @@ from onward.rules import rule_id
 from onward.spec import feedback_bound
 
 CHUNK = 256  # bytes of state per LOAD/DUMP frame
+# TRAIN_BATCH: the samples of one request take at most this many bytes, and their outputs and digests at most
+# BATCH_REPLY_BYTES, so that batching adds a few KB of RAM at most (qemu-m0 has 16 KB in all). A board with less
+# room gets a smaller batch (targets.build.fit_batch); a batch of 1 always fits wherever single TRAIN does.
+BATCH_REQUEST_BYTES = 2048
+BATCH_REPLY_BYTES = 1024
+MAX_BATCH_CAP = 64
 BOARD_NAME_ALLOWANCE = 32  # HELLO carries "<model>@<board>"
 PEPITA_RULES = ("pepita", "mempepita")  # the rules with a feedback matrix F
 
@@ -27,7 +33,8 @@ MACRO_NOTES = {
     "SUM_WIDTHS": "outputs of all layers (PEPITA's pass-1 store)",
     "MAX_WIDTH": "widest layer output", "MAX_HIDDEN": "widest hidden layer (1 if none)",
     "CHUNK": "state bytes per LOAD/DUMP frame", "RX_MAX": "largest encoded request frame",
-    "MAX_REPLY_BODY": "largest reply body", "REGRESSION": "1: TRAIN's target is a Q(ACT_FRAC) value",
+    "MAX_REPLY_BODY": "largest reply body", "MAX_BATCH": "samples per TRAIN_BATCH frame (HELLO reports it)",
+    "REGRESSION": "1: TRAIN's target is a Q(ACT_FRAC) value",
     "NUM_CLASSES": "TRAIN's target is a class index below this (1 for regression)",
     "ACT_FRAC": "inputs/activations/errors: Q(15-f).f",
     "WEIGHT_FRAC": "weights", "FEEDBACK_FRAC": "PEPITA's F", "LR_FRAC": "lr_q = lr * 2^LR_FRAC",
@@ -72,27 +79,47 @@ def rule_macros(model: InitialModel) -> dict[str, str]:
     return macros
 
 
-def layout(model: InitialModel) -> dict[str, int]:
-    """Sizes the runtime's static buffers are declared with."""
+def sample_bytes(model: InitialModel) -> int:
+    """One TRAIN sample on the wire: target int16, x int16[input]."""
+    return 2 + 2 * model.dims[0]
+
+
+def result_bytes(model: InitialModel) -> int:
+    """One training step's reply: outputs int16[outputs], digest u32."""
+    return 2 * model.outputs + 4
+
+
+def default_batch(model: InitialModel) -> int:
+    """The most samples per TRAIN_BATCH frame within the byte budgets (at least 1)."""
+    return max(1, min(MAX_BATCH_CAP, BATCH_REQUEST_BYTES // sample_bytes(model),
+                      BATCH_REPLY_BYTES // result_bytes(model)))
+
+
+def layout(model: InitialModel, max_batch: int | None = None) -> dict[str, int]:
+    """Sizes the runtime's static buffers are declared with; `max_batch` defaults to default_batch(model)."""
     d, spec = model.dims, model.spec
     input_dim, hidden = d[0], d[1:-1]
     regression = spec.data.task == "regression"
-    request_body = max(2 + 2 * input_dim, 4 + CHUNK, 6)
-    reply_body = max(22 + 2 * len(d) + len(spec.name) + 1 + BOARD_NAME_ALLOWANCE, 2 * model.outputs + 4, CHUNK, 24)
+    batch = default_batch(model) if max_batch is None else max_batch
+    if batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {batch}")
+    request_body = max(2 + 2 * input_dim, 4 + CHUNK, 6, 2 + batch * sample_bytes(model))
+    reply_body = max(24 + 2 * len(d) + len(spec.name) + 1 + BOARD_NAME_ALLOWANCE, result_bytes(model), CHUNK, 24,
+                     batch * result_bytes(model))
     return {
         "NUM_LAYERS": len(d) - 1, "INPUT_DIM": input_dim,
         "NUM_CLASSES": 1 if regression else model.outputs, "REGRESSION": int(regression),
         "NUM_OUTPUTS": model.outputs, "NUM_STAGES": model.stages,
         "NUM_WEIGHTS": model.num_weights,
         "SUM_WIDTHS": int(sum(d[1:])), "MAX_WIDTH": max(d[1:]), "MAX_HIDDEN": max(hidden, default=1),
-        "CHUNK": CHUNK, "RX_MAX": cobs_max(7 + request_body), "MAX_REPLY_BODY": reply_body,
+        "CHUNK": CHUNK, "RX_MAX": cobs_max(7 + request_body), "MAX_REPLY_BODY": reply_body, "MAX_BATCH": batch,
     }
 
 
-def static_ram(model: InitialModel) -> dict[str, int]:
+def static_ram(model: InitialModel, max_batch: int | None = None) -> dict[str, int]:
     """Bytes of every static buffer the runtime declares for this model (firmware/src/*.c), so that a model
     can be refused before it is built. tests/test_size.py holds this against the linked ELF."""
-    sizes = layout(model)
+    sizes = layout(model, max_batch)
     return {
         "onw_state": (STATE_HEADER.size + 2 * sizes["NUM_WEIGHTS"] + 3) // 4 * 4,  # a struct of uint32s: padded to 4
         "rx": sizes["RX_MAX"], "tx": 3 + sizes["MAX_REPLY_BODY"] + 4,
@@ -107,10 +134,11 @@ def _c_array(values: np.ndarray, per_line: int = 12) -> str:
     return "\n".join(f"    {line}," for line in lines)
 
 
-def generate_c(model: InitialModel) -> GeneratedC:
+def generate_c(model: InitialModel, max_batch: int | None = None) -> GeneratedC:
+    """`max_batch` (default: default_batch) sizes only the receive and reply buffers: the model hash ignores it."""
     spec, fmt = model.spec, model.spec.format
     mhash = model_hash(model)
-    sizes = layout(model)
+    sizes = layout(model, max_batch)
     macros = {
         "RULE": f"{rule_id(spec.rule.name)} /* {spec.rule.name} */",
         **{k: str(v) for k, v in sizes.items()},

@@ -13,6 +13,18 @@ from onward.targets.build import TARGETS, BuildError
 from onward.verify import Mismatch
 
 DEFAULT_BUILD_DIR = Path("build")
+TRANSPORT_HELP = ("how the host reaches an emulated board: semihost (fast file I/O, the default there) or uart "
+                  "(its serial port, as on a real board)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -45,21 +57,23 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from onward.session import prepare, run_on_target
+    from onward.targets.run import TRANSPORT_NAMES
 
     spec = load_spec(args.spec)
     data, model = prepare(spec)
-    run = run_on_target(model, data, args.target, args.build_dir, steps=args.steps, progress=True, port=args.port)
+    run = run_on_target(model, data, args.target, args.build_dir, steps=args.steps, progress=True, port=args.port,
+                        transport=args.transport, batch=args.batch)
     where = args.target if args.port is None else args.port
     print(f"{spec.name} on {where}: {run.train_steps} training steps and {run.inferences} inferences, "
           f"every output and state digest bit-exact (0 mismatches); {run.saturations} saturations on both; "
-          f"{run.steps_per_second:.0f} steps/s")
+          f"{run.steps_per_second:.0f} steps/s (over {TRANSPORT_NAMES[run.transport]})")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from onward.demo import demo
 
-    return demo(args.spec, args.target, args.epochs, args.build_dir)
+    return demo(args.spec, args.target, args.epochs, args.build_dir, args.transport)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -96,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1000, help="training steps to compare (default 1000)")
     p.add_argument("--port", help="verify a board already flashed with this spec's firmware over this serial "
                    "port (e.g. /dev/ttyACM0, or socket://host:port); nothing is built or started")
+    p.add_argument("--transport", choices=["auto", "uart", "semihost"], default="auto", help=TRANSPORT_HELP)
+    p.add_argument("--batch", type=positive_int, help="training samples per TRAIN_BATCH frame (default: the most "
+                   "the firmware takes, HELLO says; 1: a TRAIN frame per step)")
     p.set_defaults(func=cmd_verify)
     p = add("report", "flash, RAM, worst-case stack and executed instructions, measured on the emulated firmware")
     p.add_argument("--target", choices=[t for t in TARGETS if t.startswith("qemu-")], default="qemu-m4")
@@ -112,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")
     p.add_argument("--epochs", type=int, default=10,
                    help="epochs on the device (the spec's learning-rate schedule is compressed to fit)")
+    p.add_argument("--transport", choices=["auto", "uart", "semihost"], default="auto", help=TRANSPORT_HELP)
     p.set_defaults(func=cmd_demo)
     return parser
 

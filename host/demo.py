@@ -11,10 +11,12 @@ from onward.session import prepare, run_on_target
 from onward.size import size_report
 from onward.spec import load_spec
 from onward.targets.build import build_firmware
+from onward.targets.run import TRANSPORT_NAMES, resolve_transport
 
 
-def demo(spec_path: Path, target: str, epochs: int, build_dir: Path) -> int:
+def demo(spec_path: Path, target: str, epochs: int, build_dir: Path, transport: str = "auto") -> int:
     spec = load_spec(spec_path).with_epochs(epochs)
+    resolve_transport(target, transport)  # a bad choice fails now, not after the float reference has trained
     data, model = prepare(spec)
     per_layer = f" per layer, {model.stages} layers one after another" if model.stages > 1 else ""
     print(f"onward demo: {spec.name}, {spec.rule.name}, {'-'.join(map(str, model.dims))}, "
@@ -23,10 +25,10 @@ def demo(spec_path: Path, target: str, epochs: int, build_dir: Path) -> int:
     t0 = time.perf_counter()
     float_acc = make_float(model).fit(data)[-1]
     print(f"float reference trained in {time.perf_counter() - t0:.1f} s")
-    firmware = build_firmware(model, target, build_dir)
+    firmware = build_firmware(model, target, build_dir)  # the UART build, as a real board carries it: its sizes
     size = size_report(firmware)
     print(f"firmware built for {target}: {firmware.path}")
-    run = run_on_target(model, data, target, build_dir, evaluate_test=True, progress=True)
+    run = run_on_target(model, data, target, build_dir, evaluate_test=True, progress=True, transport=transport)
     metric, show = (("test R²", lambda v: f"{v:.4f}") if data.task == "regression"
                     else ("test accuracy", lambda v: f"{100 * v:.2f} %"))
     rows = [
@@ -39,7 +41,8 @@ def demo(spec_path: Path, target: str, epochs: int, build_dir: Path) -> int:
         ("flash (text + rodata + data)", f"{size.flash} B"),
         ("RAM, static (data + bss)", f"{size.ram} B"),
         ("  of which training activation buffers", f"{size.training_activations} B"),
-        ("training steps per second (emulated, over the UART)", f"{run.steps_per_second:.0f}"),
+        (f"training steps per second ({'emulated, ' if target.startswith('qemu') else ''}over "
+         f"{TRANSPORT_NAMES[run.transport]})", f"{run.steps_per_second:.0f}"),
     ]
     width = max(len(r[0]) for r in rows)
     print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))

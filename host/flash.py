@@ -202,11 +202,10 @@ def _flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps
         raise FlashError(f"unknown board {board!r}; expected one of: {', '.join(envs)} (platformio.ini)")
     spec = load_spec(spec_path)
     data, model = prepare(spec)
-    gen = generate_c(model)
     emulated = is_emulated(board)
-    if emulated:
-        check_fits(model, load_board(board))
-    elif port is None:
+    # an emulated board short of RAM gets a smaller TRAIN_BATCH (check_fits); a real board the default
+    gen = generate_c(model, check_fits(model, load_board(board)) if emulated else None)
+    if not emulated and port is None:
         port = find_serial_port()  # before building: no board, no point (and no traceback)
 
     start = time.perf_counter()

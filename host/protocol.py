@@ -13,7 +13,7 @@ from enum import IntEnum
 
 from cobs import cobs
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: TRAIN_BATCH, and HELLO reports the max batch
 REPLY = 0x80
 
 
@@ -27,6 +27,7 @@ class Cmd(IntEnum):
     STATS = 0x07
     SET_LR = 0x08
     SET_STAGE = 0x09
+    TRAIN_BATCH = 0x0A  # count u16 | count x (target, x) -> count x (outputs, digest)
     ERROR = 0x7F
 
 
@@ -91,14 +92,19 @@ class Hello:
     chunk: int
     dims: tuple[int, ...]
     name: str
+    max_batch: int = 1  # samples per TRAIN_BATCH frame; 1 from a version-2 firmware, which has no TRAIN_BATCH
 
     @classmethod
     def parse(cls, body: bytes) -> Hello:
         version, rule, layers, af, wf, ff, lf, outputs = body[:8]
         mhash, state_size, rx_max, chunk = struct.unpack_from("<IIHH", body, 8)
-        dims = struct.unpack_from(f"<{layers + 1}H", body, 20)
+        at, max_batch = 20, 1
+        if version >= 3:  # max batch u16 after chunk
+            (max_batch,) = struct.unpack_from("<H", body, at)
+            at += 2
+        dims = struct.unpack_from(f"<{layers + 1}H", body, at)
         return cls(version, rule, (af, wf, ff, lf), outputs, mhash, state_size, rx_max, chunk, dims,
-                   body[20 + 2 * (layers + 1):].decode("ascii", "replace"))
+                   body[at + 2 * (layers + 1):].decode("ascii", "replace"), max_batch)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from onward import fixed
 from onward.codegen.c import generate_c
 from onward.data import Dataset, load_dataset
 from onward.model import InitialModel, init_model
+from onward.protocol import ProtocolError
 from onward.reference import Step, make_fixed, training_stream
 from onward.spec import Spec
-from onward.targets.run import open_device
+from onward.targets.build import load_board
+from onward.targets.run import open_device, resolve_transport
 from onward.verify import Mismatch, ProgressBar, check_build, evaluate, lockstep
 
 
@@ -27,6 +29,7 @@ class TargetRun:
     ref_accuracy: float
     device_accuracy: float
     saturations: int
+    transport: str = "uart"  # how the host reached the device: uart, semihost, or pipe (the native process)
 
     @property
     def steps_per_second(self) -> float:
@@ -40,10 +43,13 @@ def prepare(spec: Spec) -> tuple[Dataset, InitialModel]:
 
 def run_on_target(
     model: InitialModel, data: Dataset, target: str, build_dir: Path, steps: int | None = None,
-    evaluate_test: bool = False, progress: bool = False, port: str | None = None,
+    evaluate_test: bool = False, progress: bool = False, port: str | None = None, transport: str = "auto",
+    batch: int | None = None,
 ) -> TargetRun:
     """Train the reference and the target in lockstep (`steps` samples shared out among the stages, or the
     spec's epochs), comparing every output and state digest; optionally evaluate both on the test set.
+    transport: "auto" (the semihosting channel on an emulated board), "uart" or "semihost" (open_device);
+    batch: samples per TRAIN_BATCH frame (default: the device's maximum; 1: single TRAIN frames).
     Raises Mismatch."""
     spec = model.spec
     n_train = len(data.y_train)
@@ -57,12 +63,17 @@ def run_on_target(
     probes, _ = fixed.to_q(data.x_test[:64], spec.format.activation_frac)
     save_dir = Path(build_dir) / f"{spec.name}-{target}" / "mismatch"
     ref = make_fixed(model)
-    with open_device(model, target, build_dir, port=port) as device:
+    transport = resolve_transport(target, transport, port)
+    channel = "pipe" if port is None and "qemu" not in load_board(target).config else transport
+    with open_device(model, target, build_dir, port=port, transport=transport) as device:
         check_build(model, device, generate_c(model).model_hash)
+        if batch is not None and not 1 <= batch <= device.max_batch:
+            raise ProtocolError(f"the firmware takes 1 to {device.max_batch} samples per TRAIN_BATCH frame "
+                                f"(HELLO), not {batch}")
         device.reset()
         start = time.perf_counter()
         bar = ProgressBar(total, f"{spec.name} on {target}") if progress else None
-        result = lockstep(ref, device, stream, probes, save_dir, progress=bar)
+        result = lockstep(ref, device, stream, probes, save_dir, progress=bar, batch=batch)
         seconds = time.perf_counter() - start
         stats = device.stats()
         if stats.saturations != ref.saturations or stats.steps != ref.steps:
@@ -70,7 +81,7 @@ def run_on_target(
                            f"{stats.saturations}; the reference has {ref.steps}, {ref.saturations}")
         ref_acc, dev_acc = evaluate(ref, device, data, save_dir) if evaluate_test else (math.nan, math.nan)
     return TargetRun(target, result.train_steps, result.inferences, seconds, ref_acc, dev_acc,
-                     ref.saturations)
+                     ref.saturations, channel)
 
 
 def _first_train_steps(stream: Iterator[Step], steps: int) -> Iterator[Step]:

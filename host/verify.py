@@ -79,34 +79,119 @@ def lockstep(
     save_dir: Path,
     probe_every: int = 50,
     progress: Callable[[int], None] | None = None,
+    batch: int | None = None,
 ) -> LockstepResult:
-    """Run the stream on both; raise Mismatch at the first difference. probes: int16 inputs for INFER."""
+    """Run the stream on both; raise Mismatch at the first difference. probes: int16 inputs for INFER.
+
+    Training steps go to the device `batch` at a time in TRAIN_BATCH frames (default: the most HELLO allows;
+    1 sends single TRAIN frames), and every step's outputs and digest are compared all the same. A batch
+    follows a step whose digest agreed; the first step, and the first after SET_LR or SET_STAGE, go alone.
+    So on a mismatch at step k of a batch, the device's state before the batch equals the reference's: both
+    are rewound to just after step k (the device by LOAD and one TRAIN) and compared and saved as usual."""
+    batch = device.max_batch if batch is None else batch
+    if not 1 <= batch <= max(device.max_batch, 1):
+        raise ValueError(f"batch must be in [1, {device.max_batch}] (the device's max batch), got {batch}")
     result = LockstepResult()
     probe_cycle = itertools.cycle(range(len(probes)))
-    for step in stream:
-        ref_outputs = apply_step(ref, step)
-        if step.kind == "set_lr":
-            device.set_lr(step.lr_q)
-            continue
-        if step.kind == "set_stage":
-            device.set_stage(step.stage)
-            continue
-        assert step.x is not None and ref_outputs is not None
-        dev_outputs, dev_digest = device.train(step.x, step.target)
-        n = result.train_steps
-        problem = _compare("outputs (train)", n, ref_outputs, dev_outputs)
-        if problem is None and dev_digest != ref.digest():
-            problem = f"step {n}: state digest: reference 0x{ref.digest():08X}, device 0x{dev_digest:08X}"
-        if problem is None and len(probes) and n % probe_every == 0:
+    pending: list[Step] = []
+    agreed = False  # the device's state equals the reference's: the last step's digest agreed, nothing since
+
+    def run_pending() -> None:
+        nonlocal agreed
+        n0 = result.train_steps
+        if len(pending) == 1:
+            problem = _train_one(ref, device, pending[0], n0)
+        else:
+            problem = _train_batch(ref, device, pending, n0)
+        last = n0 + len(pending) - 1
+        if problem is None and len(probes) and last % probe_every == 0:
             x = probes[next(probe_cycle)]
-            problem = _compare("outputs (infer)", n, ref.infer(x), device.infer(x))
+            problem = _compare("outputs (infer)", last, ref.infer(x), device.infer(x))
             result.inferences += 1
         if problem:
             raise _mismatch(ref, device, problem, save_dir)
-        result.train_steps += 1
-        if progress:
-            progress(result.train_steps)
+        for _ in pending:
+            result.train_steps += 1
+            if progress:
+                progress(result.train_steps)
+        pending.clear()
+        agreed = True
+
+    for step in stream:
+        if step.kind != "train":
+            if pending:
+                run_pending()
+            apply_step(ref, step)
+            if step.kind == "set_lr":
+                device.set_lr(step.lr_q)
+            else:
+                device.set_stage(step.stage)
+            agreed = False
+            continue
+        assert step.x is not None
+        pending.append(step)
+        n = result.train_steps + len(pending) - 1
+        if len(pending) == batch or not agreed or (len(probes) and n % probe_every == 0):
+            run_pending()
+    if pending:
+        run_pending()
     return result
+
+
+def _check_step(n: int, ref_outputs: np.ndarray, ref_digest: int, dev_outputs: np.ndarray,
+                dev_digest: int) -> str | None:
+    problem = _compare("outputs (train)", n, ref_outputs, dev_outputs)
+    if problem is None and dev_digest != ref_digest:
+        problem = f"step {n}: state digest: reference 0x{ref_digest:08X}, device 0x{dev_digest:08X}"
+    return problem
+
+
+def _train_one(ref: FixedReference, device: Device, step: Step, n: int) -> str | None:
+    """Step n in a TRAIN frame of its own; the problem, if any."""
+    assert step.x is not None
+    dev_outputs, dev_digest = device.train(step.x, step.target)
+    ref_outputs = apply_step(ref, step)
+    assert ref_outputs is not None
+    return _check_step(n, ref_outputs, ref.digest(), dev_outputs, dev_digest)
+
+
+def _train_batch(ref: FixedReference, device: Device, steps: list[Step], n0: int) -> str | None:
+    """Steps n0, n0 + 1, ... in one TRAIN_BATCH frame. The reference computes them while the device does.
+    On a mismatch, both end just after the step that differs (see lockstep)."""
+    before, saturations = ref.state(), ref.saturations
+    xs = []
+    for step in steps:
+        assert step.x is not None
+        xs.append(step.x)
+    device.send_train_batch(xs, [s.target for s in steps])
+    expected = []
+    for step in steps:
+        outputs = apply_step(ref, step)
+        assert outputs is not None
+        expected.append((outputs, ref.digest()))
+    dev_outputs, dev_digests = device.receive_train_batch(len(steps))
+    for k, ((ref_outputs, ref_digest), dev_out, dev_digest) in enumerate(
+            zip(expected, dev_outputs, dev_digests, strict=True)):
+        problem = _check_step(n0 + k, ref_outputs, ref_digest, dev_out, dev_digest)
+        if problem is None:
+            continue
+        # Rewind: the reference to the batch start and through steps n0 .. n0+k-1; the device to that same
+        # state (its own, as the digests say), from which it takes step n0+k alone.
+        _restore(ref, before, saturations)
+        for step in steps[:k]:
+            apply_step(ref, step)
+        device.load_state(ref.state_bytes(), device.chunk)
+        again = _train_one(ref, device, steps[k], n0 + k)
+        return again or (f"{problem}\n(but the device took step {n0 + k} alone correctly from the same state: "
+                         "the TRAIN_BATCH frame went wrong, not the step)")
+    return None
+
+
+def _restore(ref: FixedReference, state: FixedState, saturations: int) -> None:
+    """Put the reference back into a state it had: its learned state is exactly the state image's fields."""
+    ref.seed, ref.steps, ref.lr_q, ref.stage = state.seed, state.steps, state.lr_q, state.stage
+    ref.weights = [w.copy() for w in state.weights]
+    ref.saturations = saturations
 
 
 def check_build(model: InitialModel, device: Device, expected_hash: int) -> None:

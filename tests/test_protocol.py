@@ -10,15 +10,16 @@ import pytest
 from cobs import cobs
 
 from helpers import make_spec
+from onward.codegen.c import default_batch
 from onward.data import load_dataset
 from onward.model import init_model
-from onward.protocol import Cmd, DeviceError, encode_frame
+from onward.protocol import Cmd, DeviceError, Hello, encode_frame
 from onward.reference import FixedReference, make_fixed, training_stream
 from onward.targets.device import Device
 from onward.targets.run import open_device
 
 
-@pytest.fixture(scope="module", params=["native", "qemu-m4"])
+@pytest.fixture(scope="module", params=["native", "qemu-m4", "qemu-m4-semihost"])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tuple[Device, FixedReference, list]]:
     spec = make_spec()
@@ -26,7 +27,8 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     model = init_model(spec, data)
     ref = make_fixed(model)
     steps = [s for s in training_stream(model, data, 1) if s.kind == "train"]
-    with open_device(model, request.param, Path(tmp_path_factory.mktemp("build"))) as device:
+    with open_device(model, request.param.removesuffix("-semihost"), Path(tmp_path_factory.mktemp("build")),
+                     transport="semihost" if request.param.endswith("-semihost") else "uart") as device:
         device.hello()
         for step in steps[:20]:
             ref.train(step.x, step.target)
@@ -81,6 +83,58 @@ def test_bad_frames_get_errors_and_keep_the_state(trained) -> None:
     for step in steps[:5]:
         logits, digest = device.train(step.x, step.target)
         assert (logits == ref.train(step.x, step.target)).all() and digest == ref.digest()
+
+
+def test_train_batch_equals_the_reference_step_by_step(trained) -> None:
+    device, ref, steps = trained
+    assert device.max_batch == default_batch(ref.model) == 64  # 12 inputs: 26 bytes a sample
+    at = 5
+    for size in (1, device.max_batch, 3):
+        chunk, at = steps[at:at + size], at + size
+        outputs, digests = device.train_batch([s.x for s in chunk], [s.target for s in chunk])
+        assert outputs.shape == (size, ref.model.outputs) and len(digests) == size
+        for step, out, digest in zip(chunk, outputs, digests, strict=True):
+            assert (out == ref.train(step.x, step.target)).all() and digest == ref.digest()
+    stats = device.stats()
+    assert stats.steps == ref.steps and stats.saturations == ref.saturations and stats.digest == ref.digest()
+
+
+def test_bad_batch_frames_get_errors_and_train_nothing(trained) -> None:
+    device, ref, _ = trained
+    before = device.stats()
+    most = device.max_batch
+    good = struct.pack("<h", 1) + x_bytes(ref)
+    per = len(good)
+
+    def batch(count: int, *samples: bytes) -> bytes:
+        return struct.pack("<H", count) + b"".join(samples)
+
+    expect_error(device, raw_frame(Cmd.TRAIN_BATCH, batch(0)), "argument",
+                 f"device rejected TRAIN_BATCH frame: argument out of range (limit {most}, got 0)")
+    expect_error(device, raw_frame(Cmd.TRAIN_BATCH, batch(most + 1, good)), "argument",
+                 f"(limit {most}, got {most + 1})")
+    expect_error(device, raw_frame(Cmd.TRAIN_BATCH, batch(3, good, good)), "body",
+                 f"wrong body length (expected {2 + 3 * per} bytes, got {2 + 2 * per})")
+    expect_error(device, raw_frame(Cmd.TRAIN_BATCH, batch(2, good, good, good)), "body",
+                 f"(expected {2 + 2 * per} bytes, got {2 + 3 * per})")
+    expect_error(device, raw_frame(Cmd.TRAIN_BATCH, b"\x01"), "body", f"(expected {2 + per} bytes, got 1)")
+    # a label out of range in the last sample: the first two are not trained either
+    bad_label = struct.pack("<h", 4) + x_bytes(ref)
+    expect_error(device, raw_frame(Cmd.TRAIN_BATCH, batch(3, good, good, bad_label)), "argument",
+                 "argument out of range (limit 3, got 4)")
+    after = device.stats()
+    assert after.digest == before.digest == ref.digest()
+    assert (after.steps, after.saturations) == (before.steps, before.saturations)
+    assert after.frames_bad == before.frames_bad + 6
+
+
+def test_hello_of_a_version_2_firmware_means_no_batches() -> None:
+    body = bytes([2, 1, 1, 10, 12, 15, 24, 3]) + struct.pack("<IIHH", 7, 100, 300, 256)
+    body += struct.pack("<2H", 4, 3) + b"m@b"
+    hello = Hello.parse(body)
+    assert (hello.max_batch, hello.dims, hello.name) == (1, (4, 3), "m@b")
+    v3 = Hello.parse(bytes([3]) + body[1:20] + struct.pack("<H", 9) + body[20:])
+    assert (v3.max_batch, v3.dims, v3.name) == (9, (4, 3), "m@b")
 
 
 def test_load_and_dump_round_trip(trained) -> None:

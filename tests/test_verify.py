@@ -1,6 +1,7 @@
 """Firmware against the fixed-point reference, bit for bit: random specs on native and on qemu-m4,
 and a deliberately corrupted device that verify must catch and name."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from onward.model import init_model
 from onward.reference import STATE_HEADER, make_fixed, training_stream
 from onward.session import run_on_target
 from onward.targets.build import build_firmware
+from onward.targets.device import Device
+from onward.targets.link import Link
 from onward.targets.run import open_device
 from onward.verify import Mismatch, check_build, lockstep
 
@@ -109,3 +112,57 @@ def test_reset_with_another_seed_stays_bit_exact(tmp_path: Path) -> None:
         probes, _ = fixed.to_q(data.x_test[:4], spec.format.activation_frac)
         result = lockstep(ref, device, training_stream(model, data, 1), probes, tmp_path / "mm")
         assert result.train_steps == len(data.y_train) and device.stats().digest == ref.digest()
+
+
+class CountingDevice(Device):
+    """Counts the TRAIN_BATCH frames lockstep sends; optionally corrupts one sample on the way (both frames)."""
+
+    def __init__(self, link: Link, corrupt: np.ndarray | None = None) -> None:
+        super().__init__(link)
+        self.batches, self.corrupt = 0, corrupt
+
+    def send_train_batch(self, xs: Sequence[np.ndarray], targets: Sequence[int]) -> int:
+        self.batches += 1
+        return super().send_train_batch(xs, targets)
+
+    def encode_sample(self, x: np.ndarray, target: int) -> bytes:
+        if self.corrupt is not None and np.array_equal(x, self.corrupt):
+            x = x.copy()
+            x[0] += 500
+        return super().encode_sample(x, target)
+
+
+@pytest.mark.parametrize("batch", [1, None])
+def test_lockstep_in_single_and_batch_frames(batch: int | None, tmp_path: Path) -> None:
+    spec = make_spec()
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    ref = make_fixed(model)
+    with open_device(model, "native", tmp_path) as plain:
+        device = CountingDevice(plain.link)
+        device.hello()
+        probes, _ = fixed.to_q(data.x_test[:4], spec.format.activation_frac)
+        result = lockstep(ref, device, training_stream(model, data, 1), probes, tmp_path / "mm", batch=batch)
+        assert result.train_steps == len(data.y_train) and device.stats().digest == ref.digest()
+    assert device.max_batch == 64
+    # batch 1: TRAIN frames only; else step 0 alone, then up to 64 a frame, cut at every probe (each 50 steps)
+    assert device.batches == (0 if batch == 1 else 3)
+
+
+def test_a_mismatch_inside_a_batch_names_its_step_and_saves_that_step(tmp_path: Path) -> None:
+    spec = make_spec()
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    ref = make_fixed(model)
+    stream = list(training_stream(model, data, 1))
+    with open_device(model, "native", tmp_path) as plain:
+        device = CountingDevice(plain.link, corrupt=stream[7].x)  # step 7: the 7th sample of the second frame
+        device.hello()
+        with pytest.raises(Mismatch) as exc:
+            lockstep(ref, device, stream, np.zeros((0, model.dims[0]), dtype=np.int64), tmp_path / "mm")
+    assert device.batches == 1
+    msg = str(exc.value)
+    assert msg.startswith("step 7: ") and "first state difference: tensor weights[" in msg
+    device_state = np.load(tmp_path / "mm" / "state-device.npz")
+    ref_state = np.load(tmp_path / "mm" / "state-reference.npz")
+    assert device_state["steps"] == ref_state["steps"] == 8  # both just after step 7, not at the end of the frame

@@ -29,6 +29,7 @@ void onw_port_init(void)
     }
 }
 
+#ifndef ONW_TRANSPORT_SEMIHOST /* else boards/semihost/port_semihost.c carries the bytes */
 int onw_port_getc(void)
 {
     /* QEMU holds further input back until DATA is read (1-byte RX buffer +
@@ -47,6 +48,7 @@ void onw_port_putc(uint8_t byte)
 }
 
 void onw_port_flush(void) {}
+#endif
 
 /* Processor-clock ticks. QEMU's SysTick is derived from the virtual clock
  * (25 MHz nominal), not from executed instructions: it is NOT cycle-accurate,

@@ -42,6 +42,7 @@ void onw_port_init(void)
     TIMER_START = 1;
 }
 
+#ifndef ONW_TRANSPORT_SEMIHOST /* else boards/semihost/port_semihost.c carries the bytes */
 int onw_port_getc(void)
 {
     /* RXDRDY is not cleared by reading RXD, so clear it BEFORE the read: QEMU re-raises it
@@ -64,6 +65,7 @@ void onw_port_putc(uint8_t byte)
 }
 
 void onw_port_flush(void) {}
+#endif
 
 /* 16 MHz TIMER0 ticks (= HCLK on nRF51). QEMU derives the timer from the virtual clock,
  * not from executed instructions: a rough time base, NOT a cycle count. */

@@ -11,6 +11,7 @@
 /* QEMU's 16550 needs no set-up: no baud-rate pacing, FIFO off is fine for polling. */
 void onw_port_init(void) {}
 
+#ifndef ONW_TRANSPORT_SEMIHOST /* else boards/semihost/port_semihost.c carries the bytes */
 int onw_port_getc(void)
 {
     /* QEMU holds further input back until RBR is read (chardev back-pressure), so polling loses no bytes. */
@@ -27,6 +28,7 @@ void onw_port_putc(uint8_t byte)
 }
 
 void onw_port_flush(void) {}
+#endif
 
 /* Low 32 bits of the time CSR: QEMU's ACLINT mtime, 10 MHz of virtual time (readable in M-mode).
  * Not cycles: rdcycle would work too, but without -icount QEMU 7.2 returns the host's TSC there

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onward.codegen.c import GeneratedC, generate_c, static_ram
+from onward.codegen.c import GeneratedC, default_batch, generate_c, static_ram
 from onward.model import InitialModel
 from onward.paths import BOARDS, FIRMWARE_INCLUDE, FIRMWARE_SRC
 
@@ -50,6 +50,7 @@ class Firmware:
     generated: GeneratedC
     buffers: tuple[str, ...] = ()  # the runtime's static buffers (codegen.static_ram): what size reports read
     rule_buffers: tuple[str, ...] = ()  # those of the learning rule (InitialModel.ram)
+    transport: str = "uart"  # how the host reaches it: the UART (every board) or semihosting (emulated only)
 
 
 def load_board(target: str) -> Board:
@@ -69,13 +70,36 @@ def compile_command(board: Board, gen_dir: Path, out: Path) -> list[str]:
     return [*cmd, *cfg["ldflags"], "-o", str(out)]
 
 
-def check_fits(model: InitialModel, board: Board) -> None:
-    """Refuse, before building, a model whose static RAM and stack exceed the board's RAM."""
+# What a transport's port code adds to static RAM (boards/*/port.c: the semihosting channel's two buffers).
+TRANSPORT_RAM = {"uart": 0, "semihost": 768 + 16}
+TRANSPORTS = tuple(TRANSPORT_RAM)
+SEMIHOST_CFLAGS = ("-DONW_TRANSPORT_SEMIHOST",)
+
+
+def check_fits(model: InitialModel, board: Board, extra_ram: int = 0) -> int:
+    """Refuse, before building, a model whose static RAM and stack exceed the board's RAM. Returns the largest
+    TRAIN_BATCH (at most codegen's default_batch) whose buffers still fit: a board short of RAM gets a smaller
+    batch rather than a refusal, down to 1 sample, which needs no more room than single TRAIN."""
+    batch = default_batch(model)
     ram = board.config.get("ram_bytes")
     if ram is None:
-        return
-    buffers = static_ram(model)
+        return batch
     stack = int(board.config.get("stack_bytes", 0))
+
+    def need_for(b: int) -> int:
+        return sum(static_ram(model, b).values()) + extra_ram + stack
+
+    if need_for(batch) <= ram:
+        return batch
+    if need_for(1) <= ram:  # the buffers grow with the batch: bisect for the largest that fits
+        lo, hi = 1, batch
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if need_for(mid) <= ram else (lo, mid)
+        return lo
+    buffers = static_ram(model, 1)
+    if extra_ram:
+        buffers["port buffers"] = extra_ram
     need = sum(buffers.values()) + stack
     if need > ram:
         biggest = ", ".join(f"{k} {v} B" for k, v in sorted(buffers.items(), key=lambda kv: -kv[1])[:3])
@@ -83,19 +107,29 @@ def check_fits(model: InitialModel, board: Board) -> None:
             f"{model.spec.name} does not fit {board.name}: it needs at least {need} B of RAM "
             f"({need - stack} B static: {biggest}, ...; plus a {stack} B stack) and the board has {ram} B: "
             f"over by {need - ram} B. Narrow `model.hidden` or pick a board with more RAM.")
+    return 1
 
 
 def build_firmware(
-    model: InitialModel, target: str, build_dir: Path, extra_cflags: Sequence[str] = (), variant: str = ""
+    model: InitialModel, target: str, build_dir: Path, extra_cflags: Sequence[str] = (), variant: str = "",
+    transport: str = "uart",
 ) -> Firmware:
     """Generate and compile; `extra_cflags` (e.g. -DONW_PORTABLE_KERNELS) build a variant in a folder of its
-    own, named with `variant`. Nothing is recompiled when the command and every input are unchanged."""
+    own, named with `variant`. Nothing is recompiled when the command and every input are unchanged.
+    transport "semihost" (emulated boards only) builds the port's semihosting channel instead of the UART."""
     board = load_board(target)
+    if transport not in TRANSPORTS:
+        raise BuildError(f"unknown transport {transport!r}; expected one of: {', '.join(TRANSPORTS)}")
+    if transport == "semihost":
+        if "qemu" not in board.config:
+            raise BuildError(f"target {target} has no semihosting (only the emulated boards do); use the UART")
+        extra_cflags = (*extra_cflags, *SEMIHOST_CFLAGS)
+        variant = f"{variant}-semihost" if variant else "semihost"
     if shutil.which(board.cc) is None:
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
                          "(scripts/setup.sh installs it)")
-    check_fits(model, board)
-    gen = generate_c(model)
+    batch = check_fits(model, board, TRANSPORT_RAM[transport])
+    gen = generate_c(model, batch)
     folder = Path(build_dir).resolve() / f"{model.spec.name}-{target}{'-' + variant if variant else ''}"
     gen_dir = folder / "gen"
     gen_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +146,7 @@ def build_firmware(
                        board.folder / "board.json", gen_dir / "model.h", gen_dir / "model.c"]):
         inputs.update(src.read_bytes())
     stamp = folder / "build.stamp"
-    firmware = Firmware(out, board, gen, tuple(static_ram(model)), tuple(model.ram))
+    firmware = Firmware(out, board, gen, tuple(static_ram(model, batch)), tuple(model.ram), transport)
     if out.exists() and stamp.exists() and stamp.read_text() == inputs.hexdigest():
         return firmware
     for stale in [*folder.glob("*.su"), *folder.glob("*.ci")]:  # stack-usage files of an earlier build

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,6 +17,8 @@ class Device:
         self.link = link
         self.timeout = timeout
         self.chunk = 256  # LOAD/DUMP bytes per frame; HELLO tells the real value
+        self.max_batch = 1  # samples per TRAIN_BATCH frame; HELLO tells the real value
+        self.outputs: int | None = None  # int16 outputs per step, from HELLO
 
     def request(self, command: int, body: bytes = b"") -> bytes:
         self.link.write(encode_frame(command, body))
@@ -31,7 +34,7 @@ class Device:
 
     def hello(self) -> Hello:
         hello = Hello.parse(self.request(Cmd.HELLO))
-        self.chunk = hello.chunk
+        self.chunk, self.max_batch, self.outputs = hello.chunk, hello.max_batch, hello.outputs
         return hello
 
     def reset(self, seed: int | None = None) -> None:
@@ -43,12 +46,42 @@ class Device:
     def set_stage(self, stage: int) -> None:
         self.request(Cmd.SET_STAGE, struct.pack("<I", stage))
 
+    def encode_sample(self, x: I64, target: int) -> bytes:
+        """One sample as TRAIN and TRAIN_BATCH carry it: target int16, x int16[input]."""
+        return struct.pack("<h", target) + np.asarray(x, dtype="<i2").tobytes()
+
     def train(self, x: I64, target: int) -> tuple[I64, int]:
         """One training step (target: class index, or Q(af) regression target); returns the rule's outputs
         and the digest of the new state."""
-        body = self.request(Cmd.TRAIN, struct.pack("<h", target) + np.asarray(x, dtype="<i2").tobytes())
+        body = self.request(Cmd.TRAIN, self.encode_sample(x, target))
         outputs = np.frombuffer(body[:-4], dtype="<i2").astype(np.int64)
         return outputs, struct.unpack("<I", body[-4:])[0]
+
+    def send_train_batch(self, xs: Sequence[I64], targets: Sequence[int]) -> int:
+        """Send one TRAIN_BATCH frame without waiting for its reply, so that the caller can work (compute the
+        reference) while the device trains; receive_train_batch(count) collects the reply. Returns count."""
+        if len(xs) != len(targets) or not 1 <= len(xs) <= 0xFFFF:
+            raise ValueError(f"a batch takes 1 to 65535 samples and as many targets, got {len(xs)}, {len(targets)}")
+        body = struct.pack("<H", len(xs)) + b"".join(self.encode_sample(x, t) for x, t in zip(xs, targets, strict=True))
+        self.link.write(encode_frame(Cmd.TRAIN_BATCH, body))
+        return len(xs)
+
+    def receive_train_batch(self, count: int) -> tuple[I64, list[int]]:
+        """The reply to a TRAIN_BATCH of `count` samples: outputs [count, outputs] and each step's digest."""
+        body = self.reply(Cmd.TRAIN_BATCH)
+        if count < 1 or len(body) % count:
+            raise ProtocolError(f"TRAIN_BATCH reply of {len(body)} bytes does not split into {count} steps")
+        per = len(body) // count
+        if per < 4 or (self.outputs is not None and per != 2 * self.outputs + 4):
+            raise ProtocolError(f"TRAIN_BATCH reply of {len(body)} bytes for {count} steps: {per} bytes a step")
+        rows = np.frombuffer(body, dtype=np.uint8).reshape(count, per)
+        outputs = rows[:, :-4].copy().view("<i2").astype(np.int64)
+        digests = [int(d) for d in rows[:, -4:].copy().view("<u4").ravel()]
+        return outputs, digests
+
+    def train_batch(self, xs: Sequence[I64], targets: Sequence[int]) -> tuple[I64, list[int]]:
+        """len(xs) training steps in one frame each way (at most max_batch): every step's outputs and digest."""
+        return self.receive_train_batch(self.send_train_batch(xs, targets))
 
     def infer(self, x: I64) -> I64:
         return np.frombuffer(self.request(Cmd.INFER, np.asarray(x, dtype="<i2").tobytes()),

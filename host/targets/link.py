@@ -1,11 +1,15 @@
-"""Byte links to a running firmware: a native process's pipes, or pyserial (QEMU's TCP UART, real boards)."""
+"""Byte links to a running firmware: a native process's pipes, pyserial (QEMU's TCP UART, real boards), or
+semihosting FIFOs (the emulated boards' fast channel)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import select
+import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Protocol
 
 from onward.protocol import ProtocolError
@@ -84,3 +88,101 @@ class SerialLink:
 
     def close(self) -> None:
         self.port.close()
+
+
+class SemihostLink:
+    """The emulated boards' fast channel: two FIFOs in QEMU's working directory that the firmware (built with
+    -DONW_TRANSPORT_SEMIHOST, boards/semihost/port_semihost.c) reads and writes with semihosting file I/O.
+    Same frames as the UART, without its ~30 KB/s. Make the FIFOs with `create` before QEMU starts, then
+    `connect` once it runs."""
+
+    TO_DEVICE, FROM_DEVICE = "onward.in", "onward.out"  # the names the firmware opens
+
+    def __init__(self, folder: Path, process: subprocess.Popen[bytes]) -> None:
+        self.folder, self.process = folder, process
+        self._buffer = bytearray()
+        # Reading end first and without blocking: the firmware opens its output first, then blocks opening
+        # its input until we open the writing end (`connect`).
+        self._rfd = os.open(folder / self.FROM_DEVICE, os.O_RDONLY | os.O_NONBLOCK)
+        self._wfd = -1
+
+    @classmethod
+    def create(cls, folder: Path) -> None:
+        for name in (cls.TO_DEVICE, cls.FROM_DEVICE):
+            os.mkfifo(folder / name)
+
+    def connect(self, timeout: float) -> None:
+        """Wait until the firmware has opened both FIFOs; a clear error if QEMU exits or nothing happens."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:  # fails with ENXIO until the firmware has the FIFO open for reading
+                self._wfd = os.open(self.folder / self.TO_DEVICE, os.O_WRONLY | os.O_NONBLOCK)
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+            if self.process.poll() is not None:
+                raise ProtocolError(f"{self._exited()} before the firmware opened its semihosting channel")
+            if time.monotonic() > deadline:
+                raise ProtocolError(f"the firmware did not open its semihosting channel within {timeout:g} s "
+                                    "(is it built for semihosting, and QEMU started with it?)")
+            time.sleep(0.005)
+
+    def _exited(self) -> str:
+        """One line on how QEMU ended: its status and the last line it printed."""
+        try:
+            status = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "QEMU stopped answering"
+        last = ""
+        if self.process.stderr is not None:
+            lines = [ln.strip() for ln in self.process.stderr.read().decode(errors="replace").splitlines()]
+            # QEMU's own complaint ("qemu-system-arm: ...", "qemu: fatal: ..."), not a register dump after it
+            last = next((ln for ln in lines if ln.startswith("qemu")), next((ln for ln in reversed(lines) if ln), ""))
+        return f"QEMU exited (status {status})" + (f": {last}" if last else "")
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + 10.0
+        while view:
+            if not select.select([], [self._wfd], [], 0.1)[1]:
+                if self.process.poll() is not None:
+                    raise ProtocolError(self._exited())
+                if time.monotonic() > deadline:
+                    raise ProtocolError("the firmware takes no input (semihosting channel full for 10 s)")
+                continue
+            try:
+                view = view[os.write(self._wfd, view):]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                raise ProtocolError(self._exited()) from None
+
+    def read_frame(self, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        while (end := self._buffer.find(0)) < 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError(f"no reply frame within {timeout:g} s")
+            if not select.select([self._rfd], [], [], min(left, 0.5))[0]:
+                if self.process.poll() is not None:
+                    raise ProtocolError(self._exited())
+                continue
+            try:
+                chunk = os.read(self._rfd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:  # every writer is gone: QEMU closed the FIFO, i.e. it exited
+                raise ProtocolError(self._exited())
+            self._buffer += chunk
+        frame = bytes(self._buffer[:end])
+        del self._buffer[:end + 1]
+        return frame
+
+    def close(self) -> None:
+        # Closing our writing end gives the firmware EOF: it exits QEMU with SYS_EXIT.
+        for fd in (self._wfd, self._rfd):
+            if fd >= 0:
+                os.close(fd)
+        self._wfd = self._rfd = -1
+        shutil.rmtree(self.folder, ignore_errors=True)

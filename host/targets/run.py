@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,9 +13,13 @@ from pathlib import Path
 
 from onward.model import InitialModel
 from onward.protocol import ProtocolError
-from onward.targets.build import Firmware, build_firmware
+from onward.targets.build import TRANSPORTS, BuildError, Firmware, build_firmware, load_board
 from onward.targets.device import Device
-from onward.targets.link import Link, PipeLink, SerialLink
+from onward.targets.link import Link, PipeLink, SemihostLink, SerialLink
+
+SEMIHOSTING = ["-semihosting-config", "enable=on,target=native"]
+# for reports, "... over the UART"; pipe: the native target's stdin/stdout
+TRANSPORT_NAMES = {"uart": "the UART", "semihost": "semihosting", "pipe": "stdin/stdout"}
 
 
 def _free_port() -> int:
@@ -23,20 +28,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_qemu(firmware: Firmware) -> tuple[subprocess.Popen[bytes], Link]:
-    """QEMU holds the guest until a client connects to the UART's TCP port (wait=on): no byte is lost."""
+def start_qemu(
+    firmware: Firmware, semihosting: bool = True, timeout: float = 10.0
+) -> tuple[subprocess.Popen[bytes], Link]:
+    """Run the firmware under QEMU and connect to it: over the UART (a TCP port; QEMU holds the guest until a
+    client connects, wait=on: no byte is lost) or, for a firmware built for it, the semihosting channel.
+    semihosting=False leaves QEMU's semihosting off: only to check what a wrong start does. timeout: how long the
+    firmware may take to open its channel."""
     import serial
 
     emulator = firmware.board.config["qemu"][0]
     if shutil.which(emulator) is None:
         raise ProtocolError(f"target {firmware.board.name} needs `{emulator}`, which is not installed "
                             "(scripts/setup.sh installs it)")
+    if firmware.transport == "semihost":
+        return _start_semihost(firmware, semihosting, timeout)
     for _attempt in range(5):
         port = _free_port()
         cmd = [a.format(port=port, elf=firmware.path) for a in firmware.board.config["qemu"]]
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout
         while process.poll() is None and time.monotonic() < deadline:
             try:
                 return process, SerialLink(f"socket://127.0.0.1:{port}")
@@ -49,12 +61,52 @@ def start_qemu(firmware: Firmware) -> tuple[subprocess.Popen[bytes], Link]:
     raise ProtocolError("QEMU could not get a free TCP port for its UART")
 
 
+def _start_semihost(firmware: Firmware, semihosting: bool, timeout: float) -> tuple[subprocess.Popen[bytes], Link]:
+    """QEMU in a temporary folder holding the two FIFOs of the channel; the UART goes nowhere."""
+    args = list(firmware.board.config["qemu"])
+    at = args.index("-serial")
+    args[at + 1] = "null"  # nobody connects to the UART: a TCP server with wait=on would hold the guest forever
+    cmd = [a.format(elf=firmware.path) for a in args] + (SEMIHOSTING if semihosting else [])
+    folder = Path(tempfile.mkdtemp(prefix="onward-semihost-"))
+    SemihostLink.create(folder)
+    process = subprocess.Popen(cmd, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    link = SemihostLink(folder, process)
+    try:
+        link.connect(timeout)
+    except BaseException:
+        process.kill()
+        link.close()
+        process.wait()
+        raise
+    return process, link
+
+
+def resolve_transport(target: str, transport: str, port: str | None = None) -> str:
+    """"auto" is the semihosting channel on an emulated board and the UART (or native pipes) elsewhere;
+    "semihost" exists only on the emulated boards, started here (not through --port)."""
+    if transport not in ("auto", *TRANSPORTS):
+        raise BuildError(f"unknown transport {transport!r}; expected one of: auto, {', '.join(TRANSPORTS)}")
+    emulated = port is None and "qemu" in load_board(target).config
+    if transport == "auto":
+        return "semihost" if emulated else "uart"
+    if transport == "semihost" and not emulated:
+        where = f"the serial port {port}" if port is not None else f"target {target}"
+        raise BuildError(f"{where} has no semihosting channel: only an emulated qemu-* board started by onward "
+                         "has one (use --transport uart)")
+    return transport
+
+
 @contextmanager
 def open_device(
-    model: InitialModel, target: str, build_dir: Path, timeout: float = 10.0, port: str | None = None
+    model: InitialModel, target: str, build_dir: Path, timeout: float = 10.0, port: str | None = None,
+    transport: str = "uart",
 ) -> Iterator[Device]:
-    """Build and start the firmware for `target`, or, with `port`, talk to an already flashed board."""
+    """Build and start the firmware for `target`, or, with `port`, talk to an already flashed board.
+    transport: "uart" (every board), "semihost" (emulated boards: the fast channel), or "auto" (semihost on
+    an emulated board, else the UART or the native process's pipes)."""
     process: subprocess.Popen[bytes] | None = None
+    transport = resolve_transport(target, transport, port)
     if port is not None:
         import serial
 
@@ -63,7 +115,7 @@ def open_device(
         except serial.SerialException as exc:
             raise ProtocolError(f"cannot open the serial port {port}: {exc}") from None
     else:
-        firmware = build_firmware(model, target, build_dir)
+        firmware = build_firmware(model, target, build_dir, transport=transport)
         if "qemu" in firmware.board.config:
             process, link = start_qemu(firmware)
         else:  # a host executable speaking the protocol on stdin/stdout

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#define ONW_PROTOCOL_VERSION 2u
+#define ONW_PROTOCOL_VERSION 3u /* 3: TRAIN_BATCH, and HELLO reports the max batch */
 
 enum {
     ONW_CMD_HELLO = 0x01,  /* -> build info */
@@ -22,6 +22,9 @@ enum {
     ONW_CMD_STATS = 0x07,  /* -> steps, saturations, frames ok, frames bad, cycles, digest (u32 each) */
     ONW_CMD_SET_LR = 0x08, /* lr_q u32 -> (empty) */
     ONW_CMD_SET_STAGE = 0x09, /* stage u32 (0..ONW_NUM_STAGES) -> (empty) */
+    /* count u16 (1..ONW_MAX_BATCH) | count x (target int16 | x int16[input])
+     *   -> count x (outputs int16[ONW_NUM_OUTPUTS] | digest u32): TRAIN count times, one frame each way */
+    ONW_CMD_TRAIN_BATCH = 0x0A,
     ONW_CMD_ERROR = 0x7F,
     ONW_REPLY = 0x80
 };
@@ -34,7 +37,7 @@ enum {
     ONW_ERR_LENGTH = 5,   /* expected = body bytes present, got = length field */
     ONW_ERR_COMMAND = 6,  /* expected = 0, got = the unknown command */
     ONW_ERR_BODY = 7,     /* expected = body length this command takes, got = body length */
-    ONW_ERR_ARGUMENT = 8  /* expected = the limit, got = the value (target, offset+length, lr, stage) */
+    ONW_ERR_ARGUMENT = 8  /* expected = the limit, got = the value (target, offset+length, lr, stage, count) */
 };
 
 #define ONW_CRC32_INIT 0xFFFFFFFFu
