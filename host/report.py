@@ -5,6 +5,8 @@ Figures (and the keys of the `--json` object; every figure is an integer unless 
     spec, target, cpu          the spec's name, the target, the CPU the instructions were counted on
     kernel                     "dsp" (the SMLALD dense kernel of firmware/src/kernels.c) or "portable" (plain C)
     flash_bytes                .isr_vector + .text + .rodata + .ARM.exidx + .data (the load image)
+    flash_without_weights_bytes  flash_bytes minus the model's initial weights (the size of the ELF symbol
+                               onw_weights_init): what the runtime and the rule cost, whatever the model's size
     ram_static_bytes           .data + .bss
     stack_worst_bytes          worst-case stack from reset, static: GCC's per-function frames (-fstack-usage
                                / -fcallgraph-info=su) along the deepest call path, plus an interrupt's frame
@@ -49,11 +51,11 @@ import numpy as np
 from elftools.elf.elffile import ELFFile
 
 from onward import fixed
-from onward.counting import CountingError, Emulator
+from onward.counting import Call, CountingError, Emulator
 from onward.data import Dataset
 from onward.model import InitialModel
 from onward.nn.dense import dense_fixed
-from onward.reference import make_fixed, training_stream
+from onward.reference import STATE_HEADER, FixedReference, make_fixed, training_stream
 from onward.session import prepare
 from onward.size import SizeReport, size_report
 from onward.spec import load_spec
@@ -94,11 +96,24 @@ def board_cpu(firmware: Firmware) -> str | None:
     return None
 
 
-def has_dsp_kernels(firmware: Firmware) -> bool:
-    """Whether this build contains the SMLALD core of kernels.c (it is only compiled for DSP cores)."""
+INITIAL_WEIGHTS = "onw_weights_init"  # codegen/c.py: the model's initial int16 weights, in flash
+
+
+def symbol_size(firmware: Firmware, name: str) -> int:
+    """The size in bytes of a symbol of the firmware's ELF (0 if it has none)."""
     with open(firmware.path, "rb") as f:
         symtab = ELFFile(f).get_section_by_name(".symtab")
-        return symtab is not None and bool(symtab.get_symbol_by_name("onw_dense_pairs_relu"))
+        symbols = symtab.get_symbol_by_name(name) if symtab is not None else None
+        return int(symbols[0]["st_size"]) if symbols else 0
+
+
+def has_dsp_kernels(firmware: Firmware) -> bool:
+    """Whether this build contains an SMLALD core of kernels.c (they are only compiled for DSP cores; a rule links
+    the ReLU/plain cores, onw_dense, or the raw one, onw_dense_acc, or both)."""
+    with open(firmware.path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return symtab is not None and any(symtab.get_symbol_by_name(name)
+                                          for name in ("onw_dense_pairs_relu", "onw_dense_pairs_raw"))
 
 
 # -- instruction counts ------------------------------------------------------------------------------------
@@ -140,18 +155,7 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
         inference = emu.call("onw_infer", [sample, logits]).instructions
         _check(emu, logits, ref.infer(x_test[0]), "onw_infer on test sample 0")
 
-        step = next(s for s in training_stream(model, data, 1) if s.kind == "train")
-        assert step.x is not None
-        emu.call("onw_reset", [spec.seed], count=False)
-        ref.reset(spec.seed)
-        emu.write(sample, _i16(step.x))
-        train = emu.call("onw_train", [sample, step.target & 0xFFFFFFFF, logits])
-        _check(emu, logits, ref.train(step.x, step.target), "onw_train on the first training sample")
-        digest = emu.call("onw_state_digest", count=False).result
-        if digest != ref.digest():
-            raise ReportError(f"{firmware.path}: state digest after one training step 0x{digest:08x}, "
-                              f"the reference 0x{ref.digest():08x}")
-
+        train = _count_step(emu, ref, model, data, 0)
         if "onw_dense" not in emu.symbols:  # a rule with kernels of its own (FFzero)
             return Counts(inference, train.instructions, None, train.stack)
         rng = np.random.default_rng(0)
@@ -166,6 +170,46 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
     except CountingError as exc:
         raise ReportError(str(exc)) from None
     return Counts(inference, train.instructions, dense.instructions, train.stack)
+
+
+def _count_step(emu: Emulator, ref: FixedReference, model: InitialModel, data: Dataset, stage: int) -> Call:
+    """onw_train on the first training sample of `stage` in the spec's stream, after RESET (and, past stage 0,
+    the stage set as SET_STAGE sets it), checked against the reference: outputs and state digest."""
+    spec = model.spec
+    current, step = 0, None
+    for item in training_stream(model, data, 1, steps_per_stage=1):  # one training sample per stage
+        current = item.stage if item.kind == "set_stage" else current
+        if item.kind == "train" and current == stage:
+            step = item
+            break
+    assert step is not None and step.x is not None
+    emu.call("onw_reset", [spec.seed], count=False)
+    ref.reset(spec.seed)
+    if stage:
+        emu.write(emu.address("onw_state") + STATE_HEADER.size - 4, stage.to_bytes(4, "little"))
+        ref.stage = stage
+    sample, logits = _buffer(emu, "sample", 2 * model.dims[0]), _buffer(emu, "outputs", 2 * model.outputs)
+    emu.write(sample, _i16(step.x))
+    train = emu.call("onw_train", [sample, step.target & 0xFFFFFFFF, logits])
+    where = "the first training sample" + (f" of stage {stage}" if stage else "")
+    _check(emu, logits, ref.train(step.x, step.target), f"onw_train on {where}")
+    digest = emu.call("onw_state_digest", count=False).result
+    if digest != ref.digest():
+        raise ReportError(f"{emu.path}: state digest after one training step 0x{digest:08x} ({where}), "
+                          f"the reference 0x{ref.digest():08x}")
+    return train
+
+
+def count_training_step(firmware: Firmware, model: InitialModel, data: Dataset, stage: int) -> int:
+    """Executed instructions of onw_train at `stage` (a layer-by-layer rule's, FFzero's; 0 for the others) on
+    that stage's first training sample, after RESET; checked against the fixed-point reference."""
+    if not 0 <= stage < model.stages:
+        raise ReportError(f"{model.spec.name} has {model.stages} stage(s); no stage {stage}")
+    try:
+        emu = Emulator(firmware.path, board_cpu(firmware))
+        return _count_step(emu, make_fixed(model), model, data, stage).instructions
+    except CountingError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def _check(emu: Emulator, address: int, expected: np.ndarray, what: str) -> None:
@@ -405,6 +449,7 @@ def collect(spec_path: Path, target: str, build_dir: Path) -> dict[str, Any]:
         "spec": spec.name, "target": target, "cpu": cpu,
         "kernel": "dsp" if has_dsp_kernels(firmware) else "portable",
         "flash_bytes": size.flash,
+        "flash_without_weights_bytes": size.flash - symbol_size(firmware, INITIAL_WEIGHTS),
         "ram_static_bytes": size.ram,
         "stack_worst_bytes": stack.worst,
         "stack_worst_path": stack.path,
@@ -437,6 +482,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"{r['spec']} on {r['target']} ({r['cpu']}, {kernel})",
         row("flash (text + rodata + data)", f"{r['flash_bytes']} B"),
+        row("  of which not the initial weights", f"{r['flash_without_weights_bytes']} B"),
         row("RAM, static (data + bss)", f"{r['ram_static_bytes']} B"),
         row("stack, worst case (static analysis, interrupt included)", f"{r['stack_worst_bytes']} B"),
         f"  path: {' > '.join(r['stack_worst_path'])}"

@@ -25,7 +25,8 @@ from onward.targets.build import TARGETS, build_firmware
 
 SPEC = EXAMPLES / "digits_pepita.toml"
 KEYS = {
-    "spec", "target", "cpu", "kernel", "flash_bytes", "ram_static_bytes", "stack_worst_bytes", "stack_worst_path",
+    "spec", "target", "cpu", "kernel", "flash_bytes", "flash_without_weights_bytes", "ram_static_bytes",
+    "stack_worst_bytes", "stack_worst_path",
     "stack_interrupt_bytes", "stack_train_bytes", "stack_train_measured_bytes", "ram_with_stack_bytes",
     "instructions_per_inference", "instructions_per_training_step", "instructions_dense_64x64",
     "instructions_per_mac", "instructions_per_inference_portable", "instructions_per_training_step_portable",
@@ -71,6 +72,11 @@ def test_json_has_every_documented_key(m4: dict[str, Any], build_dir: Path,
     assert report(SPEC, "qemu-m4", build_dir, as_json=False) == 0
     table = capsys.readouterr().out
     assert "instructions per MAC" in table and str(m4["instructions_per_training_step"]) in table
+
+
+def test_flash_without_the_weights(m4: dict[str, Any]) -> None:
+    _, model = prepare(load_spec(SPEC))
+    assert m4["flash_without_weights_bytes"] == m4["flash_bytes"] - 2 * model.num_weights  # onw_weights_init
 
 
 def test_ram_figures(m4: dict[str, Any]) -> None:
