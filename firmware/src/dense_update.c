@@ -39,19 +39,22 @@ static void update_row_wide(int16_t *w, int64_t g, const int16_t *x, uint32_t n,
     }
 }
 
-/* |g| < 2^15: |g x| <= 2^30, so the sum and the step fit int32. Weights [first, n) from the dither word u of
- * weight `first` (a multiple of GROUP). */
+/* floor((g x + o) / 2^16) for |g| < 2^15: |g x| <= 2^30, so the sum and the step fit int32. */
+static inline int32_t narrow_step(int32_t g, int16_t x, uint32_t u)
+{
+    return (g * x + (int32_t)(u >> (32 - ONW_DITHER_BITS))) >> ONW_DITHER_BITS;
+}
+
+/* |g| < 2^15: 32-bit steps. Weights [first, n) from the dither word u of weight `first` (a multiple of GROUP). */
 static void update_row_narrow(int16_t *w, int32_t g, const int16_t *x, uint32_t first, uint32_t n, uint32_t u,
                               uint32_t *saturations)
 {
     uint32_t j;
     for (j = first; j < n; j++) {
-        int32_t step;
         if (j > first && j % GROUP == 0) {
             u = onw_dither_next(u);
         }
-        step = (g * x[j] + (int32_t)(u >> (32 - ONW_DITHER_BITS))) >> ONW_DITHER_BITS;
-        w[j] = onw_sat16_inline((int32_t)w[j] - step, saturations);
+        w[j] = onw_sat16_inline((int32_t)w[j] - narrow_step(g, x[j], u), saturations);
     }
 }
 
@@ -72,6 +75,8 @@ struct update_row {
  * r3 g, r4 u, r5 A, r6 C, r7 offset, r8/r9 two words of x, r10/r11 two of w, r12/lr products. The frame holds the
  * table pointer, its end, x and the bytes of x the groups cover. */
 void onw_update_rows(struct update_row *rows, uint32_t count, const int16_t *x, uint32_t groups);
+/* the assembly spells the LCG's constants out: they must be fixed.h's */
+typedef char onw_check_dither_constants[ONW_DITHER_A == 1664525u && ONW_DITHER_C == 1013904223u ? 1 : -1];
 __asm__(
     "  .pushsection .text.onw_update_rows, \"ax\", %progbits\n"
     "  .syntax unified\n"
@@ -80,6 +85,22 @@ __asm__(
     "  .global onw_update_rows\n"
     "  .type onw_update_rows, %function\n"
     "  .thumb_func\n"
+    /* HALF: four weights of the group (two words of x, two of W) with the offset in r7 */
+    ".macro ONW_UPDATE_HALF\n"
+    "  ldmia r1!, {r8, r9}\n"
+    "  ldmia r0, {r10, r11}\n"
+    "  ssat16 r12, #15, r10\n" /* Q if an old weight is outside [-2^14, 2^14) */
+    "  ssat16 r12, #15, r11\n"
+    "  smlabb r12, r3, r8, r7\n"   /* g x0 + o */
+    "  smlabt lr, r3, r8, r7\n"    /* g x1 + o */
+    "  pkhtb r12, lr, r12, asr #16\n" /* the two steps: the top halves */
+    "  ssub16 r10, r10, r12\n"
+    "  smlabb r12, r3, r9, r7\n"
+    "  smlabt lr, r3, r9, r7\n"
+    "  pkhtb r12, lr, r12, asr #16\n"
+    "  ssub16 r11, r11, r12\n"
+    "  stmia r0!, {r10, r11}\n"
+    ".endm\n"
     "onw_update_rows:\n"
     "  push {r4-r11, lr}\n"
     "  sub sp, sp, #20\n"            /* 36 + 20 B: sp stays 8-byte aligned */
@@ -100,32 +121,8 @@ __asm__(
     "2:\n"
     "  lsr r7, r4, #16\n"          /* the group's offset */
     "  mla r4, r4, r5, r6\n"       /* the next dither word */
-    "  ldmia r1!, {r8, r9}\n"
-    "  ldmia r0, {r10, r11}\n"
-    "  ssat16 r12, #15, r10\n" /* Q if an old weight is outside [-2^14, 2^14) */
-    "  ssat16 r12, #15, r11\n"
-    "  smlabb r12, r3, r8, r7\n"   /* g x0 + o */
-    "  smlabt lr, r3, r8, r7\n"    /* g x1 + o */
-    "  pkhtb r12, lr, r12, asr #16\n" /* the two steps: the top halves */
-    "  ssub16 r10, r10, r12\n"
-    "  smlabb r12, r3, r9, r7\n"
-    "  smlabt lr, r3, r9, r7\n"
-    "  pkhtb r12, lr, r12, asr #16\n"
-    "  ssub16 r11, r11, r12\n"
-    "  stmia r0!, {r10, r11}\n"
-    "  ldmia r1!, {r8, r9}\n"     /* the group's second half: the same offset */
-    "  ldmia r0, {r10, r11}\n"
-    "  ssat16 r12, #15, r10\n"
-    "  ssat16 r12, #15, r11\n"
-    "  smlabb r12, r3, r8, r7\n"
-    "  smlabt lr, r3, r8, r7\n"
-    "  pkhtb r12, lr, r12, asr #16\n"
-    "  ssub16 r10, r10, r12\n"
-    "  smlabb r12, r3, r9, r7\n"
-    "  smlabt lr, r3, r9, r7\n"
-    "  pkhtb r12, lr, r12, asr #16\n"
-    "  ssub16 r11, r11, r12\n"
-    "  stmia r0!, {r10, r11}\n"
+    "  ONW_UPDATE_HALF\n"
+    "  ONW_UPDATE_HALF\n" /* the group's second half: the same offset */
     "  cmp r1, r2\n"
     "  bne 2b\n"
     "  ldr r12, [sp]\n"
@@ -139,6 +136,7 @@ __asm__(
     "  add sp, sp, #20\n"
     "  pop {r4-r11, pc}\n"
     "  .size onw_update_rows, . - onw_update_rows\n"
+    "  .purgem ONW_UPDATE_HALF\n"
     "  .popsection\n");
 
 /* Undo the wrapping loop on [0, n): w + step mod 2^16 gives back the old weights exactly. */
@@ -149,8 +147,7 @@ static void undo_row(int16_t *w, int32_t g, const int16_t *x, uint32_t n, uint32
         if (j > 0 && j % GROUP == 0) {
             u = onw_dither_next(u);
         }
-        w[j] = (int16_t)(uint16_t)((uint32_t)(uint16_t)w[j] +
-                                   (uint32_t)((g * x[j] + (int32_t)(u >> (32 - ONW_DITHER_BITS))) >> 16));
+        w[j] = (int16_t)(uint16_t)((uint32_t)(uint16_t)w[j] + (uint32_t)narrow_step(g, x[j], u));
     }
 }
 

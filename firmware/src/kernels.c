@@ -14,14 +14,11 @@
  * built to store the accumulators and step over each row's tail. */
 #include "onward/kernels.h"
 
+#include "onward/dsp.h"
 #include "onward/fixed.h"
 
-#if defined(__GNUC__) && defined(__ARM_FEATURE_DSP) && defined(__thumb2__) && !defined(__ARM_BIG_ENDIAN) && \
-    !defined(ONW_PORTABLE_KERNELS)
-#define ONW_DSP_KERNELS 1
+#if ONW_DSP_KERNELS
 #include <arm_acle.h>
-#else
-#define ONW_DSP_KERNELS 0
 #endif
 
 #if ONW_DSP_KERNELS
@@ -35,33 +32,21 @@ static inline int16x2_t load_pair(const int16_t *p)
     return v;
 }
 
-/* Any alignment, any in_dim: two rows at a time, each x pair loaded once for both. */
+static void dense_acc_rows_dsp(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint32_t first,
+                               uint32_t last, int64_t *acc);
+
+/* Any alignment, any in_dim: two rows at a time (dense_acc_rows_dsp's sums), then requantised. */
 static void dense_rows_dsp(const int16_t *w, const int16_t *x, uint16_t in_dim, uint32_t first,
                            uint32_t last, int weight_frac, int relu, int16_t *y, uint32_t *saturations)
 {
-    uint32_t i, j, pairs = in_dim / 2u;
+    uint32_t i, k;
     for (i = first; i < last; i += 2) {
-        const int16_t *r0 = w + i * in_dim, *r1 = r0 + in_dim;
-        int two = i + 1 < last;
-        int64_t a0 = 0, a1 = 0;
-        int16_t v;
-        if (!two) {
-            r1 = r0; /* a1 is computed and dropped */
-        }
-        for (j = 0; j < pairs; j++) {
-            int16x2_t xp = load_pair(x + 2 * j);
-            a0 = __smlald(load_pair(r0 + 2 * j), xp, a0);
-            a1 = __smlald(load_pair(r1 + 2 * j), xp, a1);
-        }
-        if (in_dim & 1u) {
-            a0 += (int32_t)r0[in_dim - 1] * x[in_dim - 1];
-            a1 += (int32_t)r1[in_dim - 1] * x[in_dim - 1];
-        }
-        v = onw_requant(a0, weight_frac, 0, saturations);
-        y[i] = (relu && v < 0) ? 0 : v;
-        if (two) {
-            v = onw_requant(a1, weight_frac, 0, saturations);
-            y[i + 1] = (relu && v < 0) ? 0 : v;
+        uint32_t end = i + 2 < last ? i + 2 : last;
+        int64_t acc[2];
+        dense_acc_rows_dsp(w + i * in_dim, in_dim, x, in_dim, 0, end - i, acc);
+        for (k = i; k < end; k++) {
+            int16_t v = onw_requant(acc[k - i], weight_frac, 0, saturations);
+            y[k] = (relu && v < 0) ? 0 : v;
         }
     }
 }
