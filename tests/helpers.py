@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from onward.spec import Spec, parse_spec
+
+if TYPE_CHECKING:
+    from onward.counting import Emulator
+
+# (name, target, portable kernels): the builds the kernel tests compare
+DSP_AND_PORTABLE = (("dsp", "qemu-m4", False), ("portable", "qemu-m4", True), ("m7", "qemu-m7", False))
 
 
 def make_spec(**overrides: Any) -> Spec:
@@ -18,3 +25,20 @@ def make_spec(**overrides: Any) -> Spec:
     for key, value in overrides.items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) and key in raw else value
     return parse_spec(raw, "test.toml")
+
+
+def kernel_emulators(spec: Spec, folder: Path,
+                     variants: tuple[tuple[str, str, bool], ...] = DSP_AND_PORTABLE) -> dict[str, Emulator]:
+    """The spec's firmware built for each (name, target, portable) variant, loaded in the instruction-counting
+    emulator: the kernel tests call its functions directly."""
+    from onward.counting import Emulator
+    from onward.data import load_dataset
+    from onward.model import init_model
+    from onward.report import board_cpu, build_variant
+
+    model = init_model(spec, load_dataset(spec))
+    out = {}
+    for name, target, portable in variants:
+        firmware = build_variant(model, target, folder, portable=portable)
+        out[name] = Emulator(firmware.path, board_cpu(firmware))
+    return out

@@ -10,10 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import make_spec
+from helpers import DSP_AND_PORTABLE, kernel_emulators, make_spec
 from onward import fixed
-from onward.data import load_dataset
-from onward.model import init_model
 from onward.nn.dense import update_fixed
 
 I16_MIN, I16_MAX = -32768, 32767
@@ -62,20 +60,13 @@ if shutil.which("arm-none-eabi-gcc") is None:  # setup installs it; without it t
     pytest.fail("needs arm-none-eabi-gcc (scripts/setup.sh installs it)", pytrace=False)
 
 from onward.counting import Emulator  # noqa: E402
-from onward.report import board_cpu, build_variant  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emulator]:
     """qemu-m4 firmware with the DSP path and with the portable one, qemu-m7's DSP build, qemu-m0 (Armv6-M)."""
-    spec = make_spec(name="upd")
-    model = init_model(spec, load_dataset(spec))
-    build = tmp_path_factory.mktemp("update")
-    out = {}
-    for name, target, portable in (("dsp", "qemu-m4", False), ("portable", "qemu-m4", True),
-                                   ("m7", "qemu-m7", False), ("m0", "qemu-m0", False)):
-        firmware = build_variant(model, target, build, portable=portable)
-        out[name] = Emulator(firmware.path, board_cpu(firmware))
+    out = kernel_emulators(make_spec(name="upd"), tmp_path_factory.mktemp("update"),
+                           (*DSP_AND_PORTABLE, ("m0", "qemu-m0", False)))
     assert "onw_update_rows" in out["dsp"].symbols and "onw_update_rows" not in out["portable"].symbols
     return out
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import make_spec
+from helpers import kernel_emulators, make_spec
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.nn.dense import dense_fixed
@@ -21,7 +21,7 @@ if shutil.which("arm-none-eabi-gcc") is None:
     pytest.skip("needs arm-none-eabi-gcc", allow_module_level=True)
 
 from onward.counting import Emulator
-from onward.report import board_cpu, build_variant
+from onward.report import build_variant
 
 I16_MIN, I16_MAX = -32768, 32767
 
@@ -29,14 +29,7 @@ I16_MIN, I16_MAX = -32768, 32767
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emulator]:
     """qemu-m4 firmware with the DSP kernels and with the portable ones (and qemu-m7's DSP build)."""
-    spec = make_spec(name="kern")
-    model = init_model(spec, load_dataset(spec))
-    build = tmp_path_factory.mktemp("kernels")
-    out = {}
-    for name, target, portable in (("dsp", "qemu-m4", False), ("portable", "qemu-m4", True),
-                                   ("m7", "qemu-m7", False)):
-        firmware = build_variant(model, target, build, portable=portable)
-        out[name] = Emulator(firmware.path, board_cpu(firmware))
+    out = kernel_emulators(make_spec(name="kern"), tmp_path_factory.mktemp("kernels"))
     assert "onw_dense_pairs_relu" in out["dsp"].symbols  # the SMLALD core is in the DSP build...
     assert "onw_dense_pairs_relu" not in out["portable"].symbols  # ...and not in the portable one
     return out
@@ -159,13 +152,7 @@ def acc_emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emulato
     spec = make_spec(name="kacc", model={"hidden": [12]}, data={"set": "synthetic", "features": 10, "classes": 4,
                                                                "samples": 40},
                      rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1})
-    model = init_model(spec, load_dataset(spec))
-    build = tmp_path_factory.mktemp("kernels_acc")
-    out = {}
-    for name, target, portable in (("dsp", "qemu-m4", False), ("portable", "qemu-m4", True),
-                                   ("m7", "qemu-m7", False)):
-        firmware = build_variant(model, target, build, portable=portable)
-        out[name] = Emulator(firmware.path, board_cpu(firmware))
+    out = kernel_emulators(spec, tmp_path_factory.mktemp("kernels_acc"))
     assert "onw_dense_pairs_raw" in out["dsp"].symbols and "onw_dense_pairs_raw" not in out["portable"].symbols
     return out
 
