@@ -91,6 +91,13 @@ class FixedReference:
     def state(self) -> FixedState:
         return FixedState(self.seed, self.steps, self.lr_q, self.stage, [w.copy() for w in self.weights])
 
+    def restore(self, state: FixedState, saturations: int) -> None:
+        """Go back to a state that state() gave (with its saturation count): the learned state is exactly the
+        state image's fields, as LOAD sets them on the device."""
+        self.seed, self.steps, self.lr_q, self.stage = state.seed, state.steps, state.lr_q, state.stage
+        self.weights = [w.copy() for w in state.weights]
+        self.saturations = saturations
+
     def state_bytes(self) -> bytes:
         return STATE_HEADER.pack(self.seed, self.steps, self.lr_q, self.stage) + b"".join(
             w.astype("<i2").tobytes() for w in self.weights)

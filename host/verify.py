@@ -177,7 +177,7 @@ def _train_batch(ref: FixedReference, device: Device, steps: list[Step], n0: int
             continue
         # Rewind: the reference to the batch start and through steps n0 .. n0+k-1; the device to that same
         # state (its own, as the digests say), from which it takes step n0+k alone.
-        _restore(ref, before, saturations)
+        ref.restore(before, saturations)
         for step in steps[:k]:
             apply_step(ref, step)
         device.load_state(ref.state_bytes(), device.chunk)
@@ -185,13 +185,6 @@ def _train_batch(ref: FixedReference, device: Device, steps: list[Step], n0: int
         return again or (f"{problem}\n(but the device took step {n0 + k} alone correctly from the same state: "
                          "the TRAIN_BATCH frame went wrong, not the step)")
     return None
-
-
-def _restore(ref: FixedReference, state: FixedState, saturations: int) -> None:
-    """Put the reference back into a state it had: its learned state is exactly the state image's fields."""
-    ref.seed, ref.steps, ref.lr_q, ref.stage = state.seed, state.steps, state.lr_q, state.stage
-    ref.weights = [w.copy() for w in state.weights]
-    ref.saturations = saturations
 
 
 def check_build(model: InitialModel, device: Device, expected_hash: int) -> None:

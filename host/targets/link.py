@@ -21,6 +21,16 @@ class Link(Protocol):
     def close(self) -> None: ...
 
 
+def pop_frame(buffer: bytearray) -> bytes | None:
+    """The first whole frame (up to its 0x00 delimiter) taken out of what a file-descriptor link has read."""
+    end = buffer.find(0)
+    if end < 0:
+        return None
+    frame = bytes(buffer[:end])
+    del buffer[:end + 1]
+    return frame
+
+
 class PipeLink:
     """stdin/stdout of a native firmware process."""
 
@@ -40,7 +50,7 @@ class PipeLink:
 
     def read_frame(self, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
-        while (end := self._buffer.find(0)) < 0:
+        while (frame := pop_frame(self._buffer)) is None:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._fd], [], [], left)[0]:
                 raise ProtocolError(f"no reply frame within {timeout:g} s")
@@ -48,8 +58,6 @@ class PipeLink:
             if not chunk:
                 raise ProtocolError(f"the firmware process exited (status {self.process.wait()})")
             self._buffer += chunk
-        frame = bytes(self._buffer[:end])
-        del self._buffer[:end + 1]
         return frame
 
     def close(self) -> None:
@@ -160,7 +168,7 @@ class SemihostLink:
 
     def read_frame(self, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
-        while (end := self._buffer.find(0)) < 0:
+        while (frame := pop_frame(self._buffer)) is None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ProtocolError(f"no reply frame within {timeout:g} s")
@@ -175,8 +183,6 @@ class SemihostLink:
             if not chunk:  # every writer is gone: QEMU closed the FIFO, i.e. it exited
                 raise ProtocolError(self._exited())
             self._buffer += chunk
-        frame = bytes(self._buffer[:end])
-        del self._buffer[:end + 1]
         return frame
 
     def close(self) -> None:
