@@ -97,17 +97,16 @@ def check_fits(model: InitialModel, board: Board, extra_ram: int = 0) -> int:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if need_for(mid) <= ram else (lo, mid)
         return lo
+    # not even a batch of 1 fits: name what takes the room
     buffers = static_ram(model, 1)
     if extra_ram:
         buffers["port buffers"] = extra_ram
-    need = sum(buffers.values()) + stack
-    if need > ram:
-        biggest = ", ".join(f"{k} {v} B" for k, v in sorted(buffers.items(), key=lambda kv: -kv[1])[:3])
-        raise BuildError(
-            f"{model.spec.name} does not fit {board.name}: it needs at least {need} B of RAM "
-            f"({need - stack} B static: {biggest}, ...; plus a {stack} B stack) and the board has {ram} B: "
-            f"over by {need - ram} B. Narrow `model.hidden` or pick a board with more RAM.")
-    return 1
+    need = need_for(1)
+    biggest = ", ".join(f"{k} {v} B" for k, v in sorted(buffers.items(), key=lambda kv: -kv[1])[:3])
+    raise BuildError(
+        f"{model.spec.name} does not fit {board.name}: it needs at least {need} B of RAM "
+        f"({need - stack} B static: {biggest}, ...; plus a {stack} B stack) and the board has {ram} B: "
+        f"over by {need - ram} B. Narrow `model.hidden` or pick a board with more RAM.")
 
 
 def build_firmware(
