@@ -5,13 +5,13 @@
  *
  * The learning rate is folded into the row once, so when |g| < 2^15 a weight costs 32-bit arithmetic only:
  *  - portable C (every target): one 32-bit multiply-add, a shift and a saturation per weight;
- *  - Cortex-M4/M7 (DSP extension): eight weights (a dither group) per iteration, each a SMLABB/SMLABT (g x + o), two steps packed
- *    by one PKHTB (the top halves are the floors) and subtracted by one SSUB16. SSUB16 wraps instead of
+ *  - Cortex-M4/M7 (DSP extension): eight weights (a dither group) per iteration, each a SMLABB/SMLABT (g x + o),
+ *    two steps packed by one PKHTB (the top halves are the floors) and subtracted by one SSUB16. SSUB16 wraps instead of
  *    saturating; it cannot overflow while every old weight is in [-2^14, 2^14) (|step| <= 2^14), which SSAT16 #15
  *    checks for free: it sets the sticky Q flag otherwise. A row that set Q (rare: a weight past half the int16
  *    range) is undone exactly (the wrap is a bijection) and redone by the saturating loop, which counts.
  * Rows with |g| >= 2^15 (huge learning rates) take the int64 loop. All paths give identical weights and
- * saturation counts (tests/test_kernels.py, on the emulated ELF against the reference). */
+ * saturation counts (tests/test_dense_update.py, on the emulated ELF against the reference). */
 #include "onward/dsp.h"
 #include "onward/fixed.h"
 #include "onward/kernels.h"
@@ -20,7 +20,8 @@
 
 /* The row's factor: delta lr_q with 16 fractional bits left, stochastically rounded (|result| < 2^47):
  * stochastic_shift(v, s1, r) with s1 = shift - 16 in [0, 32] (host/spec.py keeps shift in [16, 48]), so that the
- * offset is the top s1 bits of r. */
+ * offset is the top s1 bits of r: fixed.h's onw_stochastic_shift_inline without its branch for s1 > 32, which
+ * would cost 88 B of flash here. */
 static inline int64_t row_factor(int32_t delta, uint32_t lr_q, int s1, uint32_t r)
 {
     int64_t v = (int64_t)delta * lr_q;
