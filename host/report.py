@@ -113,7 +113,7 @@ def has_dsp_kernels(firmware: Firmware) -> bool:
     with open(firmware.path, "rb") as f:
         symtab = ELFFile(f).get_section_by_name(".symtab")
         return symtab is not None and any(symtab.get_symbol_by_name(name)
-                                          for name in ("onw_dense_pairs_relu", "onw_dense_pairs_raw"))
+                                          for name in ("onw_dense_pairs", "onw_dense_pairs_raw"))
 
 
 # -- instruction counts ------------------------------------------------------------------------------------
