@@ -28,12 +28,13 @@ static inline int64_t row_factor(int32_t delta, uint32_t lr_q, int s1, uint32_t 
     return s1 == 0 ? v : (v + (int64_t)(r >> (32 - s1))) >> s1;
 }
 
-/* Any g: the steps in int64. */
-static void update_row_wide(int16_t *w, int64_t g, const int16_t *x, uint32_t n, uint32_t u, uint32_t *saturations)
+/* Any g: the steps in int64. Weights [first, n) from the dither word u of weight `first` (a multiple of GROUP). */
+static void update_row_wide(int16_t *w, int64_t g, const int16_t *x, uint32_t first, uint32_t n, uint32_t u,
+                            uint32_t *saturations)
 {
     uint32_t j;
-    for (j = 0; j < n; j++) {
-        if (j > 0 && j % GROUP == 0) {
+    for (j = first; j < n; j++) {
+        if (j > first && j % GROUP == 0) {
             u = onw_dither_next(u);
         }
         w[j] = onw_sat16_inline(w[j] - onw_dither_update(x[j], g, u >> (32 - ONW_DITHER_BITS)), saturations);
@@ -46,7 +47,12 @@ static inline int32_t narrow_step(int32_t g, int16_t x, uint32_t u)
     return (g * x + (int32_t)(u >> (32 - ONW_DITHER_BITS))) >> ONW_DITHER_BITS;
 }
 
-/* |g| < 2^15: 32-bit steps. Weights [first, n) from the dither word u of weight `first` (a multiple of GROUP). */
+#if ONW_DSP_KERNELS
+/* The assembly loop does the row's whole groups; what is left (a row's tail, a row redone, an odd or unaligned
+ * layer) is rare enough for the int64 loop: one loop less in flash. */
+#define update_row_narrow update_row_wide
+#else
+/* |g| < 2^15: 32-bit steps, the portable kernel's loop. Weights [first, n) as update_row_wide. */
 static void update_row_narrow(int16_t *w, int32_t g, const int16_t *x, uint32_t first, uint32_t n, uint32_t u,
                               uint32_t *saturations)
 {
@@ -58,6 +64,7 @@ static void update_row_narrow(int16_t *w, int32_t g, const int16_t *x, uint32_t 
         w[j] = onw_sat16_inline((int32_t)w[j] - narrow_step(g, x[j], u), saturations);
     }
 }
+#endif
 
 #if ONW_DSP_KERNELS
 /* A row for the assembly loop: its weights, factor and first dither word; the loop leaves the APSR it ended with
@@ -197,7 +204,7 @@ void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int1
         g = row_factor(delta, lr_q, s1, u);
         u = onw_dither_next(u); /* word 0 rounded g; the groups take words 1, 2, ... */
         if (g < INT16_MIN || g > INT16_MAX) {
-            update_row_wide(row, g, x, in_dim, u, saturations);
+            update_row_wide(row, g, x, 0, in_dim, u, saturations);
             continue;
         }
 #if ONW_DSP_KERNELS

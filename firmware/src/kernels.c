@@ -5,9 +5,10 @@
  *  - on Arm cores with the DSP extension (Cortex-M4/M7/M33...), SMLALD-based code: two 16x16 products
  *    added to an exact 64-bit accumulator per instruction. No 32-bit accumulation (SMLAD) is used anywhere:
  *    (-32768)*(-32768)*2 = 2^31 already overflows int32.
- * The DSP path has a hand-scheduled Thumb-2 core (onw_dense_pairs_*, below) for the common case (x and W
- * word-aligned, in_dim even and >= 6, weight_frac in [0, 16]) and a C path with ACLE intrinsics for the rest
- * (odd in_dim, unaligned rows or input). tests/test_kernels.py compares both with the portable loop.
+ * The DSP path has a hand-scheduled Thumb-2 core (onw_dense_pairs, below) for the common case (x and W
+ * word-aligned, in_dim even and >= 6, weight_frac in [0, 16]); the rest (an odd last row, odd in_dim, unaligned
+ * rows or input) takes the row-at-a-time loop of `dot`, with SMLALD on pairs. tests/test_kernels.py compares both
+ * builds with the reference.
  *
  * onw_dense_acc is the same product without the requantisation: the exact int64 sums, rows `stride` int16 apart
  * (FFzero's blocks: the inputs, the bias and a padding column per row). Its fast path is the same assembly core
@@ -30,25 +31,6 @@ static inline int16x2_t load_pair(const int16_t *p)
     int16x2_t v;
     __builtin_memcpy(&v, p, sizeof v);
     return v;
-}
-
-static void dense_acc_rows_dsp(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint32_t first,
-                               uint32_t last, int64_t *acc);
-
-/* Any alignment, any in_dim: two rows at a time (dense_acc_rows_dsp's sums), then requantised. */
-static void dense_rows_dsp(const int16_t *w, const int16_t *x, uint16_t in_dim, uint32_t first,
-                           uint32_t last, int weight_frac, int relu, int16_t *y, uint32_t *saturations)
-{
-    uint32_t i, k;
-    for (i = first; i < last; i += 2) {
-        uint32_t end = i + 2 < last ? i + 2 : last;
-        int64_t acc[2];
-        dense_acc_rows_dsp(w + i * in_dim, in_dim, x, in_dim, 0, end - i, acc);
-        for (k = i; k < end; k++) {
-            int16_t v = onw_requant(acc[k - i], weight_frac, 0, saturations);
-            y[k] = (relu && v < 0) ? 0 : v;
-        }
-    }
 }
 
 /* The aligned core, in Thumb-2 assembly: GCC cannot keep the 14 registers it needs live across the loop
@@ -286,89 +268,73 @@ static void dense_acc_pairs(const int16_t *w, uint32_t stride, const int16_t *x,
     onw_dense_pairs_raw(&job, w, w + half * stride);
 }
 
-/* Rows [first, last) of onw_dense_acc, any alignment and in_dim: two rows at a time, each x pair loaded once. */
-static void dense_acc_rows_dsp(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint32_t first,
-                               uint32_t last, int64_t *acc)
+typedef char onw_check_job_size[sizeof(struct dense_job) == 4 * JOB_WORDS ? 1 : -1];
+#endif /* ONW_DSP_KERNELS */
+
+/* One row's exact sum, any alignment and in_dim: SMLALD on pairs where the core has it (the v7-M LDR loads an
+ * unaligned pair), else one MAC at a time; the readable definition of both kernels below. */
+static int64_t dot(const int16_t *row, const int16_t *x, uint32_t in_dim)
 {
-    uint32_t i, j, pairs = in_dim / 2u;
-    for (i = first; i < last; i += 2) {
-        const int16_t *r0 = w + i * stride, *r1 = r0 + stride;
-        int two = i + 1 < last;
-        int64_t a0 = 0, a1 = 0;
-        if (!two) {
-            r1 = r0; /* a1 is computed and dropped */
-        }
-        for (j = 0; j < pairs; j++) {
-            int16x2_t xp = load_pair(x + 2 * j);
-            a0 = __smlald(load_pair(r0 + 2 * j), xp, a0);
-            a1 = __smlald(load_pair(r1 + 2 * j), xp, a1);
-        }
-        if (in_dim & 1u) {
-            a0 += (int32_t)r0[in_dim - 1] * x[in_dim - 1];
-            a1 += (int32_t)r1[in_dim - 1] * x[in_dim - 1];
-        }
-        acc[i] = a0;
-        if (two) {
-            acc[i + 1] = a1;
-        }
+    int64_t acc = 0;
+    uint32_t j = 0;
+#if ONW_DSP_KERNELS
+    for (; j + 2u <= in_dim; j += 2u) {
+        acc = __smlald(load_pair(row + j), load_pair(x + j), acc);
+    }
+#endif
+    for (; j < in_dim; j++) {
+        acc += (int32_t)row[j] * x[j];
+    }
+    return acc;
+}
+
+/* Rows [first, out_dim) one at a time: the portable kernel, and the DSP cores' odd last row and odd or unaligned
+ * shapes (small models only: every example's layers take the assembly cores). */
+static void dense_acc_rows(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint32_t first,
+                           uint16_t out_dim, int64_t *acc)
+{
+    uint32_t i;
+    for (i = first; i < out_dim; i++) {
+        acc[i] = dot(w + i * stride, x, in_dim);
     }
 }
 
-typedef char onw_check_job_size[sizeof(struct dense_job) == 4 * JOB_WORDS ? 1 : -1];
-#endif /* ONW_DSP_KERNELS */
+static void dense_rows(const int16_t *w, const int16_t *x, uint16_t in_dim, uint32_t first, uint16_t out_dim,
+                       int weight_frac, int relu, int16_t *y, uint32_t *saturations)
+{
+    uint32_t i;
+    for (i = first; i < out_dim; i++) {
+        int16_t v = onw_requant(dot(w + i * in_dim, x, in_dim), weight_frac, 0, saturations);
+        y[i] = (relu && v < 0) ? 0 : v;
+    }
+}
 
 void onw_dense_acc(const int16_t *w, uint32_t stride, const int16_t *x, uint16_t in_dim, uint16_t out_dim,
                    int64_t *acc)
 {
+    uint32_t first = 0;
 #if ONW_DSP_KERNELS
     uint32_t half = out_dim / 2u;
     if (half > 0 && in_dim >= 2 * CHUNK_WORDS && (in_dim & 1u) == 0 && (stride & 1u) == 0 &&
         (((uintptr_t)w | (uintptr_t)x) & 3u) == 0) {
         dense_acc_pairs(w, stride, x, in_dim, half, acc);
-        if (out_dim & 1u) {
-            dense_acc_rows_dsp(w, stride, x, in_dim, out_dim - 1u, out_dim, acc);
-        }
-        return;
-    }
-    dense_acc_rows_dsp(w, stride, x, in_dim, 0, out_dim, acc);
-#else
-    uint32_t i, j;
-    for (i = 0; i < out_dim; i++) {
-        const int16_t *row = w + i * stride;
-        int64_t a = 0;
-        for (j = 0; j < in_dim; j++) {
-            a += (int32_t)row[j] * x[j];
-        }
-        acc[i] = a;
+        first = 2u * half;
     }
 #endif
+    dense_acc_rows(w, stride, x, in_dim, first, out_dim, acc);
 }
 
 void onw_dense(const int16_t *w, const int16_t *x, uint16_t in_dim, uint16_t out_dim, int weight_frac,
                int relu, int16_t *y, uint32_t *saturations)
 {
+    uint32_t first = 0;
 #if ONW_DSP_KERNELS
     uint32_t half = out_dim / 2u;
     if (half > 0 && in_dim >= 2 * CHUNK_WORDS && (in_dim & 1u) == 0 && weight_frac >= 0 && weight_frac <= 16 &&
         (((uintptr_t)w | (uintptr_t)x) & 3u) == 0) {
         dense_pairs(w, x, in_dim, half, weight_frac, relu, y, saturations);
-        if (out_dim & 1u) {
-            dense_rows_dsp(w, x, in_dim, out_dim - 1u, out_dim, weight_frac, relu, y, saturations);
-        }
-        return;
-    }
-    dense_rows_dsp(w, x, in_dim, 0, out_dim, weight_frac, relu, y, saturations);
-#else
-    uint16_t i, j;
-    for (i = 0; i < out_dim; i++) {
-        const int16_t *row = w + (uint32_t)i * in_dim;
-        int64_t acc = 0;
-        int16_t v;
-        for (j = 0; j < in_dim; j++) {
-            acc += (int32_t)row[j] * x[j];
-        }
-        v = onw_requant(acc, weight_frac, 0, saturations);
-        y[i] = (relu && v < 0) ? 0 : v;
+        first = 2u * half;
     }
 #endif
+    dense_rows(w, x, in_dim, first, out_dim, weight_frac, relu, y, saturations);
 }

@@ -83,8 +83,8 @@ static void copy_logits(const int16_t *from, int16_t *logits)
 static int16_t activations[ONW_SUM_WIDTHS];
 static int16_t modulated[2][ONW_MAX_HIDDEN];
 
-/* Pass 1: every layer's output stays in the store for pass 2's updates. */
-static const int16_t *forward_pass(const int16_t *x)
+/* Pass 1: every layer's output stays in the store for pass 2's updates. Not inlined: onw_infer runs it too. */
+__attribute__((noinline)) static const int16_t *forward_pass(const int16_t *x)
 {
     const int16_t *in = x;
     int layer;
