@@ -63,6 +63,7 @@ from onward.targets.build import BuildError, Firmware, build_firmware, load_boar
 
 STACK_FLAGS = ["-fstack-usage", "-fcallgraph-info=su"]  # per-function frames and call graph; no code change
 PORTABLE_FLAG = "-DONW_PORTABLE_KERNELS"
+NO_LTO_FLAG = "-fno-lto"
 IO_BUFFERS = ("rx", "tx", "sample", "outputs")
 DENSE_DIM = 64
 ARM_EXCEPTION_FRAME = 32 + 4  # r0-r3, r12, lr, pc, xPSR; plus 4 B to realign the stack to 8 bytes
@@ -75,17 +76,19 @@ class ReportError(BuildError):
 
 # -- building --------------------------------------------------------------------------------------------
 
-def build_variant(model: InitialModel, target: str, build_dir: Path, portable: bool = False) -> Firmware:
+def build_variant(model: InitialModel, target: str, build_dir: Path, portable: bool = False,
+                  lto: bool = True) -> Firmware:
     """The firmware of `onward build`, compiled with the same command plus -fstack-usage and
     -fcallgraph-info=su (they write .su/.ci files beside the ELF and do not change the code), and with
-    -DONW_PORTABLE_KERNELS when `portable`."""
+    -DONW_PORTABLE_KERNELS when `portable`. lto=False links without link-time optimisation (-fno-lto): every kernel
+    then stays a function that takes any argument, which is what the kernel tests call."""
     board = load_board(target)
     if "linker_script" not in board.config:
         raise ReportError(f"`onward report` measures firmware on an emulated board; {target} is not one "
                           f"(use qemu-m0, qemu-m3, qemu-m4, qemu-m7 or qemu-rv32)")
-    flags = [*STACK_FLAGS, *([PORTABLE_FLAG] if portable else [])]
-    return build_firmware(model, target, build_dir, extra_cflags=flags,
-                          variant="report-portable" if portable else "report")
+    flags = [*STACK_FLAGS, *([PORTABLE_FLAG] if portable else []), *([] if lto else [NO_LTO_FLAG])]
+    variant = "report" + ("-portable" if portable else "") + ("" if lto else "-nolto")
+    return build_firmware(model, target, build_dir, extra_cflags=flags, variant=variant)
 
 
 def board_cpu(firmware: Firmware) -> str | None:

@@ -29,8 +29,8 @@ def make_spec(**overrides: Any) -> Spec:
 
 def kernel_emulators(spec: Spec, folder: Path,
                      variants: tuple[tuple[str, str, bool], ...] = DSP_AND_PORTABLE) -> dict[str, Emulator]:
-    """The spec's firmware built for each (name, target, portable) variant, loaded in the instruction-counting
-    emulator: the kernel tests call its functions directly."""
+    """The spec's firmware built for each (name, target, portable) variant without link-time optimisation, loaded in
+    the instruction-counting emulator: the kernel tests call its functions directly, with any argument."""
     from onward.counting import Emulator
     from onward.data import load_dataset
     from onward.model import init_model
@@ -39,6 +39,6 @@ def kernel_emulators(spec: Spec, folder: Path,
     model = init_model(spec, load_dataset(spec))
     out = {}
     for name, target, portable in variants:
-        firmware = build_variant(model, target, folder, portable=portable)
+        firmware = build_variant(model, target, folder, portable=portable, lto=False)
         out[name] = Emulator(firmware.path, board_cpu(firmware))
     return out

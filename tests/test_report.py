@@ -105,7 +105,8 @@ def test_stack_bound_holds(m4: dict[str, Any]) -> None:
     """The static worst case covers what the emulated training step used, on the path through the protocol."""
     assert m4["stack_train_bytes"] >= m4["stack_train_measured_bytes"] > 0
     path = m4["stack_worst_path"]
-    assert path[:2] == ["Reset_Handler", "main"] and "onw_serve" in path and "onw_train" in path
+    # from the reset vector to the training step (link-time optimisation inlines main and onw_serve on the way)
+    assert path[0] == "Reset_Handler" and "onw_train" in path
     assert m4["stack_worst_bytes"] >= m4["stack_train_bytes"] + m4["stack_interrupt_bytes"]
     assert m4["stack_interrupt_bytes"] == 36  # the mps2 port's SysTick interrupt
     assert m4["ram_with_stack_bytes"] == m4["ram_static_bytes"] + m4["stack_worst_bytes"]

@@ -1,3 +1,7 @@
+/* Runs once (startup) or per byte (the port): optimised for size; the board flags give -O2 for the kernels. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("Os")
+#endif
 /* Startup for every Cortex-M board (qemu-m0 on ARMv6-M; the mps2 boards qemu-m3/m4/m7). Freestanding: no libc.
  * Build with -fno-tree-loop-distribute-patterns so the copy/zero loops
  * below are not turned into memcpy/memset calls (there is no libc to provide them). */

@@ -1,3 +1,7 @@
+/* Runs once (startup) or per byte (the port): optimised for size; the board flags give -O2 for the kernels. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("Os")
+#endif
 /* Port for the QEMU mps2 boards (an385 M3, an386 M4, an500 M7): CMSDK APB UART0 by polling, SysTick as counter. */
 #include "onward/port.h"
 

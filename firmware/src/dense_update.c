@@ -28,13 +28,12 @@ static inline int64_t row_factor(int32_t delta, uint32_t lr_q, int s1, uint32_t 
     return s1 == 0 ? v : (v + (int64_t)(r >> (32 - s1))) >> s1;
 }
 
-/* Any g: the steps in int64. Weights [first, n) from the dither word u of weight `first` (a multiple of GROUP). */
-static void update_row_wide(int16_t *w, int64_t g, const int16_t *x, uint32_t first, uint32_t n, uint32_t u,
-                            uint32_t *saturations)
+/* Any g (|g| >= 2^15 takes it: huge learning rates only): the steps in int64. */
+static void update_row_wide(int16_t *w, int64_t g, const int16_t *x, uint32_t n, uint32_t u, uint32_t *saturations)
 {
     uint32_t j;
-    for (j = first; j < n; j++) {
-        if (j > first && j % GROUP == 0) {
+    for (j = 0; j < n; j++) {
+        if (j > 0 && j % GROUP == 0) {
             u = onw_dither_next(u);
         }
         w[j] = onw_sat16_inline(w[j] - onw_dither_update(x[j], g, u >> (32 - ONW_DITHER_BITS)), saturations);
@@ -47,24 +46,26 @@ static inline int32_t narrow_step(int32_t g, int16_t x, uint32_t u)
     return (g * x + (int32_t)(u >> (32 - ONW_DITHER_BITS))) >> ONW_DITHER_BITS;
 }
 
-#if ONW_DSP_KERNELS
-/* The assembly loop does the row's whole groups; what is left (a row's tail, a row redone, an odd or unaligned
- * layer) is rare enough for the int64 loop: one loop less in flash. */
-#define update_row_narrow update_row_wide
-#else
-/* |g| < 2^15: 32-bit steps, the portable kernel's loop. Weights [first, n) as update_row_wide. */
-static void update_row_narrow(int16_t *w, int32_t g, const int16_t *x, uint32_t first, uint32_t n, uint32_t u,
-                              uint32_t *saturations)
+/* |g| < 2^15: 32-bit steps. Weights [first, n) from the dither word u of weight `first` (a multiple of GROUP); the
+ * weights before `wrapped` hold old - step mod 2^16 (the assembly loop's wrap, see update_batch): each old value is
+ * recovered first, exactly, since the wrap is a bijection. The portable kernel's loop (first = wrapped = 0), and
+ * on DSP cores the rows' tails and the rows redone. */
+static void update_row_narrow(int16_t *w, int32_t g, const int16_t *x, uint32_t first, uint32_t wrapped, uint32_t n,
+                              uint32_t u, uint32_t *saturations)
 {
     uint32_t j;
     for (j = first; j < n; j++) {
+        int32_t step, old = w[j];
         if (j > first && j % GROUP == 0) {
             u = onw_dither_next(u);
         }
-        w[j] = onw_sat16_inline((int32_t)w[j] - narrow_step(g, x[j], u), saturations);
+        step = narrow_step(g, x[j], u);
+        if (j < wrapped) {
+            old = (int16_t)(uint16_t)((uint32_t)(uint16_t)old + (uint32_t)step);
+        }
+        w[j] = onw_sat16_inline(old - step, saturations);
     }
 }
-#endif
 
 #if ONW_DSP_KERNELS
 /* A row for the assembly loop: its weights, factor and first dither word; the loop leaves the APSR it ended with
@@ -147,19 +148,8 @@ __asm__(
     "  .purgem ONW_UPDATE_HALF\n"
     "  .popsection\n");
 
-/* Undo the wrapping loop on [0, n): w + step mod 2^16 gives back the old weights exactly. */
-static void undo_row(int16_t *w, int32_t g, const int16_t *x, uint32_t n, uint32_t u)
-{
-    uint32_t j;
-    for (j = 0; j < n; j++) {
-        if (j > 0 && j % GROUP == 0) {
-            u = onw_dither_next(u);
-        }
-        w[j] = (int16_t)(uint16_t)((uint32_t)(uint16_t)w[j] + (uint32_t)narrow_step(g, x[j], u));
-    }
-}
-
-/* The batch's whole groups in assembly; then each row's tail, or the exact loop for a row that set Q. */
+/* The batch's whole groups in assembly; then each row's tail (weights [groups * GROUP, n), from its dither word), or
+ * for a row that set Q the whole row again, the wrapped groups recovered first. */
 static void update_batch(struct update_row *rows, uint32_t count, const int16_t *x, uint32_t n,
                          uint32_t *saturations)
 {
@@ -167,16 +157,17 @@ static void update_batch(struct update_row *rows, uint32_t count, const int16_t 
     onw_update_rows(rows, count, x, groups);
     for (k = 0; k < count; k++) {
         struct update_row *r = &rows[k];
-        uint32_t u = r->u, j;
+        uint32_t u = r->u, first = groups * GROUP, j;
         if (r->apsr & APSR_Q) {
-            undo_row(r->w, r->g, x, groups * GROUP, u);
-            update_row_narrow(r->w, r->g, x, 0, n, u, saturations);
-        } else if (groups * GROUP < n) {
+            first = 0;
+        } else if (first == n) {
+            continue; /* no tail */
+        } else {
             for (j = 0; j < groups; j++) {
                 u = onw_dither_next(u);
             }
-            update_row_narrow(r->w, r->g, x, groups * GROUP, n, u, saturations);
         }
+        update_row_narrow(r->w, r->g, x, first, groups * GROUP, n, u, saturations);
     }
 }
 #endif
@@ -204,7 +195,7 @@ void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int1
         g = row_factor(delta, lr_q, s1, u);
         u = onw_dither_next(u); /* word 0 rounded g; the groups take words 1, 2, ... */
         if (g < INT16_MIN || g > INT16_MAX) {
-            update_row_wide(row, g, x, 0, in_dim, u, saturations);
+            update_row_wide(row, g, x, in_dim, u, saturations);
             continue;
         }
 #if ONW_DSP_KERNELS
@@ -219,7 +210,7 @@ void onw_dense_update(int16_t *w, const int16_t *a, const int16_t *b, const int1
             continue;
         }
 #endif
-        update_row_narrow(row, (int32_t)g, x, 0, in_dim, u, saturations);
+        update_row_narrow(row, (int32_t)g, x, 0, 0, in_dim, u, saturations);
     }
 #if ONW_DSP_KERNELS
     if (count > 0) {

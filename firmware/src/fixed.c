@@ -1,3 +1,8 @@
+/* The scalar helpers run a few times per step, not per MAC: optimised for size (GCC; -O2 stays for the kernels).
+ * With link-time optimisation, -O2 would inline them at every call site. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("Os")
+#endif
 /* The integer semantics; see fixed.h and host/fixed.py (the reference these must equal). */
 #include "onward/fixed.h"
 
@@ -11,8 +16,7 @@ int64_t onw_round_shift(int64_t x, int shift)
     return onw_round_shift_inline(x, shift);
 }
 
-/* Not inlined into the softmax below: ten calls a step, 190 B of flash saved. */
-__attribute__((noinline)) int16_t onw_requant(int64_t x, int from_frac, int to_frac, uint32_t *saturations)
+int16_t onw_requant(int64_t x, int from_frac, int to_frac, uint32_t *saturations)
 {
     return onw_requant_inline(x, from_frac, to_frac, saturations);
 }
@@ -97,7 +101,7 @@ int32_t onw_exp2_q15(int32_t t, int frac)
 void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15)
 {
     int16_t zmax = z[0];
-    int64_t sum = 0;
+    uint32_t sum = 0; /* n <= 255 (HELLO carries the output count in a byte) probabilities of at most 2^15 */
     int i;
     for (i = 1; i < n; i++) {
         if (z[i] > zmax) {
@@ -105,14 +109,15 @@ void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15)
         }
     }
     for (i = 0; i < n; i++) {
-        int64_t t = onw_round_shift(((int64_t)z[i] - zmax) * ONW_LOG2E_Q14, 14);
-        prob_q15[i] = onw_exp2_q15((int32_t)t, frac);
-        sum += prob_q15[i];
+        /* round_shift((z - zmax) log2e, 14) in 32 bits: -65535 <= z - zmax <= 0, so the product is above -2^31 */
+        int32_t t = ((int32_t)z[i] - zmax) * ONW_LOG2E_Q14;
+        prob_q15[i] = onw_exp2_q15((t + (1 << 13)) >> 14, frac);
+        sum += (uint32_t)prob_q15[i];
     }
     for (i = 0; i < n; i++) {
         /* 0 <= p << 15 <= 2^30 and 2^15 <= sum < 2^32: a 32-bit division (one UDIV on v7-M, not libgcc's
          * 64-bit one) gives div_trunc's quotient */
-        prob_q15[i] = (int32_t)(((uint32_t)prob_q15[i] << 15) / (uint32_t)sum);
+        prob_q15[i] = (int32_t)(((uint32_t)prob_q15[i] << 15) / sum);
     }
 }
 
@@ -135,6 +140,7 @@ void onw_softmax_error(const int16_t *z, int n, int frac, int32_t label, int32_t
     onw_softmax_q15(z, n, frac, prob_q15);
     prob_q15[label] -= ONW_ONE_Q15;
     for (c = 0; c < n; c++) {
-        error[c] = onw_requant(prob_q15[c], 15, frac, saturations);
+        /* requant(p, 15, frac) for frac <= 14 (host/spec.py): a rounding right shift in 32 bits (|p| <= 2^15) */
+        error[c] = onw_sat16_inline((prob_q15[c] + (1 << (14 - frac))) >> (15 - frac), saturations);
     }
 }

@@ -19,19 +19,6 @@
 #include "onward/fixed.h"
 
 #if ONW_DSP_KERNELS
-#include <arm_acle.h>
-#endif
-
-#if ONW_DSP_KERNELS
-
-/* Two int16 (p[0] in the low half, p[1] in the high half) as one word; p needs only 2-byte alignment
- * (the v7-M LDR allows unaligned addresses; LDRD/LDM do not, hence the aligned core below). */
-static inline int16x2_t load_pair(const int16_t *p)
-{
-    int16x2_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
 
 /* The aligned core, in Thumb-2 assembly: GCC cannot keep the 14 registers it needs live across the loop
  * (it spills and falls back to single loads: ~1.5 instructions per MAC instead of ~0.75).
@@ -105,21 +92,36 @@ __asm__(
     "  usat r12, #16, r12\n"
     "  strh r12, [\\yp], #2\n"
     ".endm\n"
-    /* SATURATE: count it; u = hi < 0 ? 0 : 65535 (max: always 65535); resume at back (r0 is free here) */
-    ".macro ONW_SATURATE hi, max, back\n"
-    "  ldr r0, [sp, #56]\n" /* job.saturations */
-    "  cbz r0, 1f\n"
-    "  ldr r12, [r0]\n"
-    "  add r12, r12, #1\n"
-    "  str r12, [r0]\n"
+    /* SATURATED: the out-of-line paths of both rows: u = hi < 0 ? 0 : 65535 when hi != 0 (sNh), 65535 (sNm); Z set
+     * for row 0, clear for row 1 (MOVS; nothing below touches the flags); then count it (r0 and r3 are free
+     * here; r3 = c is reloaded) and resume at the row's back label */
+    ".macro ONW_SATURATED s0h, s0m, b0, s1h, s1m, b1\n"
+    "\\s0h:\n"
+    "  mvn r12, r5, asr #31\n" /* hi < 0: 0; else all ones */
+    "  b 1f\n"
+    "\\s0m:\n"
+    "  mov r12, #-1\n"
     "1:\n"
-    "  movw r12, #65535\n"
-    "  .if \\max == 0\n"
-    "  cmp \\hi, #0\n"
-    "  it lt\n"
-    "  movlt r12, #0\n"
-    "  .endif\n"
-    "  b \\back\n"
+    "  movs r0, #0\n"
+    "  b 3f\n"
+    "\\s1h:\n"
+    "  mvn r12, r7, asr #31\n"
+    "  b 2f\n"
+    "\\s1m:\n"
+    "  mov r12, #-1\n"
+    "2:\n"
+    "  movs r0, #1\n"
+    "3:\n"
+    "  lsr r12, r12, #16\n"
+    "  ldr r3, [sp, #56]\n" /* job.saturations */
+    "  cbz r3, 4f\n"
+    "  ldr r0, [r3]\n"
+    "  add r0, r0, #1\n"
+    "  str r0, [r3]\n"
+    "4:\n"
+    "  ldr r3, [sp, #32]\n" /* job.floor */
+    "  beq \\b0\n"
+    "  b \\b1\n"
     ".endm\n"
     /* raw: store the int64 accumulators (y0, y1 point to int64) and add the row tail (shift16) to both rows */
     ".macro ONW_DENSE_PAIRS name, raw\n"
@@ -183,14 +185,8 @@ __asm__(
     "  add sp, sp, #60\n"
     "  pop {r4-r11, pc}\n"
     "  .if \\raw == 0\n"
-    ".L\\name\\()_s0h:\n"
-    "  ONW_SATURATE r5, 0, .L\\name\\()_b0\n"
-    ".L\\name\\()_s0m:\n"
-    "  ONW_SATURATE r5, 1, .L\\name\\()_b0\n"
-    ".L\\name\\()_s1h:\n"
-    "  ONW_SATURATE r7, 0, .L\\name\\()_b1\n"
-    ".L\\name\\()_s1m:\n"
-    "  ONW_SATURATE r7, 1, .L\\name\\()_b1\n"
+    "  ONW_SATURATED .L\\name\\()_s0h, .L\\name\\()_s0m, .L\\name\\()_b0, .L\\name\\()_s1h, .L\\name\\()_s1m, "
+    ".L\\name\\()_b1\n"
     "  .endif\n"
     "  .size \\name, . - \\name\n"
     "  .popsection\n"
@@ -211,7 +207,7 @@ __asm__(
     "  .purgem ONW_DENSE_PAIRS\n"
     "  .purgem ONW_CHUNK\n"
     "  .purgem ONW_REQUANT\n"
-    "  .purgem ONW_SATURATE\n");
+    "  .purgem ONW_SATURATED\n");
 
 /* Fills the job's loop part (words 0-7) for rows of in_dim inputs: x, its end, the accumulators' start, the entries. */
 static void job_loop(struct dense_job *job, const uint32_t *entries, const int16_t *x, uint16_t in_dim,
@@ -271,18 +267,13 @@ static void dense_acc_pairs(const int16_t *w, uint32_t stride, const int16_t *x,
 typedef char onw_check_job_size[sizeof(struct dense_job) == 4 * JOB_WORDS ? 1 : -1];
 #endif /* ONW_DSP_KERNELS */
 
-/* One row's exact sum, any alignment and in_dim: SMLALD on pairs where the core has it (the v7-M LDR loads an
- * unaligned pair), else one MAC at a time; the readable definition of both kernels below. */
+/* One row's exact sum, one MAC at a time: the readable definition of both kernels below. (SMLALD on pairs here
+ * would be larger, and slower on the short rows that take this path: f1_ffzero_regression's 2-input layer.) */
 static int64_t dot(const int16_t *row, const int16_t *x, uint32_t in_dim)
 {
     int64_t acc = 0;
-    uint32_t j = 0;
-#if ONW_DSP_KERNELS
-    for (; j + 2u <= in_dim; j += 2u) {
-        acc = __smlald(load_pair(row + j), load_pair(x + j), acc);
-    }
-#endif
-    for (; j < in_dim; j++) {
+    uint32_t j;
+    for (j = 0; j < in_dim; j++) {
         acc += (int32_t)row[j] * x[j];
     }
     return acc;

@@ -1,3 +1,7 @@
+/* CRC and COBS run per byte of a frame, not per MAC: optimised for size (GCC; -O2 stays for the kernels). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("Os")
+#endif
 /* CRC-32 and COBS: the byte-level pieces of the protocol (see protocol.h). */
 #include "onward/protocol.h"
 

@@ -60,10 +60,12 @@ def load_board(target: str) -> Board:
     return Board(target, folder, json.loads((folder / "board.json").read_text()))
 
 
-def compile_command(board: Board, gen_dir: Path, out: Path) -> list[str]:
+def compile_command(board: Board, gen_dir: Path, out: Path, extra_cflags: Sequence[str] = ()) -> list[str]:
+    """One command compiles and links (the emulated boards with link-time optimisation). `extra_cflags` follow the
+    board's, so that they win where they disagree (-fno-lto)."""
     cfg = board.config
     sources = [str(FIRMWARE_SRC / s) for s in RUNTIME_SOURCES] + [str(board.folder / s) for s in cfg["sources"]]
-    cmd = [board.cc, *cfg["cflags"], *WARNINGS, f'-DONW_BOARD_NAME="{board.name}"',
+    cmd = [board.cc, *cfg["cflags"], *extra_cflags, *WARNINGS, f'-DONW_BOARD_NAME="{board.name}"',
            "-I", str(FIRMWARE_INCLUDE), "-I", str(gen_dir), *sources, str(gen_dir / "model.c")]
     if "linker_script" in cfg:
         cmd += ["-T", str(board.folder / cfg["linker_script"])]
@@ -137,8 +139,7 @@ def build_firmware(
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     out = folder / ("firmware.elf" if "linker_script" in board.config else "firmware")
-    cmd = compile_command(board, gen_dir, out)
-    cmd[1:1] = extra_cflags
+    cmd = compile_command(board, gen_dir, out, extra_cflags)
     inputs = hashlib.sha256(" ".join(cmd).encode())
     board_files = [board.folder / f for f in [*board.config["sources"], board.config.get("linker_script")] if f]
     for src in sorted([*FIRMWARE_SRC.glob("*.c"), *FIRMWARE_INCLUDE.rglob("*.h"), *board_files,

@@ -4,8 +4,10 @@
 
 #include <stdint.h>
 
+#include "onward/entry.h"
+
 /* y = requant(W x) to the input's format, ReLU if relu; W is out x in, Q(weight_frac). */
-void onw_dense(const int16_t *w, const int16_t *x, uint16_t in_dim, uint16_t out_dim, int weight_frac,
+ONW_ENTRY void onw_dense(const int16_t *w, const int16_t *x, uint16_t in_dim, uint16_t out_dim, int weight_frac,
                int relu, int16_t *y, uint32_t *saturations);
 
 /* acc[i] = sum_j W[i * stride + j] x[j] for j < in_dim, exact int64 sums (no requantisation): rows `stride`

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "onward/entry.h"
 
 /* Rule ids, as onward.rules.rule_id; ONW_RULE (model.h) picks one and each rule_<name>.c guards itself. */
 #define ONW_RULE_PEPITA 1
@@ -50,19 +51,19 @@ static inline int16_t *onw_layer_weights(int layer)
 }
 
 /* rule_<name>.c, the one ONW_RULE selects (docs/rules.md) */
-void onw_infer(const int16_t *x, int16_t *outputs);
+ONW_ENTRY void onw_infer(const int16_t *x, int16_t *outputs);
 /* One training step on sample x (which it may use as scratch) with the target (a class index, or a
  * Q(ONW_ACT_FRAC) value for regression); writes ONW_NUM_OUTPUTS outputs and increments onw_state.steps. */
-void onw_train(int16_t *x, int32_t target, int16_t *outputs);
+ONW_ENTRY void onw_train(int16_t *x, int32_t target, int16_t *outputs);
 
 /* state.c */
 /* Initial weights, the seed, steps 0, the spec's lr, stage 0, saturation count 0. */
-void onw_reset(uint32_t seed);
+ONW_ENTRY void onw_reset(uint32_t seed);
 /* The key of the stochastic rounding of `layer`'s update at this step (FixedReference.rounding_key). */
 uint32_t onw_rounding_key(uint32_t layer);
 /* The state image, byte by byte, little-endian */
 uint8_t onw_state_get_byte(uint32_t index);
 void onw_state_set_byte(uint32_t index, uint8_t value);
-uint32_t onw_state_digest(void);
+ONW_ENTRY uint32_t onw_state_digest(void);
 
 #endif
