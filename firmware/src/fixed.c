@@ -1,8 +1,3 @@
-/* The scalar helpers run a few times per step, not per MAC: optimised for size (GCC; -O2 stays for the kernels).
- * With link-time optimisation, -O2 would inline them at every call site. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("Os")
-#endif
 /* The integer semantics; see fixed.h and host/fixed.py (the reference these must equal). */
 #include "onward/fixed.h"
 
@@ -14,11 +9,6 @@ int16_t onw_sat16(int64_t x, uint32_t *saturations)
 int64_t onw_round_shift(int64_t x, int shift)
 {
     return onw_round_shift_inline(x, shift);
-}
-
-int16_t onw_requant(int64_t x, int from_frac, int to_frac, uint32_t *saturations)
-{
-    return onw_requant_inline(x, from_frac, to_frac, saturations);
 }
 
 int64_t onw_div_trunc(int64_t a, int64_t b)
@@ -65,14 +55,27 @@ uint32_t onw_mix32(uint32_t x)
     return onw_mix32_inline(x);
 }
 
-uint32_t onw_derive(uint32_t key, uint32_t n)
-{
-    return onw_mix32(key ^ onw_mix32(n + ONW_GOLDEN));
-}
-
 uint32_t onw_rand(uint32_t key, uint32_t index)
 {
     return onw_rand_inline(key, index);
+}
+
+/* From here on, functions that run a few times per step, or once per output, not per weight: optimised for size
+ * (GCC; with link-time optimisation -O2 would copy them into every caller). The helpers above stay -O2, to be
+ * inlined into the loops that call them per weight. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("Os")
+#endif
+
+int16_t onw_requant(int64_t x, int from_frac, int to_frac, uint32_t *saturations)
+{
+    return onw_requant_inline(x, from_frac, to_frac, saturations);
+}
+
+uint32_t onw_derive(uint32_t key, uint32_t n)
+{
+    return onw_mix32(key ^ onw_mix32(n + ONW_GOLDEN));
 }
 
 int32_t onw_uniform_int(uint32_t key, uint32_t index, int32_t bound)
@@ -144,3 +147,7 @@ void onw_softmax_error(const int16_t *z, int n, int frac, int32_t label, int32_t
         error[c] = onw_sat16_inline((prob_q15[c] + (1 << (14 - frac))) >> (15 - frac), saturations);
     }
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
