@@ -18,8 +18,8 @@ from typing import cast
 import numpy as np
 
 from onward.data import Dataset, load_dataset
-from onward.learn.ffzero import Activation, FFzero, FFzeroConfig, GlobalDD
-from onward.learn.zeroth_order import Distribution
+from onward.rules.ffzero.paper import Activation, FFzero, FFzeroConfig, GlobalDD
+from onward.rules.ffzero.zeroth_order import Distribution
 from onward.spec import parse_spec
 
 VARIANTS = ("ffzero-linear", "ffzero-relu", "bp_dd-linear", "bp_dd-relu")

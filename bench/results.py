@@ -34,12 +34,12 @@ import numpy as np
 
 from onward import fixed
 from onward.data import Dataset, load_dataset
-from onward.learn import ffzero_fixed
 from onward.learn.baselines import baseline
-from onward.learn.ffzero import GlobalDD
 from onward.model import InitialModel, init_model
 from onward.paths import EXAMPLES
 from onward.reference import apply_step, make_fixed, make_float, training_stream
+from onward.rules.ffzero import fixed as ffzero_fixed
+from onward.rules.ffzero.paper import GlobalDD
 from onward.session import run_on_target
 from onward.spec import Spec, parse_spec
 
@@ -140,7 +140,7 @@ def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None, seed: i
         out["network"] = f"{network(spec, model)}, global loss, lr {best[1]:g}"
         out["rule"], out["float"], out["evals"] = "bp_dd", best[0], best[2]
     elif row.kind == "fgrad_projection":
-        from onward.learn.forward_gradient import Float as ForwardGradientFloat
+        from onward.rules.fgrad import Float as ForwardGradientFloat
 
         model = init_model(spec, data)
         out["network"] = f"{network(spec, model)}, K = {spec.rule.directions}, projection"

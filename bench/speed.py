@@ -140,7 +140,7 @@ def step_macs(spec_path: Path, stage: int = 0) -> int:
 
 def ffzero_step_macs(model: Any, stage: int) -> int:
     """FFzero at `stage`: the layers before it run (accumulators and vote), layer `stage` learns."""
-    from onward.learn.ffzero_fixed import conv_constants, conv_layers, prototypes
+    from onward.rules.ffzero.fixed import conv_constants, conv_layers, prototypes
 
     k = model.spec.rule.directions
     convs = conv_layers(model)

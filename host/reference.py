@@ -18,7 +18,7 @@ import numpy as np
 from onward import fixed
 from onward.data import Dataset, epoch_order
 from onward.fixed import I64
-from onward.learn.ffzero import r2_score
+from onward.metrics import r2_score
 from onward.model import STREAM_ROUNDING, InitialModel
 from onward.nn.dense import update_fixed
 from onward.rules import rule_module

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from onward import fixed
-from onward.learn.ffzero_fixed import rademacher
 from onward.nn import conv
 from onward.paths import FIRMWARE_INCLUDE, FIRMWARE_SRC
+from onward.rules.ffzero.fixed import rademacher
 
 I16_MIN, I16_MAX = -32768, 32767
 c = ctypes

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import make_spec
 from onward.data import load_dataset
-from onward.learn.ffzero import (
+from onward.rules.ffzero.paper import (
     Activation,
     FFzero,
     FFzeroConfig,
@@ -18,7 +18,7 @@ from onward.learn.ffzero import (
     simplex_prototypes,
     vote,
 )
-from onward.learn.zeroth_order import Distribution, black_box_pair_loss, dd_gradient, unit_directions
+from onward.rules.ffzero.zeroth_order import Distribution, black_box_pair_loss, dd_gradient, unit_directions
 
 
 @pytest.mark.parametrize(("width", "classes"), [(100, 10), (4, 4), (16, 3)])

@@ -1,14 +1,14 @@
-"""The float FFzero CNN (host/learn/ffzero_cnn.py): block semantics, the estimator on a filter, shapes, learning."""
+"""The float FFzero CNN (onward.rules.ffzero.paper_cnn): blocks, the estimator on a filter, shapes, learning."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from onward.learn.ffzero import FFzeroConfig, hinge_loss
-from onward.learn.ffzero_cnn import ConvBlock, ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
-from onward.learn.zeroth_order import dd_gradient, unit_directions
 from onward.nn import conv
+from onward.rules.ffzero.paper import FFzeroConfig, hinge_loss
+from onward.rules.ffzero.paper_cnn import ConvBlock, ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
+from onward.rules.ffzero.zeroth_order import dd_gradient, unit_directions
 
 
 def model(shape: tuple[int, ...], blocks: tuple[ConvBlockConfig, ...], classes: int = 4, **kw: object) -> FFzeroCNN:
@@ -133,7 +133,7 @@ def test_integer_layer_tracks_the_float_block_and_the_rule_loss():
     """conv.ConvLayerQ on the quantised float block: z per channel, the output to the next block, and the ΔL of a
     ±2^p LSB perturbation of each filter through ffzero_fixed's integer loss, against the float block's."""
     from onward import fixed
-    from onward.learn.ffzero_fixed import LOSS_FRAC, cosines, hinge_q, normalise, rademacher
+    from onward.rules.ffzero.fixed import LOSS_FRAC, cosines, hinge_q, normalise, rademacher
 
     af, wf, p, key = 10, 12, 4, 2024
     m = model((40,), (ConvBlockConfig(3, 5, 2),), classes=4, beta=1.0)

@@ -1,4 +1,4 @@
-"""FFzero in fixed point (onward.learn.ffzero_fixed): the integer pieces against their float meaning, the fixed
+"""FFzero in fixed point (onward.rules.ffzero.fixed): the integer pieces against their float meaning, the fixed
 reference against the float one, and firmware/src/rule_ffzero.c against the fixed reference, bit for bit."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from helpers import make_spec
 from onward import fixed
 from onward.codegen.c import static_ram
 from onward.data import Dataset, load_dataset
-from onward.learn import ffzero_fixed as fz
-from onward.learn.ffzero import FFzero, hinge_loss, vote
-from onward.learn.zeroth_order import dd_gradient
 from onward.nn import conv
 from onward.reference import apply_step, training_stream
+from onward.rules.ffzero import fixed as fz
+from onward.rules.ffzero.paper import FFzero, hinge_loss, vote
+from onward.rules.ffzero.zeroth_order import dd_gradient
 from onward.session import run_on_target
 from onward.size import size_report
 from onward.spec import Spec, SpecError

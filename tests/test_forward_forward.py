@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from helpers import make_spec
 from onward import fixed
 from onward.data import epoch_order, load_dataset
-from onward.learn import forward_forward as ff
 from onward.model import init_model
+from onward.rules import ff as ff
 from onward.session import run_on_target
 from onward.spec import SpecError
 

@@ -1,4 +1,4 @@
-"""Forward gradients (onward.learn.forward_gradient): the float estimates against backpropagation, the
+"""Forward gradients (onward.rules.fgrad): the float estimates against backpropagation, the
 multi-tangent projection, learning, the fixed-point reference against the float one, and bad specs."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from helpers import make_spec
 from onward import fixed
 from onward.data import epoch_order, load_dataset
-from onward.learn import forward_gradient as fg
 from onward.learn.baselines import baseline
+from onward.rules import fgrad as fg
 from onward.session import run_on_target
 from onward.size import size_report
 from onward.spec import SpecError

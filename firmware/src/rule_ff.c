@@ -1,4 +1,4 @@
-/* Forward-Forward (Hinton 2022); the twin of host/learn/forward_forward.py, whose docstring is the
+/* Forward-Forward (Hinton 2022); the twin of host/rules/ff.py, whose docstring is the
  * specification (label appended to the input, Q14 length normalisation, goodness = sum h^2 in Q(ACT_FRAC),
  * softplus' derivative by onw_sigmoid_q15, scores relative to the best label). */
 #include "onward/runtime.h"

@@ -1,5 +1,5 @@
 /* FFzero (arXiv 2603.24790): layer-local losses on fixed prototypes, learned from directional derivatives.
- * The twin of Fixed in host/learn/ffzero_fixed.py; docs/ffzero.md derives the formats.
+ * The twin of Fixed in host/rules/ffzero/fixed.py; docs/ffzero.md derives the formats.
  *
  * Only layer onw_state.stage learns; the frozen layers before it are rerun for every sample. A "block" is one
  * dense layer's parameters, out x stride int16 Q(ONW_WEIGHT_FRAC): the inputs' weights, the bias on the constant

@@ -1,4 +1,4 @@
-/* Forward gradients with K Rademacher tangents; the twin of Fixed in host/learn/forward_gradient.py.
+/* Forward gradients with K Rademacher tangents; the twin of Fixed in host/rules/fgrad.py.
  *
  * One clean pass keeps every layer's output h_l. Then, per tangent k, a forward-mode pass pushes a tangent
  * through the network in Q(ONW_ACT_FRAC), and the slope d_k = e . t_L (e = softmax - onehot) estimates the

@@ -1,4 +1,4 @@
-/* PEPITA and MEMPEPITA; twins of host/learn/pepita.py and host/learn/mempepita.py.
+/* PEPITA and MEMPEPITA; twins of host/rules/pepita.py and host/rules/mempepita.py.
  * The rule is fixed at build time (ONW_RULE) so that only its buffers take RAM. */
 #include "onward/runtime.h"
 

@@ -1,1 +1,1 @@
-"""Learning rules: float references (faithful to the papers) and fixed-point references (the firmware spec)."""
+"""Float baselines the rules are compared with: backpropagation and last-layer-only SGD (bench/results.py)."""

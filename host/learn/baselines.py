@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from onward.data import Dataset, epoch_order
-from onward.learn.pepita import softmax
 from onward.nn.dense import F64, dense_float
+from onward.rules.pepita import softmax
 
 
 @dataclass

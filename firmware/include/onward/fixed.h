@@ -101,7 +101,7 @@ int32_t onw_exp2_q15(int32_t t, int frac);
 /* Softmax of n int16 logits in Q(frac) into Q15 probabilities (int32 so that 1.0 = 32768 fits). */
 void onw_softmax_q15(const int16_t *z, int n, int frac, int32_t *prob_q15);
 /* The softmax cross-entropy error e = softmax(z) - onehot(label), in the logits' Q(frac) (saturated, counted);
- * prob_q15 is n int32 of scratch. Twin of onward.learn.pepita.output_error_fixed. */
+ * prob_q15 is n int32 of scratch. Twin of onward.rules.pepita.output_error_fixed. */
 void onw_softmax_error(const int16_t *z, int n, int frac, int32_t label, int32_t *prob_q15, int16_t *error,
                        uint32_t *saturations);
 

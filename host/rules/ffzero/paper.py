@@ -32,8 +32,9 @@ import numpy as np
 
 from onward.data import rescale_targets, restore_targets
 from onward.fixed import I64
-from onward.learn.zeroth_order import Distribution, black_box_pair_loss, dd_gradient, unit_directions
+from onward.metrics import r2_score
 from onward.nn.dense import F64
+from onward.rules.ffzero.zeroth_order import Distribution, black_box_pair_loss, dd_gradient, unit_directions
 
 Task = Literal["classification", "regression"]
 Activation = Literal["linear", "relu"]
@@ -153,10 +154,6 @@ def vote(predictions: I64) -> I64:
 
 def activate(z: F64, activation: Activation) -> F64:
     return np.maximum(z, 0.0) if activation == "relu" else z
-
-
-def r2_score(y: F64, pred: F64) -> float:
-    return float(1.0 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
 def batches(rng: np.random.Generator, n: int, batch: int) -> list[I64]:

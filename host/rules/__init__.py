@@ -12,11 +12,11 @@ from types import ModuleType
 from onward.spec import RULES
 
 MODULES = {
-    "pepita": "onward.learn.pepita",
-    "mempepita": "onward.learn.mempepita",
-    "ffzero": "onward.learn.ffzero_fixed",
-    "ff": "onward.learn.forward_forward",
-    "fgrad": "onward.learn.forward_gradient",
+    "pepita": "onward.rules.pepita",
+    "mempepita": "onward.rules.mempepita",
+    "ffzero": "onward.rules.ffzero.fixed",
+    "ff": "onward.rules.ff",
+    "fgrad": "onward.rules.fgrad",
 }
 assert tuple(MODULES) == RULES, "onward.spec.RULES and onward.rules.MODULES must name the same rules, in order"
 

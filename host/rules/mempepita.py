@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from onward.data import Dataset
 from onward.fixed import I64
-from onward.learn import pepita
-from onward.learn.pepita import (
+from onward.model import InitialModel, init_pepita
+from onward.nn.dense import F64, dense_float
+from onward.rules import pepita
+from onward.rules.pepita import (
     apply_update_float,
     forward_fixed,
     hidden_delta_fixed,
@@ -20,8 +22,6 @@ from onward.learn.pepita import (
     output_error_fixed,
     softmax,
 )
-from onward.model import InitialModel, init_pepita
-from onward.nn.dense import F64, dense_float
 from onward.spec import Spec
 
 TASKS = pepita.TASKS

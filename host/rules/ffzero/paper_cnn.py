@@ -25,7 +25,7 @@ derivatives; prediction by the vote of every block. What a conv block does in th
   test loader does); ``norm="none"`` keeps conv + beta, for the ablation.
 - **Propagated** (``forward_bp``): conv -> BN -> ReLU -> max-pool (window = stride = pool); dropout 0.
 - **Schedule** (``cnn_model.train_all_layers``): conv block 1 trains all its epochs, is frozen, the data is
-  propagated; then block 2; then the flattened maps feed FFzero's dense layers (``onward.learn.ffzero.FFzero``,
+  propagated; then block 2; then the flattened maps feed FFzero's dense layers (``onward.rules.ffzero.paper.FFzero``,
   reused as is, with their own schedule). Every block votes argmax_k Σ_c s_{c,k} (conv) or argmax_k s_k (dense);
   ``ffzero.vote`` decides.
 - Differences kept on purpose: padding defaults to 0 ("valid", the device's choice; the public MNIST default is
@@ -33,7 +33,7 @@ derivatives; prediction by the vote of every block. What a conv block does in th
   Classification only.
 
 Measured (seed 0 unless noted; batch 1, lr 1e-3, ε 1e-3, Gaussian directions, 30 epochs per block; onward's
-digits split 1347/450 and MNIST-1D 4000/1000; ``python3 -m onward.learn.ffzero_cnn --help``):
+digits split 1347/450 and MNIST-1D 4000/1000; ``python3 -m onward.rules.ffzero.paper_cnn --help``):
 
 - digits, conv 8x3x3 pool 2 -> dense 10: 74.0 / 68.9 / 72.0 % (seeds 0-2) with beta 0, 66.0 % with beta 1
   (the public code's); the conv block alone votes 37-41 %. With a dense 100 in between: 82.4 %. The FFzero MLP
@@ -41,7 +41,7 @@ digits split 1347/450 and MNIST-1D 4000/1000; ``python3 -m onward.learn.ffzero_c
 - MNIST-1D, conv 16x5 pool 2 -> dense 10, beta 0: 14.9 %; the block alone stays at chance (11.6 %): its loss
   sees each channel's map through a fixed position-wise projection, and MNIST-1D's patterns are shifted at
   random. The FFzero MLP 40-100-10 gets 25.0 %.
-- MNIST-1D through the spec (onward.learn.ffzero_fixed.Float: the device's Rademacher directions, ε = 2^(p−wf) per
+- MNIST-1D through the spec (onward.rules.ffzero.fixed.Float: the device's Rademacher directions, ε = 2^(p−wf) per
   weight with the conv p = 2, examples/mnist1d_ffzero_cnn.toml, 5 epochs per stage): beta 0: 13.7 % (fixed point
   14.5 %), beta 1: 12.0 % (10.9 %). Variant ``pooled_loss`` (M_c sees ReLU + max-pool of the normalised map, so a
   shift by less than the window does not move the loss): the block alone 14.1 % instead of 11.6 %, but 12.4 %
@@ -62,7 +62,9 @@ from typing import Literal
 import numpy as np
 
 from onward.fixed import I64
-from onward.learn.ffzero import (
+from onward.nn import conv
+from onward.nn.dense import F64
+from onward.rules.ffzero.paper import (
     FFzero,
     FFzeroConfig,
     batches,
@@ -72,9 +74,7 @@ from onward.learn.ffzero import (
     simplex_prototypes,
     vote,
 )
-from onward.learn.zeroth_order import dd_gradient, unit_directions
-from onward.nn import conv
-from onward.nn.dense import F64
+from onward.rules.ffzero.zeroth_order import dd_gradient, unit_directions
 
 Norm = Literal["sample", "batch", "none"]
 # random streams of one seed, apart from the dense tail's (ffzero.STREAM_*)
@@ -261,7 +261,7 @@ class FFzeroCNN:
 # --- measurement ------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
-    """python3 -m onward.learn.ffzero_cnn --set mnist1d --conv 8,5,2 --epochs 10 --batch 1 [--mlp]"""
+    """python3 -m onward.rules.ffzero.paper_cnn --set mnist1d --conv 8,5,2 --epochs 10 --batch 1 [--mlp]"""
     from onward.data import load_dataset
     from onward.spec import parse_spec
 

@@ -77,15 +77,16 @@ import numpy as np
 from onward import fixed
 from onward.data import Dataset, epoch_order
 from onward.fixed import I64
-from onward.learn.ffzero import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
-from onward.learn.ffzero import Activation, FFzero, FFzeroConfig, Task, activate, r2_score, similarities, vote
-from onward.learn.ffzero_cnn import ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
-from onward.learn.zeroth_order import Distribution
+from onward.metrics import r2_score
 from onward.model import STREAM_DIRECTIONS, Constant, InitialModel, quantise_weights
 from onward.nn import conv
 from onward.nn.conv import ConvLayerQ, direction_signs
 from onward.nn.dense import F64
 from onward.reference import FixedReference
+from onward.rules.ffzero.paper import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
+from onward.rules.ffzero.paper import Activation, FFzero, FFzeroConfig, Task, activate, similarities, vote
+from onward.rules.ffzero.paper_cnn import ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
+from onward.rules.ffzero.zeroth_order import Distribution
 from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
 
 TASKS: tuple[str, ...] = ("classification", "regression")
@@ -628,7 +629,7 @@ class Fixed(FixedReference):
 
 
 class Float:
-    """The float reference: onward.learn.ffzero's FFzero configured from the spec (float_config: the device's
+    """The float reference: onward.rules.ffzero.paper's FFzero configured from the spec (float_config: the device's
     Rademacher directions by default, or the paper's Gaussian ones), from the model's initial blocks, trained
     stage by stage in the shared sample order at batch 1."""
 
