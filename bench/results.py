@@ -92,7 +92,7 @@ def row_spec(row: Row, epochs: int | None = None, seed: int | None = None) -> Sp
 
 def forward_evals_per_step(model: InitialModel) -> Callable[[int], float]:
     """Dense-layer evaluations of one training step, as a function of the stage (FFzero's prefix grows)."""
-    r, layers = model.spec.rule, model.num_layers
+    r, layers = model.spec.rule.options, model.num_layers
     per_rule: dict[str, Callable[[int], float]] = {
         "pepita": lambda s: layers + (layers - 1),  # pass 1, then pass 2 through the hidden layers
         "mempepita": lambda s: layers + 2 * (layers - 1),  # error pass, clean and modulated passes
@@ -116,7 +116,8 @@ def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None, seed: i
     start = time.perf_counter()
     if row.kind == "rule":
         model = init_model(spec, data)
-        out["network"] = network(spec, model) + (f", K = {spec.rule.directions}" if spec.rule.directions > 1 else "")
+        k = getattr(spec.rule.options, "directions", 1)
+        out["network"] = network(spec, model) + (f", K = {k}" if k > 1 else "")
         out["float"] = make_float(model).fit(data)[-1]
         if device:
             run = run_on_target(model, data, DEVICE, build_dir, evaluate_test=True)
@@ -143,7 +144,7 @@ def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None, seed: i
         from onward.rules.fgrad import Float as ForwardGradientFloat
 
         model = init_model(spec, data)
-        out["network"] = f"{network(spec, model)}, K = {spec.rule.directions}, projection"
+        out["network"] = f"{network(spec, model)}, K = {spec.rule.options.directions}, projection"
         out["rule"] = "fgrad (activity, float only)"
         out["float"] = ForwardGradientFloat(model, combine="projection").fit(data)[-1]
         out["evals"] = forward_evals(model, spec.rule.epochs)
@@ -160,8 +161,8 @@ def run_row(row: Row, device: bool, build_dir: Path, epochs: int | None, seed: i
 
 def rule_label(spec: Spec) -> str:
     r = spec.rule
-    extra = {"ffzero": r.activation, "fgrad": r.mode}.get(r.name)
-    return f"{r.name} ({extra})" if extra else r.name
+    extra = {"ffzero": "activation", "fgrad": "mode"}.get(r.name)  # the option the table's rows differ in
+    return f"{r.name} ({getattr(r.options, extra)})" if extra else r.name
 
 
 def network(spec: Spec, model: InitialModel) -> str:

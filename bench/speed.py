@@ -127,8 +127,8 @@ def step_macs(spec_path: Path, stage: int = 0) -> int:
         passes = 3 if rule == "mempepita" else 2  # pass 1 (all layers) is counted apart below
         return sum(sizes) + model.dims[0] * classes + (passes - 1) * hidden + sum(sizes)
     if rule == "fgrad":
-        k = spec.rule.directions
-        tangent = sum(sizes[1:]) if spec.rule.mode == "activity" else sizes[0] + 2 * sum(sizes[1:])
+        k = spec.rule.options.directions
+        tangent = sum(sizes[1:]) if spec.rule.options.mode == "activity" else sizes[0] + 2 * sum(sizes[1:])
         return sum(sizes) + k * (tangent + classes) + sum(sizes)
     if rule == "ff":
         fans = [model.dims[0] + classes, *model.dims[1:-1]]
@@ -142,7 +142,7 @@ def ffzero_step_macs(model: Any, stage: int) -> int:
     """FFzero at `stage`: the layers before it run (accumulators and vote), layer `stage` learns."""
     from onward.rules.ffzero.fixed import conv_constants, conv_layers, prototypes
 
-    k = model.spec.rule.directions
+    k = model.spec.rule.options.directions
     convs = conv_layers(model)
     conv_consts, protos = conv_constants(model, convs), prototypes(model)
     total = 0

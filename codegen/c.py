@@ -13,8 +13,7 @@ import numpy as np
 
 from onward.model import InitialModel
 from onward.reference import STATE_HEADER
-from onward.rules import rule_id
-from onward.spec import feedback_bound
+from onward.rules import rule_id, rule_names
 
 CHUNK = 256  # bytes of state per LOAD/DUMP frame
 # TRAIN_BATCH: the samples of one request take at most this many bytes, and their outputs and digests at most
@@ -24,20 +23,19 @@ BATCH_REQUEST_BYTES = 2048
 BATCH_REPLY_BYTES = 1024
 MAX_BATCH_CAP = 64
 BOARD_NAME_ALLOWANCE = 32  # HELLO carries "<model>@<board>"
-PEPITA_RULES = ("pepita", "mempepita")  # the rules with a feedback matrix F
 
 
 MACRO_NOTES = {
     "NUM_WEIGHTS": "int16 parameters of all layers, row-major",
     "NUM_OUTPUTS": "int16 outputs of TRAIN and INFER", "NUM_STAGES": "layers trained one after another (or 1)",
-    "SUM_WIDTHS": "outputs of all layers (PEPITA's pass-1 store)",
+    "SUM_WIDTHS": "outputs of all layers (a store of every activation)",
     "MAX_WIDTH": "widest layer output", "MAX_HIDDEN": "widest hidden layer (1 if none)",
     "CHUNK": "state bytes per LOAD/DUMP frame", "RX_MAX": "largest encoded request frame",
     "MAX_REPLY_BODY": "largest reply body", "MAX_BATCH": "samples per TRAIN_BATCH frame (HELLO reports it)",
     "REGRESSION": "1: TRAIN's target is a Q(ACT_FRAC) value",
     "NUM_CLASSES": "TRAIN's target is a class index below this (1 for regression)",
     "ACT_FRAC": "inputs/activations/errors: Q(15-f).f",
-    "WEIGHT_FRAC": "weights", "FEEDBACK_FRAC": "PEPITA's F", "LR_FRAC": "lr_q = lr * 2^LR_FRAC",
+    "WEIGHT_FRAC": "weights", "FEEDBACK_FRAC": "a rule's feedback matrix", "LR_FRAC": "lr_q = lr * 2^LR_FRAC",
     "UPDATE_SHIFT": "2*ACT_FRAC + LR_FRAC - WEIGHT_FRAC", "FEEDBACK_BOUND": "F ~ U[-bound, bound] LSB",
     "MODEL_HASH": "HELLO reports it; verify checks it",
 }
@@ -63,20 +61,11 @@ def model_hash(model: InitialModel) -> int:
         "format": [spec.format.activation_frac, spec.format.weight_frac, spec.format.feedback_frac,
                    spec.format.lr_frac],
         "lr_q": spec.lr_q(spec.rule.learning_rate), "outputs": model.outputs, "stages": model.stages,
-        "macros": rule_macros(model), "shapes": [list(w.shape) for w in model.weights_q],
+        "macros": model.macros, "shapes": [list(w.shape) for w in model.weights_q],
     }, sort_keys=True).encode()
     blobs = [w.astype("<i2").tobytes() for w in model.weights_q]
     blobs += [c.name.encode() + np.asarray(c.values, dtype="<i8").tobytes() for c in model.constants]
     return zlib.crc32(b"".join(blobs), zlib.crc32(desc))
-
-
-def rule_macros(model: InitialModel) -> dict[str, str]:
-    """The rule's own macros: PEPITA's F bound, or what the rule module put into model.macros."""
-    spec = model.spec
-    macros = dict(model.macros)
-    if spec.rule.name in PEPITA_RULES:
-        macros["FEEDBACK_BOUND"] = str(feedback_bound(spec, model.dims[0]))
-    return macros
 
 
 def sample_bytes(model: InitialModel) -> int:
@@ -140,12 +129,13 @@ def generate_c(model: InitialModel, max_batch: int | None = None) -> GeneratedC:
     mhash = model_hash(model)
     sizes = layout(model, max_batch)
     macros = {
+        **{f"RULE_{name.upper()}": str(rule_id(name)) for name in rule_names()},  # every rule file's guard
         "RULE": f"{rule_id(spec.rule.name)} /* {spec.rule.name} */",
         **{k: str(v) for k, v in sizes.items()},
         "ACT_FRAC": str(fmt.activation_frac), "WEIGHT_FRAC": str(fmt.weight_frac),
         "FEEDBACK_FRAC": str(fmt.feedback_frac), "LR_FRAC": str(fmt.lr_frac),
         "UPDATE_SHIFT": str(fmt.update_shift),
-        **rule_macros(model),
+        **model.macros,
         "LR_Q": f"{spec.lr_q(spec.rule.learning_rate)}u /* {spec.rule.learning_rate:g} * 2^{fmt.lr_frac} */",
         "SEED": f"{spec.seed}u", "MODEL_HASH": f"0x{mhash:08X}u", "MODEL_NAME": json.dumps(spec.name),
     }

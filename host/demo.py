@@ -1,4 +1,4 @@
-"""`onward demo`: learn a spec on an emulated board (by default the 8x8 digits with PEPITA on a Cortex-M4),
+"""`onward demo`: learn a spec on an emulated board (by default the 8x8 digits example on a Cortex-M4; cli.py names it),
 verify it step by step, report."""
 
 from __future__ import annotations

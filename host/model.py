@@ -14,14 +14,14 @@ from onward import fixed
 from onward.data import Dataset
 from onward.fixed import I64
 from onward.nn.dense import F64
-from onward.spec import Spec, check_fixed_point, feedback_bound
+from onward.spec import Spec
 
 # PRNG streams derived from the seed, one per purpose (the firmware's ONW_STREAM_* agree)
-STREAM_FEEDBACK = 1  # PEPITA's F
+STREAM_FEEDBACK = 1  # a fixed random feedback matrix
 STREAM_ROUNDING = 2  # the stochastic rounding of weight updates
-STREAM_DIRECTIONS = 3  # FFzero's Rademacher directions
-STREAM_NEGATIVES = 4  # Forward-Forward's wrong labels
-STREAM_TANGENTS = 5  # forward gradients' tangents
+STREAM_DIRECTIONS = 3  # random perturbation directions (zeroth-order estimates)
+STREAM_NEGATIVES = 4  # wrong labels (negative samples)
+STREAM_TANGENTS = 5  # random tangents (forward-mode gradients)
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ class InitialModel:
     weights: list[F64]  # every layer's parameter block, float initial values
     weights_q: list[I64]  # the same in Q(weight_frac): the learned state is exactly these, in order, row-major
     outputs: int  # int16 values TRAIN and INFER return: classes (argmax predicts) or 1 (regression)
-    feedback_q: I64 = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))  # PEPITA's F (Q ff)
-    stages: int = 1  # layers trained one after another (FFzero), else 1
+    stages: int = 1  # layers trained one after another (a layer-local rule), else 1
     constants: tuple[Constant, ...] = ()
     macros: dict[str, str] = field(default_factory=dict)  # extra `#define ONW_<key> <value>` lines of model.h
     ram: dict[str, int] = field(default_factory=dict)  # the rule's static buffers: C symbol -> bytes
@@ -60,10 +59,6 @@ class InitialModel:
     def num_weights(self) -> int:
         return sum(int(w.size) for w in self.weights_q)
 
-    @property
-    def feedback(self) -> F64:
-        return fixed.from_q(self.feedback_q, self.spec.format.feedback_frac)
-
 
 def init_model(spec: Spec, data: Dataset) -> InitialModel:
     """The spec's rule builds the model (onward.rules)."""
@@ -73,7 +68,7 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
 
 
 def he_uniform_weights(spec: Spec, dims: tuple[int, ...]) -> list[F64]:
-    """U(-sqrt(6/fan_in), sqrt(6/fan_in)) of shape (out, in) per layer, as PEPITA's code draws them."""
+    """He-uniform U(-sqrt(6/fan_in), sqrt(6/fan_in)) of shape (out, in) per layer, from the seed."""
     rng = np.random.default_rng([spec.seed, 0x1417])
     return [rng.uniform(-np.sqrt(6.0 / fan_in), np.sqrt(6.0 / fan_in), size=(fan_out, fan_in))
             for fan_in, fan_out in itertools.pairwise(dims)]
@@ -81,22 +76,3 @@ def he_uniform_weights(spec: Spec, dims: tuple[int, ...]) -> list[F64]:
 
 def quantise_weights(spec: Spec, weights: list[F64]) -> list[I64]:
     return [fixed.to_q(w, spec.format.weight_frac)[0] for w in weights]
-
-
-def feedback_matrix(seed: int, input_dim: int, classes: int, bound: int) -> I64:
-    """F[i, c] = ((u_ic (2 bound + 1)) >> 32) - bound, uniform in [-bound, bound], u_ic the c-th word of row i's
-    dither stream seeded with rand(key, i): what the firmware recomputes each step, at one hash per row and one
-    multiply-accumulate per entry (a hash per entry cost more than all of a training step's forward passes)."""
-    key = fixed.derive(seed, STREAM_FEEDBACK)
-    words = fixed.dither_stream(fixed.rand(key, np.arange(input_dim)), classes)
-    return ((words * (2 * bound + 1)) >> 32) - bound
-
-
-def init_pepita(spec: Spec, data: Dataset, ram: dict[str, int]) -> InitialModel:
-    """The MLP of PEPITA's paper: He-uniform weights without biases, and F from the seed."""
-    check_fixed_point(spec, data.input_dim, data.max_abs)
-    dims = (data.input_dim, *spec.hidden, data.classes)
-    weights = he_uniform_weights(spec, dims)
-    bound = feedback_bound(spec, data.input_dim)
-    return InitialModel(spec, dims, weights, quantise_weights(spec, weights), outputs=data.classes,
-                        feedback_q=feedback_matrix(spec.seed, data.input_dim, data.classes, bound), ram=ram)

@@ -159,7 +159,7 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
         _check(emu, logits, ref.infer(x_test[0]), "onw_infer on test sample 0")
 
         train = _count_step(emu, ref, model, data, 0)
-        if "onw_dense" not in emu.symbols:  # a rule with kernels of its own (FFzero)
+        if "onw_dense" not in emu.symbols:  # a rule with kernels of its own
             return Counts(inference, train.instructions, None, train.stack)
         rng = np.random.default_rng(0)
         w = rng.integers(-(1 << 11), 1 << 11, size=(DENSE_DIM, DENSE_DIM))
@@ -204,7 +204,7 @@ def _count_step(emu: Emulator, ref: FixedReference, model: InitialModel, data: D
 
 
 def count_training_step(firmware: Firmware, model: InitialModel, data: Dataset, stage: int) -> int:
-    """Executed instructions of onw_train at `stage` (a layer-by-layer rule's, FFzero's; 0 for the others) on
+    """Executed instructions of onw_train at `stage` (a layer-by-layer rule's; 0 for the others) on
     that stage's first training sample, after RESET; checked against the fixed-point reference."""
     if not 0 <= stage < model.stages:
         raise ReportError(f"{model.spec.name} has {model.stages} stage(s); no stage {stage}")

@@ -8,7 +8,8 @@ from helpers import make_spec
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.paths import EXAMPLES
-from onward.spec import RULES, SpecError, load_spec
+from onward.rules import rule_names
+from onward.spec import SpecError, load_spec
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
@@ -60,7 +61,7 @@ def test_device_needs_online_learning() -> None:
 
 
 def test_unknown_rule_and_bad_toml(tmp_path: Path) -> None:
-    assert f"`rule.name` must be one of {RULES}, got 'bp'" in error_of(rule={"name": "bp"})
+    assert f"`rule.name` must be one of {rule_names()}, got 'bp'" in error_of(rule={"name": "bp"})
     bad = tmp_path / "bad.toml"
     bad.write_text("name = \n")
     with pytest.raises(SpecError, match=r"bad\.toml: not valid TOML"):

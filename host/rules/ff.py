@@ -49,6 +49,8 @@ Fixed point (the bit-exact specification of firmware/src/rule_ff.c):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -58,9 +60,22 @@ from onward.fixed import I64
 from onward.model import STREAM_NEGATIVES, InitialModel, quantise_weights
 from onward.nn.dense import F64, dense_fixed, update_fixed
 from onward.reference import FixedReference
-from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
+from onward.spec import RuleOptions, Spec, SpecError, check_device_rule, check_weights_fit, require
 
+RULE_ID = 4
 TASKS = ("classification",)
+
+
+@dataclass(frozen=True)
+class Options(RuleOptions):
+    threshold: float = 2.0  # the goodness threshold theta
+
+    def check(self, spec: Spec) -> None:
+        require(0 < self.threshold <= 64, spec, f"`rule.threshold` must be in (0, 64], got {self.threshold}")
+
+
+def options(spec: Spec) -> Options:
+    return cast(Options, spec.rule.options)
 
 LABEL_VALUE = 1.0  # the embedded one-hot's value (the digits' pixels are in [0, 1])
 EPS = 1e-4  # of the float normalisation (the public PyTorch code's)
@@ -133,7 +148,7 @@ def row_width(fan_in: int) -> int:
 
 
 def theta_q(spec: Spec) -> int:
-    return math.floor(spec.rule.threshold * (1 << spec.format.activation_frac) + 0.5)
+    return math.floor(options(spec).threshold * (1 << spec.format.activation_frac) + 0.5)
 
 
 def dense_shift(spec: Spec) -> int:
@@ -173,7 +188,7 @@ class Float:
         self.model = model
         self.weights = [w.copy() for w in model.weights]
         self.lr = model.spec.rule.learning_rate
-        self.theta = model.spec.rule.threshold
+        self.theta = options(model.spec).threshold
         self.classes = model.outputs
         self.steps = 0
 

@@ -34,7 +34,8 @@ tangent values on digits 64-64-10 with K = 16 over 30 epochs); the activity tang
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 
@@ -45,9 +46,25 @@ from onward.model import STREAM_TANGENTS, InitialModel, he_uniform_weights, quan
 from onward.nn.dense import F64, dense_fixed, dense_float
 from onward.reference import FixedReference
 from onward.rules.pepita import forward_fixed, output_error_fixed, softmax
-from onward.spec import Spec, check_device_rule, check_weights_fit
+from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
+RULE_ID = 5
 TASKS: tuple[str, ...] = ("classification",)
+MODES = ("activity", "weight")  # perturb the pre-activations, or the weights
+
+
+@dataclass(frozen=True)
+class Options(RuleOptions):
+    directions: int = 1  # K tangents per step
+    mode: str = "activity"  # one of MODES
+
+    def check(self, spec: Spec) -> None:
+        require(1 <= self.directions <= 64, spec, f"`rule.directions` must be in [1, 64], got {self.directions}")
+        require(self.mode in MODES, spec, f"`rule.mode` must be one of {MODES}, got {self.mode!r}")
+
+
+def options(spec: Spec) -> Options:
+    return cast(Options, spec.rule.options)
 Combine = Literal["mean", "projection"]
 Distribution = Literal["gaussian", "rademacher"]
 
@@ -70,7 +87,7 @@ def combine_tangents(v: F64, d: F64, combine: Combine) -> F64:
 
 
 class Float:
-    """The float reference: `mode` from the spec (activity | weight), K = rule.directions tangents.
+    """The float reference: `mode` from the spec (activity | weight), K = `rule.directions` tangents.
 
     combine: "mean" (what the device does) or "projection" (Flügel et al.); distribution: "gaussian"
     (the papers) or "rademacher" (the device's signs)."""
@@ -83,8 +100,8 @@ class Float:
         self.weights = [w.copy() for w in model.weights]
         self.velocity = [np.zeros_like(w) for w in self.weights]
         self.lr = spec.rule.learning_rate
-        self.mode = spec.rule.mode
-        self.directions = spec.rule.directions
+        self.mode = options(spec).mode
+        self.directions = options(spec).directions
         self.combine: Combine = combine
         self.distribution: Distribution = distribution
         self.rng = np.random.default_rng([spec.seed, STREAM_TANGENTS])
@@ -186,11 +203,11 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     check_device_rule(spec, data.max_abs)
     dims = (data.input_dim, *spec.hidden, data.classes)
     check_weights_fit(spec, float(np.sqrt(6.0 / min(dims[:-1]))), "sqrt(6/fan_in)")
-    weight_mode = spec.rule.mode == "weight"
+    weight_mode = options(spec).mode == "weight"
     # weight mode's shift, activation_frac + lr_frac - weight_frac, is the spec's update shift (in [16, 62],
     # host/spec.py) less activation_frac (at most 14): always in [2, 62]
     weights = he_uniform_weights(spec, dims)
-    k, widths = spec.rule.directions, dims[1:]
+    k, widths = options(spec).directions, dims[1:]
     ram = {"activations": 2 * sum(widths), "tangent": 2 * 2 * max(widths), "error_q": 2 * data.classes,
            "slopes": 2 * k}
     macros = {"DIRECTIONS": f"{k} /* tangents per step */",
@@ -242,14 +259,14 @@ class Fixed(FixedReference):
         for layer in range(self.num_layers):
             h.append(forward_fixed(self, layer, h[-1]))  # type: ignore[arg-type]
         e = output_error_fixed(self, h[-1], target)  # type: ignore[arg-type]
-        if self.model.spec.rule.mode == "weight":
+        if options(self.model.spec).mode == "weight":
             self._weight_step(h, e)
         else:
             self._activity_step(h, e)
         return h[-1]
 
     def _activity_step(self, h: list[I64], e: I64) -> None:
-        af, last, directions = self.fmt.activation_frac, self.num_layers - 1, self.model.spec.rule.directions
+        af, last, directions = self.fmt.activation_frac, self.num_layers - 1, options(self.model.spec).directions
         widths = [len(hl) for hl in h[1:]]
         # relu'(z) = [h > 0]: a dead unit gets no tangent (module doc); the output layer has no ReLU
         live = [h[i + 1] > 0 if i < last else np.ones(widths[i], dtype=bool) for i in range(last + 1)]
@@ -272,7 +289,7 @@ class Fixed(FixedReference):
     def _weight_step(self, h: list[I64], e: I64) -> None:
         """t_l = requant(W_l t_{l-1} + (V_l h_{l-1}) 2**wf): one rounding of the exact sum; then
         W -= stochastic_round(lr (Σ_k d_k V_k / K)), as update_fixed does with delta x^T."""
-        wf, last, directions = self.fmt.weight_frac, self.num_layers - 1, self.model.spec.rule.directions
+        wf, last, directions = self.fmt.weight_frac, self.num_layers - 1, options(self.model.spec).directions
         sums = [np.zeros(w.shape, dtype=np.int64) for w in self.weights]
         for k in range(directions):
             t = np.zeros(0, dtype=np.int64)

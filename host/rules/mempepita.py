@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from onward.data import Dataset
 from onward.fixed import I64
-from onward.model import InitialModel, init_pepita
+from onward.model import InitialModel
 from onward.nn.dense import F64, dense_float
 from onward.rules import pepita
 from onward.rules.pepita import (
@@ -24,14 +24,16 @@ from onward.rules.pepita import (
 )
 from onward.spec import Spec
 
+RULE_ID = 2
 TASKS = pepita.TASKS
+Options = pepita.Options
 
 
 def init_model(spec: Spec, data: Dataset) -> InitialModel:
     widths = (*spec.hidden, data.classes)
     ram = {"error_q": 2 * data.classes, "modulated": 2 * 2 * max(spec.hidden, default=1),
            "clean": 2 * 2 * max(widths), "x_modulated": 2 * data.input_dim}
-    return init_pepita(spec, data, ram)
+    return pepita.init_mlp(spec, data, ram)
 
 
 def train_step_float(ref: pepita.Float, x: F64, y_onehot: F64) -> F64:

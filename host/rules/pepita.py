@@ -10,27 +10,79 @@ specification of firmware/src/rule_pepita.c. Pass 1 keeps every h_l.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
 from onward import fixed
 from onward.data import Dataset, epoch_order
 from onward.fixed import I64
-from onward.model import InitialModel, feedback_matrix, init_pepita
+from onward.model import STREAM_FEEDBACK, InitialModel, he_uniform_weights, quantise_weights
 from onward.nn.dense import F64, dense_fixed, dense_float
 from onward.reference import FixedReference
-from onward.spec import Spec, feedback_bound
+from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
+RULE_ID = 1
 TASKS = ("classification",)
+
+
+@dataclass(frozen=True)
+class Options(RuleOptions):
+    feedback_scale: float = 0.05  # F ~ U[-a, a], a = feedback_scale * sqrt(6 / input_dim) (the paper's code)
+
+    def check(self, spec: Spec) -> None:
+        require(0 < self.feedback_scale <= 1, spec,
+                f"`rule.feedback_scale` must be in (0, 1], got {self.feedback_scale}")
+
+
+def feedback_bound(spec: Spec, input_dim: int) -> int:
+    """F is uniform in [-bound, bound] LSB of Q(feedback_frac)."""
+    a = cast(Options, spec.rule.options).feedback_scale * math.sqrt(6.0 / input_dim)
+    return math.floor(a * (1 << spec.format.feedback_frac) + 0.5)
+
+
+def feedback_matrix(seed: int, input_dim: int, classes: int, bound: int) -> I64:
+    """F[i, c] = ((u_ic (2 bound + 1)) >> 32) - bound, uniform in [-bound, bound], u_ic the c-th word of row i's
+    dither stream seeded with rand(key, i): what the firmware recomputes each step, at one hash per row and one
+    multiply-accumulate per entry (a hash per entry cost more than all of a training step's forward passes)."""
+    key = fixed.derive(seed, STREAM_FEEDBACK)
+    words = fixed.dither_stream(fixed.rand(key, np.arange(input_dim)), classes)
+    return ((words * (2 * bound + 1)) >> 32) - bound
+
+
+def feedback_q(model: InitialModel, seed: int) -> I64:
+    """The model's F in Q(feedback_frac) for this seed."""
+    return feedback_matrix(seed, model.dims[0], model.dims[-1], feedback_bound(model.spec, model.dims[0]))
+
+
+def check_fixed_point(spec: Spec, input_dim: int, data_max_abs: float) -> None:
+    """The common checks, then the He-uniform weights' and F's formats."""
+    check_device_rule(spec, data_max_abs)
+    check_weights_fit(spec, math.sqrt(6.0 / min(input_dim, *spec.hidden)), "sqrt(6/fan_in)")
+    bound = feedback_bound(spec, input_dim)
+    require(1 <= bound <= 32767, spec,
+            f"`format.feedback_frac` = {spec.format.feedback_frac} gives F a bound of {bound} LSB; expected "
+            f"1..32767 (adjust feedback_frac or rule.feedback_scale)")
+
+
+def init_mlp(spec: Spec, data: Dataset, ram: dict[str, int]) -> InitialModel:
+    """The MLP of the paper: He-uniform weights without biases; F follows the seed (model.h: its bound)."""
+    check_fixed_point(spec, data.input_dim, data.max_abs)
+    dims = (data.input_dim, *spec.hidden, data.classes)
+    weights = he_uniform_weights(spec, dims)
+    bound = feedback_bound(spec, data.input_dim)
+    return InitialModel(spec, dims, weights, quantise_weights(spec, weights), outputs=data.classes, ram=ram,
+                        macros={"FEEDBACK_BOUND": str(bound)})
 
 
 def init_model(spec: Spec, data: Dataset) -> InitialModel:
     widths = (*spec.hidden, data.classes)
     ram = {"error_q": 2 * data.classes, "modulated": 2 * 2 * max(spec.hidden, default=1),
            "activations": 2 * sum(widths)}
-    return init_pepita(spec, data, ram)
+    return init_mlp(spec, data, ram)
 
 
 def softmax(z: F64) -> F64:
@@ -117,7 +169,7 @@ class Float:
         self.model = model
         self.weights = [w.copy() for w in model.weights]
         self.velocity = [np.zeros_like(w) for w in model.weights]
-        self.feedback = model.feedback
+        self.feedback = fixed.from_q(feedback_q(model, model.spec.seed), model.spec.format.feedback_frac)
         self.momentum = model.spec.rule.momentum
         self.lr = model.spec.rule.learning_rate
 
@@ -155,9 +207,7 @@ class Fixed(FixedReference):
 
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
-        # F follows the seed, as on the device
-        self.feedback_q = feedback_matrix(self.seed, self.model.dims[0], self.model.dims[-1],
-                                          feedback_bound(self.model.spec, self.model.dims[0]))
+        self.feedback_q = feedback_q(self.model, self.seed)  # F follows the seed, as on the device
 
     def infer(self, x: I64) -> I64:
         for layer in range(self.num_layers):

@@ -8,12 +8,11 @@
 #include "model.h"
 #include "onward/entry.h"
 
-/* Rule ids, as onward.rules.rule_id; ONW_RULE (model.h) picks one and each rule_<name>.c guards itself. */
-#define ONW_RULE_PEPITA 1
-#define ONW_RULE_MEMPEPITA 2
-#define ONW_RULE_FFZERO 3
-#define ONW_RULE_FF 4
-#define ONW_RULE_FGRAD 5
+/* model.h defines ONW_RULE_<NAME> for every rule (onward.rules: RULE_ID) and ONW_RULE, the one this build
+ * runs; each rule_<name>.c compiles to nothing unless ONW_RULE == ONW_RULE_<NAME>. */
+#ifndef ONW_RULE
+#error "model.h must define ONW_RULE (generate it with onward.codegen)"
+#endif
 #define ONW_STREAM_FEEDBACK 1u /* PRNG streams: as host/model.py */
 #define ONW_STREAM_ROUNDING 2u
 #define ONW_STREAM_DIRECTIONS 3u
@@ -24,7 +23,7 @@ typedef struct {
     uint16_t in_dim;
     uint16_t out_dim;
     uint32_t offset;     /* first parameter of this layer in onw_state.weights (row-major) */
-    uint32_t act_offset; /* first activation of this layer's output in PEPITA's pass-1 store */
+    uint32_t act_offset; /* first activation of this layer's output in a store of every layer's output */
 } onw_layer_t;
 
 /* The learned state: what DUMP/LOAD move and what the digest covers (see host/reference.py). */

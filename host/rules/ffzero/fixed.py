@@ -87,9 +87,32 @@ from onward.rules.ffzero.paper import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
 from onward.rules.ffzero.paper import Activation, FFzero, FFzeroConfig, Task, activate, similarities, vote
 from onward.rules.ffzero.paper_cnn import ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
 from onward.rules.ffzero.zeroth_order import Distribution
-from onward.spec import Spec, SpecError, check_device_rule, check_weights_fit
+from onward.spec import RuleOptions, Spec, SpecError, check_device_rule, check_weights_fit, require
 
+RULE_ID = 3
 TASKS: tuple[str, ...] = ("classification", "regression")
+CONV = True  # learns convolution blocks (`model.conv`) too
+ACTIVATIONS = ("linear", "relu")  # what a frozen layer passes on: z (the paper's code) or ReLU(z)
+
+
+@dataclass(frozen=True)
+class Options(RuleOptions):
+    directions: int = 1  # K Rademacher directions per step
+    perturbation: int = 0  # every parameter moves by 2**perturbation weight LSB along a direction
+    margin: float = 0.3  # the hinge margin
+    activation: str = "linear"  # one of ACTIVATIONS
+
+    def check(self, spec: Spec) -> None:
+        require(1 <= self.directions <= 64, spec, f"`rule.directions` must be in [1, 64], got {self.directions}")
+        require(0 <= self.perturbation <= 8, spec,
+                f"`rule.perturbation` must be in [0, 8] (2**p weight LSB), got {self.perturbation}")
+        require(0 < self.margin <= 2, spec, f"`rule.margin` must be in (0, 2], got {self.margin}")
+        require(self.activation in ACTIVATIONS, spec,
+                f"`rule.activation` must be one of {ACTIVATIONS}, got {self.activation!r}")
+
+
+def options(spec: Spec) -> Options:
+    return cast(Options, spec.rule.options)
 LOSS_FRAC = 24  # s_c and the loss: Q24 (docs/ffzero.md: ΔL ~ 1e-4 must be many LSB)
 PROTO_FRAC = 15  # prototypes: unit vectors, Q15
 Z_BITS = 24  # z is shifted to this many significant bits before the norm: Σ z² < 2**60 for widths <= 4096
@@ -222,12 +245,12 @@ def squared_error_q(s: I64, target_q: int, act_frac: int) -> int:
 
 
 def margin_q(spec: Spec) -> int:
-    return round(spec.rule.margin * (1 << LOSS_FRAC))
+    return round(options(spec).margin * (1 << LOSS_FRAC))
 
 
 def update_shift(spec: Spec, perturbation: int | None = None) -> int:
     """S = lr_frac + lf + 1 + p + log2 K − 2 wf (docs/ffzero.md); a conv filter's d cancels the same way."""
-    f, r = spec.format, spec.rule
+    f, r = spec.format, options(spec)
     p = r.perturbation if perturbation is None else perturbation
     return f.lr_frac + LOSS_FRAC + 1 + p + int(math.log2(r.directions)) - 2 * f.weight_frac
 
@@ -236,7 +259,7 @@ def conv_perturbation(spec: Spec) -> int:
     """The conv filters' p: at least CONV_MIN_PERTURBATION. A conv filter has few weights (in·kh·kw) and its map
     is standardised, so a ±1 LSB move barely changes ẑ and the loss difference is mostly the rounding of the
     standardised map (the conv kernels' noise analysis); 4 LSB keeps the signal above it. Float uses the same ε."""
-    return max(spec.rule.perturbation, CONV_MIN_PERTURBATION)
+    return max(options(spec).perturbation, CONV_MIN_PERTURBATION)
 
 
 def update_filters(w: I64, dirs: list[I64], dl: list[I64], lr_q: int, shift: int, key: int) -> tuple[I64, int]:
@@ -296,9 +319,9 @@ def float_config(spec: Spec, task: str, distribution: Distribution = "rademacher
     """The float reference of a spec at batch 1. "rademacher": the device's algorithm in exact arithmetic
     (every weight perturbed by 2**p LSB of Q(wf), i.e. ε = 2**(p − wf)·√d); "gaussian": the paper's
     (unit Gaussian directions, ε = 1e-3)."""
-    r = spec.rule
+    r = options(spec)
     device = distribution == "rademacher"
-    return FFzeroConfig(hidden=spec.hidden, epochs=r.epochs, lr=r.learning_rate,
+    return FFzeroConfig(hidden=spec.hidden, epochs=spec.rule.epochs, lr=spec.rule.learning_rate,
                         eps=2.0 ** (r.perturbation - spec.format.weight_frac) if device else 1e-3,
                         eps_per_weight=device, directions=r.directions, margin=r.margin, batch_size=1,
                         activation=cast(Activation, r.activation), seed=spec.seed, distribution=distribution,
@@ -306,7 +329,7 @@ def float_config(spec: Spec, task: str, distribution: Distribution = "rademacher
 
 
 def _check(spec: Spec, data: Dataset) -> None:
-    w, r, f = spec.source, spec.rule, spec.format
+    w, r, f = spec.source, options(spec), spec.format
     check_device_rule(spec, data.max_abs)
     k = r.directions
     if k & (k - 1):
@@ -348,8 +371,8 @@ def _check(spec: Spec, data: Dataset) -> None:
     # the update's product lr_q·Σ_k ΔL_k must stay in int64: |ΔL| <= 2 per class (hinge) or 2(|y| + 1)² (MSE)
     y_max = 2.0 ** (15 - f.activation_frac)
     dl_max = (2 * data.classes if data.task == "classification" else 2 * (y_max + 1) ** 2) * 2.0 ** LOSS_FRAC
-    if spec.lr_q(r.learning_rate) * k * dl_max >= 2.0**62:
-        raise SpecError(f"{w}: `rule.learning_rate` {r.learning_rate} times 2**format.lr_frac times "
+    if spec.lr_q(spec.rule.learning_rate) * k * dl_max >= 2.0**62:
+        raise SpecError(f"{w}: `rule.learning_rate` {spec.rule.learning_rate} times 2**format.lr_frac times "
                         f"rule.directions is too large for ffzero's int64 update; lower format.lr_frac")
 
 
@@ -407,7 +430,7 @@ def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
     }
     ram = {**_dense_ram(spec, dims, len(convs)),
            "conv_acc": 8 * conv_acc, "conv_pair": 2 * 8 * positions, "conv_response": 4 * positions,
-           "conv_wide": 4 * positions, "conv_map": 2 * positions, "conv_dloss": 8 * spec.rule.directions * channels,
+           "conv_wide": 4 * positions, "conv_map": 2 * positions, "conv_dloss": 8 * options(spec).directions * channels,
            "conv_z_wide": 2 * 8 * data.classes}
     constants = (Constant(PROTOTYPES, protos, note="FFzero dense prototypes, Q15, layer by layer"),
                  Constant(CONV_SHAPES, table, note=f"conv layers: {', '.join(CONV_FIELDS)}"),
@@ -418,7 +441,7 @@ def _init_cnn(spec: Spec, data: Dataset) -> InitialModel:
 
 
 def _dense_macros(spec: Spec, count: int, dims: tuple[int, ...], convs: int) -> dict[str, str]:
-    r = spec.rule
+    r = options(spec)
     return {
         "FFZERO_PROTOTYPES": f"{count} /* prototypes per layer (classes, or 1 for regression) */",
         "FFZERO_DIRECTIONS": f"{r.directions} /* K: Rademacher directions per step */",
@@ -449,7 +472,7 @@ def subset_groups(fan_in: int) -> int:
 def _dense_ram(spec: Spec, dims: tuple[int, ...], convs: int) -> dict[str, int]:
     widest = max(dims[1:])
     return {"acc": 8 * widest, "response": 4 * widest, "z_pair": 2 * 4 * widest,  # z_pair: normalised, int32
-            "hidden": 2 * 2 * _hidden_width(dims), "dloss": 8 * spec.rule.directions,
+            "hidden": 2 * 2 * _hidden_width(dims), "dloss": 8 * options(spec).directions,
             "subset_sums": 4 * 16 * subset_groups(max(dims[convs:-1]))}
 
 
@@ -527,7 +550,7 @@ class Fixed(FixedReference):
         self.protos = [np.zeros((0, 0), dtype=np.int64)] * len(self.convs) + prototypes(model)
         self.margin_q = margin_q(spec)
         self.shift = update_shift(spec)
-        self.relu = spec.rule.activation == "relu"
+        self.relu = options(spec).activation == "relu"
         self.renormalisations = 0  # diagnostics only (not device state)
         super().__init__(model)
 
@@ -550,7 +573,7 @@ class Fixed(FixedReference):
     def _learn_conv(self, layer: int, h: I64, a: I64, target: int) -> None:
         """Per filter c and direction k, ΔL from channel c's loss only (block-diagonal); every filter's step is
         computed from the same clean accumulators, so updating them together equals updating them in turn."""
-        block, k_dirs = cast(ConvLayerQ, self.blocks[layer]), self.model.spec.rule.directions
+        block, k_dirs = cast(ConvLayerQ, self.blocks[layer]), options(self.model.spec).directions
         protos = self.conv_consts[layer][1]
         keys = [direction_key(self.seed, self.steps, layer, k) for k in range(k_dirs)]
         dl = np.zeros((block.out_ch, k_dirs), dtype=np.int64)
@@ -573,7 +596,7 @@ class Fixed(FixedReference):
         self.renormalisations += halved
 
     def _learn(self, layer: int, h: I64, a: I64, target: int) -> None:
-        block, rule = cast(DenseBlock, self.blocks[layer]), self.model.spec.rule
+        block, rule = cast(DenseBlock, self.blocks[layer]), options(self.model.spec)
         dirs = [dense_directions(direction_key(self.seed, self.steps, layer, k), block.fan_in, block.fan_out)
                 for k in range(rule.directions)]
         dl = []

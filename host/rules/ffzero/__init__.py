@@ -1,0 +1,7 @@
+"""FFzero (layer-local losses with prototypes, learned from directional derivatives): the rule's contract is
+`fixed` (the fixed-point reference, the firmware's layout and checks); `paper` and `paper_cnn` are the
+paper-faithful float classes and `zeroth_order` the estimators they share."""
+
+from onward.rules.ffzero.fixed import CONV, RULE_ID, TASKS, Fixed, Float, Options, init_model
+
+__all__ = ["CONV", "RULE_ID", "TASKS", "Fixed", "Float", "Options", "init_model"]
