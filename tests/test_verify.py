@@ -14,7 +14,7 @@ from onward import fixed
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.reference import STATE_HEADER, make_fixed, training_stream
-from onward.rules import pepita
+from onward.rules import pepita, rule_module, rule_names
 from onward.session import run_on_target
 from onward.targets.build import build_firmware
 from onward.targets.device import Device
@@ -22,29 +22,31 @@ from onward.targets.link import Link
 from onward.targets.run import open_device
 from onward.verify import Mismatch, check_build, lockstep
 
+# The rules' own keys at random (a rule without an entry runs with its defaults).
+OWN_KEYS: dict[str, dict[str, st.SearchStrategy]] = {
+    "pepita": {"feedback_scale": st.sampled_from([0.05, 0.5])},
+    "mempepita": {"feedback_scale": st.sampled_from([0.05, 0.5])},
+    "ffzero": {"learning_rate": st.sampled_from([0.001, 0.01, 0.1]), "directions": st.sampled_from([1, 2, 4]),
+               "perturbation": st.integers(0, 2), "activation": st.sampled_from(["linear", "relu"]),
+               "margin": st.sampled_from([0.1, 0.3])},
+    "ff": {"threshold": st.sampled_from([1.0, 2.0, 8.0])},
+    "fgrad": {"mode": st.sampled_from(["activity", "weight"]), "directions": st.sampled_from([1, 2, 4])},
+}
+
 
 @st.composite
 def random_specs(draw: st.DrawFn) -> dict:
     """A valid spec of any rule: widths, depths, data shapes, formats and the rule's own keys at random."""
-    rule = draw(st.sampled_from(["pepita", "mempepita", "ffzero", "ff", "fgrad"]))
-    regression = rule == "ffzero" and draw(st.booleans())
+    rule = draw(st.sampled_from(rule_names()))  # every registered rule: a new one is drawn without editing this
+    regression = "regression" in rule_module(rule).TASKS and draw(st.booleans())
     classes = 1 if regression else draw(st.integers(2, 10))
     # FFzero's layers hold one prototype per class: no layer narrower than the classes
     hidden = draw(st.lists(st.integers(max(1, classes if rule == "ffzero" else 1), 128),
-                           min_size=1 if rule == "ff" else 0 if rule == "fgrad" else 1, max_size=4))
+                           min_size=0 if rule == "fgrad" else 1, max_size=4))
     data = ({"set": draw(st.sampled_from(["f1", "f2"])), "samples": 120} if regression else
             {"set": "synthetic", "features": draw(st.integers(1, 48)), "classes": classes, "samples": 120})
     keys: dict = {"name": rule, "learning_rate": draw(st.sampled_from([0.01, 0.05, 0.2]))}
-    if rule in ("pepita", "mempepita"):
-        keys["feedback_scale"] = draw(st.sampled_from([0.05, 0.5]))
-    elif rule == "ffzero":
-        keys.update(learning_rate=draw(st.sampled_from([0.001, 0.01, 0.1])),
-                    directions=draw(st.sampled_from([1, 2, 4])), perturbation=draw(st.integers(0, 2)),
-                    activation=draw(st.sampled_from(["linear", "relu"])), margin=draw(st.sampled_from([0.1, 0.3])))
-    elif rule == "ff":
-        keys["threshold"] = draw(st.sampled_from([1.0, 2.0, 8.0]))
-    else:
-        keys.update(mode=draw(st.sampled_from(["activity", "weight"])), directions=draw(st.sampled_from([1, 2, 4])))
+    keys.update({key: draw(values) for key, values in OWN_KEYS.get(rule, {}).items()})
     return {
         "seed": draw(st.integers(0, 2**32 - 1)),
         "model": {"hidden": hidden},

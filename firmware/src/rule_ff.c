@@ -358,7 +358,7 @@ static int16_t relative(int64_t score, int64_t best)
     return d < FF_FLOOR ? (int16_t)FF_FLOOR : (int16_t)d;
 }
 
-void onw_train(int16_t *x, int32_t target, int16_t *outputs)
+void onw_train_step(int16_t *x, int32_t target, int16_t *outputs)
 {
     uint32_t nkey = onw_derive(onw_derive(onw_state.seed, ONW_STREAM_NEGATIVES), onw_state.steps);
     int32_t neg = (int32_t)(((uint32_t)target + 1u + onw_rand(nkey, 0) % (ONW_NUM_CLASSES - 1u)) % ONW_NUM_CLASSES);
@@ -393,7 +393,6 @@ void onw_train(int16_t *x, int32_t target, int16_t *outputs)
     best = score_pos > score_neg ? score_pos : score_neg;
     outputs[target] = relative(score_pos, best);
     outputs[neg] = relative(score_neg, best);
-    onw_state.steps++;
 }
 
 /* Every label's goodness: layer 0's label-independent part once (first_layer_sums), then per label its column

@@ -853,10 +853,9 @@ static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
 #endif
 }
 
-void onw_train(int16_t *x, int32_t target, int16_t *outputs)
+void onw_train_step(int16_t *x, int32_t target, int16_t *outputs)
 {
     run(x, target, 1, outputs);
-    onw_state.steps++;
 }
 
 void onw_infer(const int16_t *x, int16_t *outputs)

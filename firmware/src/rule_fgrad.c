@@ -16,6 +16,7 @@
 
 #include "onward/fixed.h"
 #include "onward/kernels.h"
+#include "onward/mlp.h"
 
 #define LAST (ONW_NUM_LAYERS - 1)
 #define ONE_TANGENT ((int32_t)1 << ONW_ACT_FRAC)
@@ -28,25 +29,6 @@ static int16_t slopes[ONW_DIRECTIONS];         /* d_k, Q(ONW_ACT_FRAC) */
 static const int16_t *layer_output(int layer)
 {
     return activations + onw_layers[layer].act_offset;
-}
-
-static const int16_t *forward_pass(const int16_t *x)
-{
-    const int16_t *in = x;
-    int layer;
-    for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
-        int16_t *out = activations + onw_layers[layer].act_offset;
-        onw_dense(onw_layer_weights(layer), in, onw_layers[layer].in_dim, onw_layers[layer].out_dim, ONW_WEIGHT_FRAC,
-                  layer < LAST, out, &onw_saturations);
-        in = out;
-    }
-    return in;
-}
-
-static void output_error(const int16_t *logits, int32_t label)
-{
-    int32_t prob[ONW_NUM_CLASSES];
-    onw_softmax_error(logits, ONW_NUM_CLASSES, ONW_ACT_FRAC, label, prob, error_q, &onw_saturations);
 }
 
 static uint32_t tangent_key(int layer)
@@ -191,25 +173,24 @@ static void update_all(const int16_t *x)
 }
 #endif
 
-void onw_train(int16_t *x, int32_t target, int16_t *outputs)
+void onw_train_step(int16_t *x, int32_t target, int16_t *outputs)
 {
-    const int16_t *logits = forward_pass(x);
+    const int16_t *logits = onw_mlp_forward_pass(x, activations);
     uint32_t k;
     int c;
     for (c = 0; c < ONW_NUM_CLASSES; c++) {
         outputs[c] = logits[c];
     }
-    output_error(logits, target);
+    onw_mlp_output_error(logits, target, error_q);
     for (k = 0; k < ONW_DIRECTIONS; k++) {
         slopes[k] = slope(x, k);
     }
     update_all(x);
-    onw_state.steps++;
 }
 
 void onw_infer(const int16_t *x, int16_t *outputs)
 {
-    const int16_t *logits = forward_pass(x);
+    const int16_t *logits = onw_mlp_forward_pass(x, activations);
     int c;
     for (c = 0; c < ONW_NUM_CLASSES; c++) {
         outputs[c] = logits[c];

@@ -7,29 +7,18 @@
 
 #include "onward/fixed.h"
 #include "onward/kernels.h"
+#include "onward/mlp.h"
 #include "onward/runtime.h"
 
 #define LAST (ONW_NUM_LAYERS - 1)
 
 static int16_t error_q[ONW_NUM_CLASSES]; /* e = softmax(z) - y, Q(ONW_ACT_FRAC) */
 
-static void forward(int layer, const int16_t *x, int16_t *y)
-{
-    onw_dense(onw_layer_weights(layer), x, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
-              ONW_WEIGHT_FRAC, layer < LAST, y, &onw_saturations);
-}
-
 static void update(int layer, const int16_t *a, const int16_t *b, const int16_t *x_in)
 {
     uint32_t key = onw_rounding_key((uint32_t)layer);
     onw_dense_update(onw_layer_weights(layer), a, b, x_in, onw_layers[layer].in_dim, onw_layers[layer].out_dim,
                      onw_state.lr_q, ONW_UPDATE_SHIFT, key, &onw_saturations);
-}
-
-static void output_error(const int16_t *logits, int32_t label)
-{
-    int32_t prob[ONW_NUM_CLASSES];
-    onw_softmax_error(logits, ONW_NUM_CLASSES, ONW_ACT_FRAC, label, prob, error_q, &onw_saturations);
 }
 
 /* x <- sat16(x + F e), F regenerated from the seed: never stored. Row i of F comes from one hash and a dither word
@@ -83,35 +72,27 @@ static void copy_logits(const int16_t *from, int16_t *logits)
 static int16_t activations[ONW_SUM_WIDTHS];
 static int16_t modulated[2][ONW_MAX_HIDDEN];
 
-/* Pass 1: every layer's output stays in the store for pass 2's updates. Not inlined: onw_infer runs it too. */
-__attribute__((noinline)) static const int16_t *forward_pass(const int16_t *x)
+/* Pass 1 keeps every layer's output in the store for pass 2's updates (onw_mlp_forward_pass). */
+static const int16_t *forward_pass(const int16_t *x)
 {
-    const int16_t *in = x;
-    int layer;
-    for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
-        int16_t *out = activations + onw_layers[layer].act_offset;
-        forward(layer, in, out);
-        in = out;
-    }
-    return in;
+    return onw_mlp_forward_pass(x, activations);
 }
 
-void onw_train(int16_t *x, int32_t label, int16_t *logits)
+void onw_train_step(int16_t *x, int32_t label, int16_t *logits)
 {
     const int16_t *in;
     int layer;
     copy_logits(forward_pass(x), logits);
-    output_error(logits, label);
+    onw_mlp_output_error(logits, label, error_q);
     modulate(x); /* x becomes x_err: the clean input is not needed again */
     in = x;
     for (layer = 0; layer < LAST; layer++) {
         int16_t *out = modulated[layer & 1];
-        forward(layer, in, out);
+        onw_mlp_forward(layer, in, out);
         update(layer, activations + onw_layers[layer].act_offset, out, in);
         in = out;
     }
     update(LAST, error_q, NULL, in);
-    onw_state.steps++;
 }
 
 #elif ONW_RULE == ONW_RULE_MEMPEPITA
@@ -127,19 +108,19 @@ static const int16_t *forward_pass(const int16_t *x)
     int layer;
     for (layer = 0; layer < ONW_NUM_LAYERS; layer++) {
         int16_t *out = clean[layer & 1];
-        forward(layer, in, out);
+        onw_mlp_forward(layer, in, out);
         in = out;
     }
     return in;
 }
 
-void onw_train(int16_t *x, int32_t label, int16_t *logits)
+void onw_train_step(int16_t *x, int32_t label, int16_t *logits)
 {
     const int16_t *in, *in_err;
     uint32_t i;
     int layer;
     copy_logits(forward_pass(x), logits);
-    output_error(logits, label);
+    onw_mlp_output_error(logits, label, error_q);
     for (i = 0; i < ONW_INPUT_DIM; i++) {
         x_modulated[i] = x[i];
     }
@@ -148,14 +129,13 @@ void onw_train(int16_t *x, int32_t label, int16_t *logits)
     in_err = x_modulated;
     for (layer = 0; layer < LAST; layer++) {
         int16_t *out = clean[layer & 1], *out_err = modulated[layer & 1];
-        forward(layer, in, out);
-        forward(layer, in_err, out_err);
+        onw_mlp_forward(layer, in, out);
+        onw_mlp_forward(layer, in_err, out_err);
         update(layer, out, out_err, in_err);
         in = out;
         in_err = out_err;
     }
     update(LAST, error_q, NULL, in_err);
-    onw_state.steps++;
 }
 #endif
 

@@ -1,5 +1,5 @@
-/* The learned state: reset, and the state image: seed, steps, lr_q, stage (uint32 LE) then the int16 weights
- * (LE), as host/reference.py. */
+/* The learned state: reset, the step counter, and the state image: seed, steps, lr_q, stage (uint32 LE) then the
+ * int16 weights (LE), as host/reference.py. */
 #include <stddef.h>
 
 #include "onward/fixed.h"
@@ -20,6 +20,12 @@ void onw_reset(uint32_t seed)
     onw_state.lr_q = ONW_LR_Q;
     onw_state.stage = 0;
     onw_saturations = 0;
+}
+
+void onw_train(int16_t *x, int32_t target, int16_t *outputs)
+{
+    onw_train_step(x, target, outputs);
+    onw_state.steps++;
 }
 
 uint32_t onw_rounding_key(uint32_t layer)

@@ -12,7 +12,7 @@ import numpy as np
 
 from onward.data import Dataset, epoch_order
 from onward.nn.dense import F64, dense_float
-from onward.rules.pepita import softmax
+from onward.nn.mlp import softmax
 
 
 @dataclass

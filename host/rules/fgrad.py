@@ -44,8 +44,8 @@ from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.model import STREAM_TANGENTS, InitialModel, he_uniform_weights, quantise_weights
 from onward.nn.dense import F64, dense_fixed, dense_float
+from onward.nn.mlp import forward_fixed, output_error_fixed, softmax
 from onward.reference import FixedReference
-from onward.rules.pepita import forward_fixed, output_error_fixed, softmax
 from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
 RULE_ID = 5

@@ -13,15 +13,9 @@ from onward.data import Dataset
 from onward.fixed import I64
 from onward.model import InitialModel
 from onward.nn.dense import F64, dense_float
+from onward.nn.mlp import forward_fixed, output_error_fixed, softmax
 from onward.rules import pepita
-from onward.rules.pepita import (
-    apply_update_float,
-    forward_fixed,
-    hidden_delta_fixed,
-    modulate_fixed,
-    output_error_fixed,
-    softmax,
-)
+from onward.rules.pepita import apply_update_float, hidden_delta_fixed, modulate_fixed
 from onward.spec import Spec
 
 RULE_ID = 2

@@ -21,7 +21,8 @@ from onward import fixed
 from onward.data import Dataset, epoch_order
 from onward.fixed import I64
 from onward.model import STREAM_FEEDBACK, InitialModel, he_uniform_weights, quantise_weights
-from onward.nn.dense import F64, dense_fixed, dense_float
+from onward.nn.dense import F64, dense_float
+from onward.nn.mlp import forward_fixed, forward_pass_fixed, logits_float, output_error_fixed, softmax
 from onward.reference import FixedReference
 from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
@@ -85,11 +86,6 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     return init_mlp(spec, data, ram)
 
 
-def softmax(z: F64) -> F64:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def apply_update_float(ref: Float, layer: int, delta: F64, x_in: F64) -> None:
     """SGD with momentum on dW = delta^T x_in / batch (PEPITA's W <- W - lr * v)."""
     grad = delta.T @ x_in / x_in.shape[0]
@@ -116,25 +112,12 @@ def train_step_float(ref: Float, x: F64, y_onehot: F64) -> F64:
 
 # --- fixed point: pieces shared with MEMPEPITA --------------------------------------------------
 
-def output_error_fixed(ref: Fixed, logits: I64, label: int) -> I64:
-    """e = softmax(z) - onehot(label) in Q(activation_frac) (fixed.softmax_error), saturations counted."""
-    e, sats = fixed.softmax_error(logits, label, ref.fmt.activation_frac)
-    ref.saturations += sats
-    return e
-
-
 def modulate_fixed(ref: Fixed, x: I64, e: I64) -> I64:
     """x_err = sat16(x + requant(F e)): F (Q ff) times e (Q af), back to Q af."""
     fe, sats1 = fixed.requant(ref.feedback_q @ e, ref.fmt.feedback_frac, 0)
     x_err, sats2 = fixed.sat16(x + fe)
     ref.saturations += sats1 + sats2
     return x_err
-
-
-def forward_fixed(ref: Fixed, layer: int, x: I64) -> I64:
-    y, sats = dense_fixed(ref.weights[layer], x, ref.fmt.weight_frac, relu=layer < ref.num_layers - 1)
-    ref.saturations += sats
-    return y
 
 
 def hidden_delta_fixed(ref: Fixed, h: I64, h_err: I64) -> I64:
@@ -145,15 +128,13 @@ def hidden_delta_fixed(ref: Fixed, h: I64, h_err: I64) -> I64:
 
 def train_step_fixed(ref: Fixed, x: I64, label: int) -> I64:
     last = ref.num_layers - 1
-    h = [x]
-    for layer in range(ref.num_layers):
-        h.append(forward_fixed(ref, layer, h[-1]))
+    h = forward_pass_fixed(ref, x)  # pass 1 keeps every layer's output
     e = output_error_fixed(ref, h[-1], label)
     h_err = modulate_fixed(ref, x, e)
     for layer in range(ref.num_layers):
         if layer < last:
             h_next = forward_fixed(ref, layer, h_err)
-            ref.update(layer, hidden_delta_fixed(ref, h[layer + 1], h_next), h_err)
+            ref.update(layer, hidden_delta_fixed(ref, h[layer], h_next), h_err)
             h_err = h_next
         else:
             ref.update(layer, e, h_err)
@@ -174,10 +155,7 @@ class Float:
         self.lr = model.spec.rule.learning_rate
 
     def logits(self, x: F64) -> F64:
-        last = len(self.weights) - 1
-        for layer, w in enumerate(self.weights):
-            x = dense_float(w, x, relu=layer < last)
-        return x
+        return logits_float(self.weights, x)
 
     def score(self, x: F64, y: I64) -> float:
         """Test accuracy."""

@@ -49,15 +49,17 @@ static inline int16_t *onw_layer_weights(int layer)
     return onw_state.weights + onw_layers[layer].offset;
 }
 
-/* rule_<name>.c, the one ONW_RULE selects (docs/rules.md) */
+/* rule_<name>.c, the one ONW_RULE selects (docs/rules.md): the twins of the rule's Fixed.infer and train_step */
 ONW_ENTRY void onw_infer(const int16_t *x, int16_t *outputs);
-/* One training step on sample x (which it may use as scratch) with the target (a class index, or a
- * Q(ONW_ACT_FRAC) value for regression); writes ONW_NUM_OUTPUTS outputs and increments onw_state.steps. */
-ONW_ENTRY void onw_train(int16_t *x, int32_t target, int16_t *outputs);
+/* One training step of the rule on sample x (which it may use as scratch) with the target (a class index, or a
+ * Q(ONW_ACT_FRAC) value for regression); writes ONW_NUM_OUTPUTS outputs. */
+void onw_train_step(int16_t *x, int32_t target, int16_t *outputs);
 
 /* state.c */
 /* Initial weights, the seed, steps 0, the spec's lr, stage 0, saturation count 0. */
 ONW_ENTRY void onw_reset(uint32_t seed);
+/* A training step: the rule's onw_train_step, then the step counter (FixedReference.train). */
+ONW_ENTRY void onw_train(int16_t *x, int32_t target, int16_t *outputs);
 /* The key of the stochastic rounding of `layer`'s update at this step (FixedReference.rounding_key). */
 uint32_t onw_rounding_key(uint32_t layer);
 /* The state image, byte by byte, little-endian */
