@@ -40,11 +40,11 @@ from typing import Literal, cast
 import numpy as np
 
 from onward import fixed
-from onward.data import Dataset, epoch_order
+from onward.data import Dataset
 from onward.fixed import I64
 from onward.model import STREAM_TANGENTS, InitialModel, he_uniform_weights, quantise_weights
 from onward.nn.dense import F64, dense_fixed, dense_float
-from onward.nn.mlp import forward_fixed, output_error_fixed, softmax
+from onward.nn.mlp import fit_float, forward_fixed, output_error_fixed, softmax
 from onward.reference import FixedReference
 from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
@@ -177,18 +177,12 @@ class Float:
 
     def fit(self, data: Dataset, epochs: int | None = None) -> list[float]:
         """Train epoch by epoch (the shared order, the spec's lr schedule); test accuracy after each epoch."""
-        spec = self.spec
-        batch = spec.rule.batch_size
-        onehot = np.eye(data.classes)[data.y_train]
-        history = []
-        for epoch in range(spec.rule.epochs if epochs is None else epochs):
-            self.lr = spec.lr_at_epoch(epoch)
-            order = epoch_order(spec.seed, epoch, len(data.y_train))
-            for start in range(0, len(order), batch):
-                idx = order[start:start + batch]
-                self.step(data.x_train[idx], onehot[idx])
-            history.append(self.score(data.x_test, data.y_test))
-        return history
+
+        def step(x: F64, onehot: F64, lr: float) -> None:
+            self.lr = lr
+            self.step(x, onehot)
+
+        return fit_float(self.spec, data, epochs, step, self.score)
 
 
 # --- the model and the fixed-point reference ----------------------------------------------------
