@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from onward.errors import OnwardError
 from onward.paths import EXAMPLES
-from onward.protocol import DeviceError, ProtocolError
-from onward.spec import SpecError, load_spec
-from onward.targets.build import TARGETS, BuildError
-from onward.verify import Mismatch
+from onward.spec import load_spec
+from onward.targets.build import TARGETS
 
 DEFAULT_BUILD_DIR = Path("build")
 TRANSPORT_HELP = ("how the host reaches an emulated board: semihost (fast file I/O, the default there) or uart "
@@ -138,12 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except Mismatch as exc:
-        print(f"MISMATCH: {exc}", file=sys.stderr)
-        return 1
-    except (SpecError, BuildError, DeviceError, ProtocolError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OnwardError as exc:  # every command's errors, mapped here once
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_status
 
 
 if __name__ == "__main__":

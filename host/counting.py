@@ -29,6 +29,8 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from onward.errors import OnwardError
+
 PAGE = 0x1000
 MAGIC_RETURN = 0x0FFF_0000  # an otherwise unmapped page where every call returns to; emulation stops there
 SCRATCH = 0x6000_0000  # memory for arguments (`alloc`), outside every board's flash and RAM
@@ -44,7 +46,7 @@ ARM_ARCH_CPUS = {"6-m": "cortex-m0", "6s-m": "cortex-m0", "7-m": "cortex-m3", "7
                  "8-m.main": "cortex-m33"}
 
 
-class CountingError(RuntimeError):
+class CountingError(OnwardError, RuntimeError):
     pass
 
 

@@ -20,12 +20,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from onward.codegen.c import GeneratedC, generate_c
+from onward.errors import OnwardError
 from onward.paths import BOARDS, ROOT
-from onward.protocol import DeviceError, ProtocolError
-from onward.spec import SpecError, load_spec
-from onward.targets.build import TARGETS, BuildError, Firmware, check_fits, load_board
+from onward.spec import load_spec
+from onward.targets.build import TARGETS, Firmware, check_fits, load_board
 from onward.targets.link import SerialLink
-from onward.verify import Mismatch
 
 if TYPE_CHECKING:
     from onward.session import TargetRun
@@ -34,7 +33,7 @@ PIO_PROJECT = ROOT / "platformio.ini"
 NO_BOARD = "no board found on a serial port; connect one or pass --port"
 
 
-class FlashError(RuntimeError):
+class FlashError(OnwardError, RuntimeError):
     """A one-line reason to stop (exit status 2)."""
 
 
@@ -177,18 +176,12 @@ def _report(spec_name: str, where: str, run: TargetRun) -> int:
 
 def flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps: int) -> int:
     """Build `spec_path` for the PlatformIO environment `board`, flash it (real boards) or start it under
-    QEMU (qemu-*), and verify `steps` training steps bit for bit. 0 bit-exact, 1 mismatch, 2 any other error."""
+    QEMU (qemu-*), and verify `steps` training steps bit for bit: 0 when bit-exact; Mismatch or another
+    OnwardError otherwise (the CLI maps them to exit statuses 1 and 2)."""
     try:
         return _flash(Path(spec_path), board, port, Path(build_dir), steps)
-    except Mismatch as exc:
-        print(f"MISMATCH: {exc}", file=sys.stderr)
-        return 1
-    except (FlashError, SpecError, BuildError, DeviceError, ProtocolError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except subprocess.TimeoutExpired as exc:
-        print(f"error: {' '.join(map(str, exc.cmd))} did not finish within {exc.timeout:g} s", file=sys.stderr)
-        return 2
+        raise FlashError(f"{' '.join(map(str, exc.cmd))} did not finish within {exc.timeout:g} s") from None
 
 
 def _flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps: int) -> int:

@@ -13,7 +13,10 @@ from enum import IntEnum
 
 from cobs import cobs
 
+from onward.errors import OnwardError
+
 PROTOCOL_VERSION = 3  # 3: TRAIN_BATCH, and HELLO reports the max batch
+MIN_PROTOCOL_VERSION = 2  # the oldest firmware this host still drives (without TRAIN_BATCH)
 REPLY = 0x80
 
 
@@ -43,11 +46,11 @@ ERRORS = {
 }
 
 
-class ProtocolError(Exception):
+class ProtocolError(OnwardError):
     """The link delivered something that is not a valid reply frame (or nothing in time)."""
 
 
-class DeviceError(Exception):
+class DeviceError(OnwardError):
     """The device answered with an error frame."""
 
     def __init__(self, code: int, command: int, expected: int, got: int) -> None:

@@ -78,11 +78,7 @@ class FixedReference:
             self.weights[layer], delta, x_in, self.lr_q, self.fmt.update_shift, self.rounding_key(layer))
         self.saturations += sats
 
-    # --- predictions from outputs, the same for every rule and for the device ---
-    def predict(self, outputs: I64) -> float:
-        """Classification: the class (first maximum); regression: the rescaled target as a float."""
-        return predict(self.model, outputs)
-
+    # --- scores from outputs, the same for every rule and for the device ---
     def score(self, x_q: I64, y: Any) -> float:
         """Accuracy (classification) or R² (regression) of the outputs of infer."""
         return score(self.model, [self.infer(x) for x in x_q], y)
@@ -153,7 +149,6 @@ class Step:
     target: int = 0  # class index, or the regression target in Q(activation_frac)
     lr_q: int = 0
     stage: int = 0
-    epoch: int = 0
 
 
 def training_targets(model: InitialModel, y: Any) -> I64:
@@ -181,8 +176,8 @@ def training_stream(model: InitialModel, data: Dataset, epochs: int,
             new_lr = spec.lr_q(spec.lr_at_epoch(epoch))  # every stage starts at the schedule's first lr
             if new_lr != lr_q:
                 lr_q = new_lr
-                yield Step("set_lr", lr_q=lr_q, epoch=epoch)
-            yield Step("train", x=x_q[i], target=int(targets[i]), epoch=epoch)
+                yield Step("set_lr", lr_q=lr_q)
+            yield Step("train", x=x_q[i], target=int(targets[i]))
 
 
 def apply_step(ref: FixedReference, step: Step) -> I64 | None:

@@ -53,13 +53,14 @@ from elftools.elf.elffile import ELFFile
 from onward import fixed
 from onward.counting import Call, CountingError, Emulator
 from onward.data import Dataset
+from onward.errors import OnwardError
 from onward.model import InitialModel
 from onward.nn.dense import dense_fixed
 from onward.reference import STATE_HEADER, FixedReference, make_fixed, training_stream
 from onward.session import prepare
 from onward.size import SizeReport, size_report
 from onward.spec import load_spec
-from onward.targets.build import BuildError, Firmware, build_firmware, load_board
+from onward.targets.build import Firmware, build_firmware, load_board
 
 STACK_FLAGS = ["-fstack-usage", "-fcallgraph-info=su"]  # per-function frames and call graph; no code change
 PORTABLE_FLAG = "-DONW_PORTABLE_KERNELS"
@@ -69,9 +70,9 @@ DENSE_DIM = 64
 ARM_EXCEPTION_FRAME = 32 + 4  # r0-r3, r12, lr, pc, xPSR; plus 4 B to realign the stack to 8 bytes
 
 
-class ReportError(BuildError):
+class ReportError(OnwardError):
     """A report that cannot be made (a target that cannot be emulated, a firmware that disagrees with the
-    reference, an unbounded stack). A BuildError, so that the CLI prints it and exits 2."""
+    reference, an unbounded stack)."""
 
 
 # -- building --------------------------------------------------------------------------------------------

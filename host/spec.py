@@ -9,6 +9,7 @@ from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from onward.errors import OnwardError
 from onward.rules import rule_module, rule_names
 
 # Every data set and its task. Classification sets have integer labels 0..classes-1; regression sets have float
@@ -36,7 +37,7 @@ MAX_WIDTH = 4096
 MAX_HIDDEN_LAYERS = 8
 
 
-class SpecError(ValueError):
+class SpecError(OnwardError, ValueError):
     """A spec that cannot be used; the message names the file, the key and what was expected."""
 
 

@@ -16,13 +16,19 @@ import numpy as np
 
 from onward import fixed
 from onward.data import Dataset
+from onward.errors import OnwardError
 from onward.model import InitialModel
+from onward.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ProtocolError
 from onward.reference import FixedReference, FixedState, Step, apply_step, parse_state, score, state_size
+from onward.rules import rule_id
 from onward.targets.device import Device
 
 
-class Mismatch(Exception):
-    """Reference and target disagree; the message says where."""
+class Mismatch(OnwardError):
+    """Reference and target disagree; the message says where (exit status 1: the firmware is wrong, not the input)."""
+
+    prefix = "MISMATCH"
+    exit_status = 1
 
 
 @dataclass
@@ -188,11 +194,33 @@ def _train_batch(ref: FixedReference, device: Device, steps: list[Step], n0: int
 
 
 def check_build(model: InitialModel, device: Device, expected_hash: int) -> None:
+    """HELLO against the spec, before a run: the protocol version, the rule, the formats, the dimensions, the
+    state size and the model hash; a target that runs another model (a board flashed with another spec, an older
+    build) is named with every field that differs."""
     hello = device.hello()
-    if hello.model_hash != expected_hash or tuple(hello.dims) != model.dims or hello.outputs != model.outputs:
-        raise Mismatch(f"the target runs another model: {hello.name} (hash 0x{hello.model_hash:08X}, dims "
-                       f"{hello.dims}, {hello.outputs} outputs); expected 0x{expected_hash:08X}, dims {model.dims}, "
-                       f"{model.outputs} outputs")
+    spec = model.spec
+    if not MIN_PROTOCOL_VERSION <= hello.version <= PROTOCOL_VERSION:
+        raise ProtocolError(f"the target speaks protocol version {hello.version}; this host speaks "
+                          f"{MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}: rebuild its firmware")
+    fmt = spec.format
+    expected = {
+        "rule": (rule_id(spec.rule.name), spec.rule.name),
+        "formats (activation, weight, feedback, lr fractional bits)":
+            ((fmt.activation_frac, fmt.weight_frac, fmt.feedback_frac, fmt.lr_frac), None),
+        "dims": (tuple(model.dims), None), "outputs": (model.outputs, None),
+        "state size": (state_size(model), None), "model hash": (expected_hash, None),
+    }
+    got = {"rule": hello.rule, "formats (activation, weight, feedback, lr fractional bits)": tuple(hello.formats),
+           "dims": tuple(hello.dims), "outputs": hello.outputs, "state size": hello.state_size,
+           "model hash": hello.model_hash}
+    differ = [f"{key} {_shown(key, got[key])}, expected {_shown(key, value)}{f' ({name})' if name else ''}"
+              for key, (value, name) in expected.items() if got[key] != value]
+    if differ:
+        raise Mismatch(f"the target runs another model: {hello.name}; " + "; ".join(differ))
+
+
+def _shown(key: str, value: object) -> str:
+    return f"0x{value:08X}" if key == "model hash" and isinstance(value, int) else str(value)
 
 
 def evaluate(ref: FixedReference, device: Device, data: Dataset, save_dir: Path) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from onward import fixed
 from onward.codegen.c import static_ram
 from onward.data import Dataset, load_dataset
 from onward.nn import conv
-from onward.reference import apply_step, training_stream
+from onward.reference import apply_step, predict, training_stream
 from onward.rules.ffzero import fixed as fz
 from onward.rules.ffzero.paper import FFzero, hinge_loss, vote
 from onward.rules.ffzero.zeroth_order import dd_gradient
@@ -382,7 +382,7 @@ def test_cnn_model_is_the_float_cnn_quantised(data_set: str, shapes: list[tuple[
     # the conv layer's vote (stage 0) is the float block's, up to rounding
     ref = fz.Fixed(model)
     x_q = fixed.to_q(data.x_test[:100], 11)[0]
-    fixed_votes = [ref.predict(ref.infer(x)) for x in x_q]
+    fixed_votes = [predict(ref.model, ref.infer(x)) for x in x_q]
     agree = np.mean(np.array(fixed_votes) == flt.predict(data.x_test[:100]))
     assert agree >= 0.97, agree
     assert model.macros["FFZERO_CONV_PERTURBATION"].startswith("2 ")

@@ -13,6 +13,7 @@ import pytest
 
 from onward import fixed
 from onward import flash as flash_module
+from onward.cli import main
 from onward.codegen.c import generate_c
 from onward.flash import firmware_elf, flash, is_emulated, pio_environments, run_pio, write_model
 from onward.paths import BOARDS, EXAMPLES, FIRMWARE, FIRMWARE_SRC
@@ -88,13 +89,13 @@ def test_real_board_without_a_board(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from serial.tools import list_ports
 
     monkeypatch.setattr(list_ports, "comports", lambda *a, **k: [])
-    assert flash(SPEC, "nucleo_l476rg", None, tmp_path, steps=10) == 2
+    assert main(["flash", str(SPEC), "--board", "nucleo_l476rg", "--build-dir", str(tmp_path), "--steps", "10"]) == 2
     assert "no board found on a serial port; connect one or pass --port" in capsys.readouterr().err
     assert not (tmp_path / "pio").exists()  # nothing was built for a board that is not there
 
 
 def test_unknown_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert flash(SPEC, "uno", None, tmp_path, steps=10) == 2
+    assert main(["flash", str(SPEC), "--board", "uno", "--build-dir", str(tmp_path), "--steps", "10"]) == 2
     assert "unknown board 'uno'; expected one of: qemu-m0" in capsys.readouterr().err
 
 

@@ -2,6 +2,7 @@
 and a deliberately corrupted device that verify must catch and name."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from helpers import make_spec
 from onward import fixed
 from onward.data import load_dataset
 from onward.model import init_model
+from onward.protocol import Hello, ProtocolError
 from onward.reference import STATE_HEADER, make_fixed, training_stream
 from onward.rules import pepita, rule_module, rule_names
 from onward.session import run_on_target
@@ -169,3 +171,27 @@ def test_a_mismatch_inside_a_batch_names_its_step_and_saves_that_step(tmp_path: 
     device_state = np.load(tmp_path / "mm" / "state-device.npz")
     ref_state = np.load(tmp_path / "mm" / "state-reference.npz")
     assert device_state["steps"] == ref_state["steps"] == 8  # both just after step 7, not at the end of the frame
+
+
+def test_hello_is_checked_against_the_spec_field_by_field(tmp_path: Path) -> None:
+    """A board flashed with another spec (here: the same network learned by another rule, other formats) is named
+    with every HELLO field that differs; a firmware speaking an unknown protocol version is refused."""
+    spec = make_spec(model={"hidden": [9, 6]})
+    other = make_spec(model={"hidden": [9, 6]}, rule={"name": "last_layer"}, format={"weight_frac": 11})
+    data = load_dataset(spec)
+    model, other_model = init_model(spec, data), init_model(other, data)
+    with open_device(other_model, "native", tmp_path) as device:
+        with pytest.raises(Mismatch) as exc:
+            check_build(model, device, build_firmware(model, "native", tmp_path).generated.model_hash)
+        hello = device.hello()
+    msg = str(exc.value)
+    assert msg.startswith("the target runs another model: t@native; rule 6, expected 1 (pepita); formats")
+    assert "(11, 11, 15, 24), expected (11, 12, 15, 24)" in msg and "model hash 0x" in msg
+    assert "dims" not in msg and "state size" not in msg  # the same network: those agree
+
+    class OldFirmware:
+        def hello(self) -> Hello:
+            return replace(hello, version=1)
+
+    with pytest.raises(ProtocolError, match="the target speaks protocol version 1; this host speaks 2 to 3"):
+        check_build(model, OldFirmware(), 0)  # type: ignore[arg-type]

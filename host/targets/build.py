@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from onward.codegen.c import GeneratedC, default_batch, generate_c, static_ram
+from onward.errors import OnwardError
 from onward.model import InitialModel
 from onward.paths import BOARDS, FIRMWARE_INCLUDE, FIRMWARE_SRC
 
@@ -28,8 +30,11 @@ def available_targets() -> list[str]:
 TARGETS = available_targets()
 
 
-class BuildError(RuntimeError):
+class BuildError(OnwardError, RuntimeError):
     pass
+
+
+STACK_SIZE = re.compile(r"__stack_size\s*=\s*DEFINED\(__stack_size\)\s*\?\s*__stack_size\s*:\s*(\d+)([KM]?)\s*;")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,19 @@ class Board:
     @property
     def cc(self) -> str:
         return str(self.config["cc"])
+
+    @property
+    def stack_bytes(self) -> int:
+        """The stack its linker script reserves (`__stack_size`, the one place it is set: the build, the RAM check
+        and PlatformIO all read that script); 0 for a board without one (native)."""
+        if "linker_script" not in self.config:
+            return 0
+        script = (self.folder / self.config["linker_script"]).read_text()
+        match = STACK_SIZE.search(script)
+        if match is None:
+            raise BuildError(f"{self.folder / self.config['linker_script']}: no `__stack_size = DEFINED(__stack_size) "
+                             f"? __stack_size : <bytes>;` line")
+        return int(match[1]) * {"": 1, "K": 1024, "M": 1 << 20}[match[2]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +104,7 @@ def check_fits(model: InitialModel, board: Board, extra_ram: int = 0) -> int:
     ram = board.config.get("ram_bytes")
     if ram is None:
         return batch
-    stack = int(board.config.get("stack_bytes", 0))
+    stack = board.stack_bytes
 
     def need_for(b: int) -> int:
         return sum(static_ram(model, b).values()) + extra_ram + stack

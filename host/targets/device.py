@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from onward.fixed import I64
-from onward.protocol import Cmd, DeviceError, Hello, ProtocolError, Stats, decode_frame, encode_frame
+from onward.protocol import REPLY, Cmd, DeviceError, Hello, ProtocolError, Stats, decode_frame, encode_frame
 from onward.targets.link import Link
 
 
@@ -28,7 +28,7 @@ class Device:
         reply_cmd, body = decode_frame(self.link.read_frame(self.timeout))
         if reply_cmd == Cmd.ERROR:
             raise DeviceError(*struct.unpack("<BBII", body))
-        if reply_cmd != command | 0x80:
+        if reply_cmd != command | REPLY:
             raise ProtocolError(f"expected a reply to command 0x{command:02X}, got command 0x{reply_cmd:02X}")
         return body
 
