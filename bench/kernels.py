@@ -1,5 +1,5 @@
 """Executed instructions of the dense kernels, an inference and a training step, per target: the DSP (SMLALD)
-kernel of firmware/src/kernels.c against the portable C loop (-DONW_PORTABLE_KERNELS), counted in the
+kernel of firmware/src/dense.c against the portable C loop (-DONW_PORTABLE_KERNELS), counted in the
 unicorn emulator on the firmware of examples/digits_pepita.toml (onward.report).
 
     python bench/kernels.py [--targets qemu-m0 qemu-m4 qemu-m7] [--spec SPEC]

@@ -3,7 +3,7 @@
 Figures (and the keys of the `--json` object; every figure is an integer unless marked float):
 
     spec, target, cpu          the spec's name, the target, the CPU the instructions were counted on
-    kernel                     "dsp" (the SMLALD dense kernel of firmware/src/kernels.c) or "portable" (plain C)
+    kernel                     "dsp" (the SMLALD dense kernel of firmware/src/dense.c) or "portable" (plain C)
     flash_bytes                .isr_vector + .text + .rodata + .ARM.exidx + .data (the load image)
     flash_without_weights_bytes  flash_bytes minus the model's initial weights (the size of the ELF symbol
                                onw_weights_init): what the runtime and the rule cost, whatever the model's size
@@ -112,7 +112,7 @@ def symbol_size(firmware: Firmware, name: str) -> int:
 
 
 def has_dsp_kernels(firmware: Firmware) -> bool:
-    """Whether this build contains an SMLALD core of kernels.c (they are only compiled for DSP cores; a rule links
+    """Whether this build contains an SMLALD core of dense.c (they are only compiled for DSP cores; a rule links
     the ReLU/plain cores, onw_dense, or the raw one, onw_dense_acc, or both)."""
     with open(firmware.path, "rb") as f:
         symtab = ELFFile(f).get_section_by_name(".symtab")

@@ -1,4 +1,4 @@
-"""The dense kernels of firmware/src/kernels.c, called directly in emulated firmware (unicorn): the SMLALD path
+"""The dense kernels of firmware/src/dense.c, called directly in emulated firmware (unicorn): the SMLALD path
 of DSP cores against the portable C loop (the same firmware built with -DONW_PORTABLE_KERNELS) and both
 against the Python reference, on random and extreme int16 data, every in_dim from 1 to 70, odd and even
 out_dim, aligned and unaligned rows and inputs; the same for onw_dense_acc (the exact sums, rows `stride` apart,
@@ -15,7 +15,7 @@ import pytest
 from helpers import kernel_emulators, make_spec
 from onward.data import load_dataset
 from onward.model import init_model
-from onward.nn.dense import dense_fixed
+from onward.nn.dense import acc_fixed, dense_fixed
 
 if shutil.which("arm-none-eabi-gcc") is None:
     pytest.skip("needs arm-none-eabi-gcc", allow_module_level=True)
@@ -173,7 +173,7 @@ def run_dense_acc(emu: Emulator, w: np.ndarray, in_dim: int, x: np.ndarray, w_of
 
 def check_dense_acc(emulators: dict[str, Emulator], w: np.ndarray, in_dim: int, x: np.ndarray, w_offset: int = 0,
                     x_offset: int = 0) -> None:
-    want = [int(v) for v in np.asarray(w, np.int64)[:, :in_dim] @ np.asarray(x, np.int64)]
+    want = [int(v) for v in acc_fixed(np.asarray(w, np.int64)[:, :in_dim], np.asarray(x, np.int64))]
     for name, emu in emulators.items():
         got = run_dense_acc(emu, w, in_dim, x, w_offset, x_offset)
         assert got == want, f"{name}: in {in_dim} stride {w.shape[1]} out {w.shape[0]} offsets {w_offset}/{x_offset}"

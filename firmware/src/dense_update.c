@@ -14,7 +14,7 @@
  * saturation counts (tests/test_dense_update.py, on the emulated ELF against the reference). */
 #include "onward/dsp.h"
 #include "onward/fixed.h"
-#include "onward/kernels.h"
+#include "onward/dense.h"
 
 #define GROUP ONW_DITHER_GROUP
 

@@ -2,7 +2,7 @@
 #include "onward/mlp.h"
 
 #include "onward/fixed.h"
-#include "onward/kernels.h"
+#include "onward/dense.h"
 #include "onward/runtime.h"
 
 #define LAST (ONW_NUM_LAYERS - 1)

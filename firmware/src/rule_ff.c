@@ -8,7 +8,7 @@
 
 #include "onward/fixed.h"
 #include "onward/dsp.h"
-#include "onward/kernels.h"
+#include "onward/dense.h"
 
 #if ONW_DSP_KERNELS
 #include <arm_acle.h>

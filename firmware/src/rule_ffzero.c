@@ -13,7 +13,7 @@
 
 #if ONW_RULE == ONW_RULE_FFZERO
 #include "onward/fixed.h"
-#include "onward/kernels.h"
+#include "onward/dense.h"
 
 #include "onward/dsp.h"
 

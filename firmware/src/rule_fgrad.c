@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 #include "onward/fixed.h"
-#include "onward/kernels.h"
+#include "onward/dense.h"
 #include "onward/mlp.h"
 
 #define LAST (ONW_NUM_LAYERS - 1)

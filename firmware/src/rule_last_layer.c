@@ -8,7 +8,7 @@
 #if ONW_RULE == ONW_RULE_LAST_LAYER
 #include <stddef.h>
 
-#include "onward/kernels.h"
+#include "onward/dense.h"
 #include "onward/mlp.h"
 
 #define LAST (ONW_NUM_LAYERS - 1)

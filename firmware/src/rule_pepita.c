@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "onward/fixed.h"
-#include "onward/kernels.h"
+#include "onward/dense.h"
 #include "onward/mlp.h"
 #include "onward/runtime.h"
 

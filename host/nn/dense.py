@@ -1,6 +1,8 @@
 """Dense layers: float forward, fixed-point forward and the fixed-point forward-only weight update.
 
-Weights are (out, in) matrices; fixed-point tensors are int64 arrays holding int16 values."""
+Weights are (out, in) matrices; fixed-point tensors are int64 arrays holding int16 values. The fixed-point functions
+are the specification of firmware/src/dense.c and dense_update.c: <name>_fixed here is onw_dense_<name> there
+(dense_fixed: onw_dense)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,14 @@ def dense_float(w: F64, x: F64, relu: bool) -> F64:
     return np.maximum(z, 0.0) if relu else z
 
 
+def acc_fixed(w: I64, x: I64) -> I64:
+    """onw_dense_acc: the exact int64 sums W x of int16 W and x (no rounding; in C, rows may be `stride` apart)."""
+    return as_i64(w) @ as_i64(x)
+
+
 def dense_fixed(w: I64, x: I64, weight_frac: int, relu: bool) -> tuple[I64, int]:
     """int16 W (Q wf) times int16 x (Q af), exact int64 sums, one rounding back to Q af, saturate, ReLU."""
-    y, sats = fixed.requant(w @ x, weight_frac, 0)
+    y, sats = fixed.requant(acc_fixed(w, x), weight_frac, 0)
     return (np.maximum(y, 0) if relu else y), sats
 
 

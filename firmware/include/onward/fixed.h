@@ -76,7 +76,7 @@ uint32_t onw_dither_next_word(uint32_t u); /* the same, callable (the tests call
 /* floor(sqrt(x)) for 0 <= x < 2^63, exactly. */
 uint32_t onw_isqrt(uint64_t x);
 
-/* Wellons' lowbias32 hash. The _inline twins are the definitions; the hot loops (kernels.c) inline them. */
+/* Wellons' lowbias32 hash. The _inline twins are the definitions; the hot loops (dense.c) inline them. */
 uint32_t onw_mix32(uint32_t x);
 static inline uint32_t onw_mix32_inline(uint32_t x)
 {

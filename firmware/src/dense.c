@@ -13,7 +13,7 @@
  * onw_dense_acc is the same product without the requantisation: the exact int64 sums, rows `stride` int16 apart
  * (FFzero's blocks: the inputs, the bias and a padding column per row). Its fast path is the same assembly core
  * built to store the accumulators and step over each row's tail. */
-#include "onward/kernels.h"
+#include "onward/dense.h"
 
 #include "onward/dsp.h"
 #include "onward/fixed.h"

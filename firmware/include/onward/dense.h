@@ -1,6 +1,8 @@
-/* Integer kernels of dense layers; twins of host/nn/dense.py. */
-#ifndef ONWARD_KERNELS_H
-#define ONWARD_KERNELS_H
+/* Integer kernels of dense layers (dense.c, dense_update.c); the twins of host/nn/dense.py, named by one rule:
+ * onw_<module>_<name> here is <name>_fixed in onward.nn.<module> (onw_dense: dense_fixed; onw_dense_acc: acc_fixed;
+ * onw_dense_update: update_fixed), as onw_mlp_forward is onward.nn.mlp.forward_fixed. */
+#ifndef ONWARD_DENSE_H
+#define ONWARD_DENSE_H
 
 #include <stdint.h>
 
