@@ -1,7 +1,7 @@
 """The dense weight update (firmware/src/dense_update.c) against its specification, host/nn/dense.py's update_fixed,
-called directly in emulated firmware (unicorn): the Cortex-M4/M7 path (SMLABB + SSUB16, with its Q-flag undo) and
-the portable 32-bit and int64 loops, on random and extreme data. Also the definition's own promise: the expected
-update is the exact lr * delta x^T / 2^shift."""
+called directly on every backend (helpers.EVERY_BACKEND: the emulated Cortex-M4/M7 path, SMLABB + SSUB16 with its
+Q-flag undo, and the portable 32-bit and int64 loops on the M4, M0, RV32 and the host), on random and extreme data.
+Also the definition's own promise: the expected update is the exact lr * delta x^T / 2^shift."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import DSP_AND_PORTABLE, kernel_emulators, make_spec
+from helpers import kernel_emulators, make_spec
 from onward import fixed
 from onward.nn.dense import update_fixed
 
@@ -65,8 +65,7 @@ from onward.counting import Emulator  # noqa: E402
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emulator]:
     """qemu-m4 firmware with the DSP path and with the portable one, qemu-m7's DSP build, qemu-m0 (Armv6-M)."""
-    out = kernel_emulators(make_spec(name="upd"), tmp_path_factory.mktemp("update"),
-                           (*DSP_AND_PORTABLE, ("m0", "qemu-m0", False)))
+    out = kernel_emulators(make_spec(name="upd"), tmp_path_factory.mktemp("update"))
     assert "onw_update_rows" in out["dsp"].symbols and "onw_update_rows" not in out["portable"].symbols
     return out
 
