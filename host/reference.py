@@ -11,7 +11,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,7 +62,13 @@ class FixedReference:
     def infer(self, x: I64) -> I64:
         raise NotImplementedError
 
-    # --- the device's operations ---
+    # --- the device's operations (a Device has the same: apply_step drives either) ---
+    def set_lr(self, lr_q: int) -> None:
+        self.lr_q = lr_q
+
+    def set_stage(self, stage: int) -> None:
+        self.stage = stage
+
     def train(self, x: I64, target: int) -> I64:
         outputs = self.train_step(fixed.as_i64(x), int(target))
         self.steps = (self.steps + 1) & fixed.MASK32
@@ -180,13 +186,22 @@ def training_stream(model: InitialModel, data: Dataset, epochs: int,
             yield Step("train", x=x_q[i], target=int(targets[i]))
 
 
-def apply_step(ref: FixedReference, step: Step) -> I64 | None:
-    """Run one stream item on a reference; the outputs of a training step, else None."""
+class StepTarget(Protocol):
+    """What a stream is applied to: a FixedReference or a Device (its train returns the outputs, and the device's
+    also the digest)."""
+
+    def set_lr(self, lr_q: int) -> None: ...
+    def set_stage(self, stage: int) -> None: ...
+    def train(self, x: I64, target: int) -> Any: ...
+
+
+def apply_step(target: StepTarget, step: Step) -> Any:
+    """Run one stream item on a reference or a device, the one dispatch of a step: what train returns, else None."""
     if step.kind == "set_lr":
-        ref.lr_q = step.lr_q
+        target.set_lr(step.lr_q)
     elif step.kind == "set_stage":
-        ref.stage = step.stage
+        target.set_stage(step.stage)
     else:
         assert step.x is not None
-        return ref.train(step.x, step.target)
+        return target.train(step.x, step.target)
     return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onward import fixed
-from onward.codegen.c import generate_c
+from onward.codegen.c import model_hash
 from onward.data import Dataset, load_dataset
 from onward.model import InitialModel, init_model
 from onward.protocol import ProtocolError
@@ -66,7 +66,7 @@ def run_on_target(
     transport = resolve_transport(target, transport, port)
     channel = "pipe" if port is None and "qemu" not in load_board(target).config else transport
     with open_device(model, target, build_dir, port=port, transport=transport) as device:
-        check_build(model, device, generate_c(model).model_hash)
+        check_build(model, device, model_hash(model))  # the hash alone: the C is generated once, by the build
         if batch is not None and not 1 <= batch <= device.max_batch:
             raise ProtocolError(f"the firmware takes 1 to {device.max_batch} samples per TRAIN_BATCH frame "
                                 f"(HELLO), not {batch}")

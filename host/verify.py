@@ -128,10 +128,7 @@ def lockstep(
             if pending:
                 run_pending()
             apply_step(ref, step)
-            if step.kind == "set_lr":
-                device.set_lr(step.lr_q)
-            else:
-                device.set_stage(step.stage)
+            apply_step(device, step)
             agreed = False
             continue
         assert step.x is not None
