@@ -6,7 +6,6 @@ serialises. Each rule subclasses it (its module's `Fixed`, see docs/rules.md).""
 
 from __future__ import annotations
 
-import itertools
 import struct
 import zlib
 from collections.abc import Iterator
@@ -16,12 +15,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from onward import fixed
-from onward.data import Dataset, epoch_order
+from onward.data import Dataset
 from onward.fixed import I64
 from onward.metrics import r2_score
 from onward.model import STREAM_ROUNDING, InitialModel
 from onward.nn.dense import update_fixed
 from onward.rules import rule_module
+from onward.schedule import schedule
 
 STATE_HEADER = struct.Struct("<IIII")  # seed, steps, lr_q, stage; then every layer's int16 weights, little-endian
 
@@ -173,14 +173,18 @@ def training_stream(model: InitialModel, data: Dataset, epochs: int,
     x_q, _ = fixed.to_q(data.x_train, spec.format.activation_frac)
     targets = training_targets(model, data.y_train)
     lr_q = spec.lr_q(spec.rule.learning_rate)
-    for stage in range(model.stages):
-        if stage:
-            yield Step("set_stage", stage=stage)
-        samples = ((epoch, int(i)) for epoch in range(epochs)
-                   for i in epoch_order(spec.seed, stage * epochs + epoch, len(targets)))
-        for epoch, i in itertools.islice(samples, steps_per_stage):
-            new_lr = spec.lr_q(spec.lr_at_epoch(epoch))  # every stage starts at the schedule's first lr
-            if new_lr != lr_q:
+    taken = 0
+    for epoch in schedule(spec, len(targets), model.stages, epochs):
+        if epoch.epoch == 0:
+            taken = 0
+            if epoch.stage:
+                yield Step("set_stage", stage=epoch.stage)
+        new_lr = spec.lr_q(epoch.lr)
+        for i in epoch.order:
+            if taken == steps_per_stage:
+                break
+            taken += 1
+            if new_lr != lr_q:  # announced before the first step that uses it
                 lr_q = new_lr
                 yield Step("set_lr", lr_q=lr_q)
             yield Step("train", x=x_q[i], target=int(targets[i]))

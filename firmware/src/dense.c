@@ -5,7 +5,7 @@
  *  - on Arm cores with the DSP extension (Cortex-M4/M7/M33...), SMLALD-based code: two 16x16 products
  *    added to an exact 64-bit accumulator per instruction. No 32-bit accumulation (SMLAD) is used anywhere:
  *    (-32768)*(-32768)*2 = 2^31 already overflows int32.
- * The DSP path has a hand-scheduled Thumb-2 core (onw_dense_pairs, below) for the common case (x and W
+ * The DSP path has a hand-scheduled Thumb-2 core (onw_dense_pairs, in dense_pairs.S) for the common case (x and W
  * word-aligned, in_dim even and >= 6, weight_frac in [0, 16]); the rest (an odd last row, odd in_dim, unaligned
  * rows or input) takes the row-at-a-time loop of `dot`, with SMLALD on pairs. tests/test_kernels.py compares both
  * builds with the reference.
@@ -20,32 +20,10 @@
 
 #if ONW_DSP_KERNELS
 
-/* The aligned core, in Thumb-2 assembly: GCC cannot keep the 14 registers it needs live across the loop
- * (it spills and falls back to single loads: ~1.5 instructions per MAC instead of ~0.75).
+/* The aligned core is assembly, with its design and its registers: dense_pairs.S.
  *
- * It computes rows i and i + half together for i in [0, half): every loaded word of x (two inputs) serves
- * both rows. Registers in the loop:
- *   r0 x pointer, r1 row i pointer, r2 row i+half pointer, r3 end of x,
- *   r4:r5 and r6:r7 the two 64-bit accumulators, r8-r10 three words of x, r11/r12/lr three words of W.
- * A chunk (3 words = 6 inputs, 12 MACs) is LDM x, LDM w0, 3 SMLALD, LDM w1, 3 SMLALD: 9 instructions.
- * The chunk loop is unrolled 5 times and entered Duff-style; the 1 or 2 words of in_dim/2 mod 3 are done
- * first. Each pair of rows then reloads its state from the job with one LDM (which also jumps: the entry
- * address is its last word, loaded into pc).
- *
- * Requantisation needs no 64-bit shift: the accumulators start at
- * half + 2^(s+15) (half = 2^(s-1) rounds half up; the 2^(s+15) bias maps the int16 range of the result to
- * [0, 2^(s+16)) ), so the result is in range iff hi == 0 and lo >> (s+16) == 0, and u = lo >> s is then
- * v + 32768, v = sat16((acc + half) >> s) (adding a multiple of 2^s commutes with the floor division). Out of
- * range values branch to an out-of-line path that counts the saturation and sets u to 0 or 65535.
- * One core serves ReLU and plain layers: it stores usat16(u - c), c a word of the job. ReLU: c = 32768 gives
- * max(v, 0). Plain: c = 0 stores u itself, v with its bit 15 flipped, which dense_pairs flips back afterwards
- * (one EOR per two outputs: plain layers are the narrow output layers). A ReLU output costs the same two
- * instructions as a core of its own (SUB, USAT) and the firmware carries one core instead of two (430 B).
- * On a 64x64 layer this is 0.975 executed instructions per MAC on a Cortex-M4 (the portable loop: 5.75);
- * `onward report` measures it.
- *
- * The job (struct dense_job) is copied to the stack frame; words 0-7 are what the pair loop reloads, words 8-14
- * what the requantisation needs. */
+ * The job (struct dense_job) is what the core reads, copied to its stack frame: its layout is the assembly's (words
+ * 0-7 reloaded per pair of rows, 8-14 for the requantisation). */
 struct dense_job {
     const int16_t *x, *x_end;
     uint32_t init_lo0, init_hi0, init_lo1, init_hi1; /* the accumulators' start: bias (see above) */
@@ -66,148 +44,6 @@ void onw_dense_pairs_raw(const struct dense_job *job, const int16_t *w0, const i
 #define DENSE_UNROLL 5
 #define CHUNK_WORDS 3
 #define JOB_WORDS 15
-
-__asm__(
-    /* CHUNK: 3 words of x, 3 of each row, 12 MACs */
-    ".macro ONW_CHUNK\n"
-    "  ldmia r0!, {r8, r9, r10}\n"
-    "  ldmia r1!, {r11, r12, lr}\n"
-    "  smlald r4, r5, r8, r11\n"
-    "  smlald r4, r5, r9, r12\n"
-    "  smlald r4, r5, r10, lr\n"
-    "  ldmia r2!, {r11, r12, lr}\n"
-    "  smlald r6, r7, r8, r11\n"
-    "  smlald r6, r7, r9, r12\n"
-    "  smlald r6, r7, r10, lr\n"
-    ".endm\n"
-    /* REQUANT: accumulator lo/hi -> usat16(u - c) at *yp++ (r3 = c, r8 = s+16, r9 = s; r12 scratch);
-     * sathi/satmax: the out-of-line saturation paths, back: where they resume with u in r12 */
-    ".macro ONW_REQUANT lo, hi, yp, sathi, satmax, back\n"
-    "  cbnz \\hi, \\sathi\n"
-    "  lsrs r12, \\lo, r8\n"
-    "  bne \\satmax\n"
-    "  lsr r12, \\lo, r9\n"
-    "\\back:\n"
-    "  sub r12, r12, r3\n"
-    "  usat r12, #16, r12\n"
-    "  strh r12, [\\yp], #2\n"
-    ".endm\n"
-    /* SATURATED: the out-of-line paths of both rows: u = hi < 0 ? 0 : 65535 when hi != 0 (sNh), 65535 (sNm); Z set
-     * for row 0, clear for row 1 (MOVS; nothing below touches the flags); then count it (r0 and r3 are free
-     * here; r3 = c is reloaded) and resume at the row's back label */
-    ".macro ONW_SATURATED s0h, s0m, b0, s1h, s1m, b1\n"
-    "\\s0h:\n"
-    "  mvn r12, r5, asr #31\n" /* hi < 0: 0; else all ones */
-    "  b 1f\n"
-    "\\s0m:\n"
-    "  mov r12, #-1\n"
-    "1:\n"
-    "  movs r0, #0\n"
-    "  b 3f\n"
-    "\\s1h:\n"
-    "  mvn r12, r7, asr #31\n"
-    "  b 2f\n"
-    "\\s1m:\n"
-    "  mov r12, #-1\n"
-    "2:\n"
-    "  movs r0, #1\n"
-    "3:\n"
-    "  lsr r12, r12, #16\n"
-    "  ldr r3, [sp, #56]\n" /* job.saturations */
-    "  cbz r3, 4f\n"
-    "  ldr r0, [r3]\n"
-    "  add r0, r0, #1\n"
-    "  str r0, [r3]\n"
-    "4:\n"
-    "  ldr r3, [sp, #32]\n" /* job.floor */
-    "  beq \\b0\n"
-    "  b \\b1\n"
-    ".endm\n"
-    /* raw: store the int64 accumulators (y0, y1 point to int64) and add the row tail (shift16) to both rows */
-    ".macro ONW_DENSE_PAIRS name, raw\n"
-    "  .pushsection .text.\\name, \"ax\", %progbits\n"
-    "  .align 2\n"
-    "  .global \\name\n"
-    "  .type \\name, %function\n"
-    "  .thumb_func\n"
-    "\\name:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #60\n" /* the job (60 B): sp stays 8-byte aligned */
-    "  ldmia r0!, {r3-r10}\n" /* copy the job (15 words) to sp */
-    "  stmia sp, {r3-r10}\n"
-    "  ldmia r0, {r3-r9}\n"
-    "  add r12, sp, #32\n"
-    "  stmia r12, {r3-r9}\n"
-    ".L\\name\\()_pair:\n"
-    "  ldmia sp, {r0, r3, r4, r5, r6, r7, r10, pc}\n" /* x, x_end, accumulators, chunk entry; jump */
-    ".L\\name\\()_rem1:\n"
-    "  ldr r8, [r0], #4\n"
-    "  ldr r11, [r1], #4\n"
-    "  smlald r4, r5, r8, r11\n"
-    "  ldr r11, [r2], #4\n"
-    "  smlald r6, r7, r8, r11\n"
-    "  bx r10\n"
-    ".L\\name\\()_rem2:\n"
-    "  ldmia r0!, {r8, r9}\n"
-    "  ldmia r1!, {r11, r12}\n"
-    "  smlald r4, r5, r8, r11\n"
-    "  smlald r4, r5, r9, r12\n"
-    "  ldmia r2!, {r11, r12}\n"
-    "  smlald r6, r7, r8, r11\n"
-    "  smlald r6, r7, r9, r12\n"
-    "  bx r10\n"
-    ".L\\name\\()_c0:\n"
-    "  ONW_CHUNK\n"
-    ".L\\name\\()_c1:\n"
-    "  ONW_CHUNK\n"
-    ".L\\name\\()_c2:\n"
-    "  ONW_CHUNK\n"
-    ".L\\name\\()_c3:\n"
-    "  ONW_CHUNK\n"
-    ".L\\name\\()_c4:\n"
-    "  ONW_CHUNK\n"
-    "  cmp r0, r3\n"
-    "  bne .L\\name\\()_c0\n"
-    "  add r12, sp, #32\n"
-    "  ldmia r12, {r3, r8, r9, r10, r11, lr}\n" /* c, s+16, s, y0, y1, y0_end */
-    "  .if \\raw\n"
-    "  strd r4, r5, [r10], #8\n"
-    "  strd r6, r7, [r11], #8\n"
-    "  add r1, r1, r8\n"
-    "  add r2, r2, r8\n"
-    "  .else\n"
-    "  ONW_REQUANT r4, r5, r10, .L\\name\\()_s0h, .L\\name\\()_s0m, .L\\name\\()_b0\n"
-    "  ONW_REQUANT r6, r7, r11, .L\\name\\()_s1h, .L\\name\\()_s1m, .L\\name\\()_b1\n"
-    "  .endif\n"
-    "  strd r10, r11, [sp, #44]\n"
-    "  cmp r10, lr\n"
-    "  bne .L\\name\\()_pair\n"
-    "  add sp, sp, #60\n"
-    "  pop {r4-r11, pc}\n"
-    "  .if \\raw == 0\n"
-    "  ONW_SATURATED .L\\name\\()_s0h, .L\\name\\()_s0m, .L\\name\\()_b0, .L\\name\\()_s1h, .L\\name\\()_s1m, "
-    ".L\\name\\()_b1\n"
-    "  .endif\n"
-    "  .size \\name, . - \\name\n"
-    "  .popsection\n"
-    "  .pushsection .rodata.\\name\\()_entries, \"a\", %progbits\n"
-    "  .align 2\n"
-    "  .global \\name\\()_entries\n"
-    "  .type \\name\\()_entries, %object\n"
-    "\\name\\()_entries:\n"
-    "  .word .L\\name\\()_c0 + 1, .L\\name\\()_c1 + 1, .L\\name\\()_c2 + 1, .L\\name\\()_c3 + 1, .L\\name\\()_c4 + 1\n"
-    "  .word .L\\name\\()_rem1 + 1, .L\\name\\()_rem2 + 1\n"
-    "  .size \\name\\()_entries, . - \\name\\()_entries\n"
-    "  .popsection\n"
-    ".endm\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  ONW_DENSE_PAIRS onw_dense_pairs, 0\n"
-    "  ONW_DENSE_PAIRS onw_dense_pairs_raw, 1\n"
-    "  .purgem ONW_DENSE_PAIRS\n"
-    "  .purgem ONW_CHUNK\n"
-    "  .purgem ONW_REQUANT\n"
-    "  .purgem ONW_SATURATED\n");
 
 /* Fills the job's loop part (words 0-7) for rows of in_dim inputs: x, its end, the accumulators' start, the entries. */
 static void job_loop(struct dense_job *job, const uint32_t *entries, const int16_t *x, uint16_t in_dim,

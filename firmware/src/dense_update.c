@@ -5,7 +5,8 @@
  *
  * The learning rate is folded into the row once, so when |g| < 2^15 a weight costs 32-bit arithmetic only:
  *  - portable C (every target): one 32-bit multiply-add, a shift and a saturation per weight;
- *  - Cortex-M4/M7 (DSP extension): eight weights (a dither group) per iteration, each a SMLABB/SMLABT (g x + o),
+ *  - Cortex-M4/M7 (DSP extension, dense_update_rows.S): eight weights (a dither group) per iteration, each a
+ *    SMLABB/SMLABT (g x + o),
  *    two steps packed by one PKHTB (the top halves are the floors) and subtracted by one SSUB16. SSUB16 wraps instead of
  *    saturating; it cannot overflow while every old weight is in [-2^14, 2^14) (|step| <= 2^14), which SSAT16 #15
  *    checks for free: it sets the sticky Q flag otherwise. A row that set Q (rare: a weight past half the int16
@@ -79,74 +80,11 @@ struct update_row {
 #define APSR_Q (1u << 27)
 #define BATCH 8 /* rows per call: 128 B of stack */
 
-/* Weights [0, 8 groups) of `count` rows (row and x word-aligned, count >= 1, groups >= 1). Per row: reload the row
- * from the table, clear Q, the group loop, store the APSR. Registers in the group loop: r0 row, r1 x, r2 x end,
- * r3 g, r4 u, r5 A, r6 C, r7 offset, r8/r9 two words of x, r10/r11 two of w, r12/lr products. The frame holds the
- * table pointer, its end, x and the bytes of x the groups cover. */
+/* The group loop, in assembly (dense_update_rows.S, with its registers): weights [0, 8 groups) of `count` rows (row
+ * and x word-aligned, count >= 1, groups >= 1); each row's APSR is stored in the table. */
 void onw_update_rows(struct update_row *rows, uint32_t count, const int16_t *x, uint32_t groups);
-/* the assembly spells the LCG's constants out: they must be fixed.h's */
+/* dense_update_rows.S spells the LCG's constants out: they must be fixed.h's */
 typedef char onw_check_dither_constants[ONW_DITHER_A == 1664525u && ONW_DITHER_C == 1013904223u ? 1 : -1];
-__asm__(
-    "  .pushsection .text.onw_update_rows, \"ax\", %progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .align 2\n"
-    "  .global onw_update_rows\n"
-    "  .type onw_update_rows, %function\n"
-    "  .thumb_func\n"
-    /* HALF: four weights of the group (two words of x, two of W) with the offset in r7 */
-    ".macro ONW_UPDATE_HALF\n"
-    "  ldmia r1!, {r8, r9}\n"
-    "  ldmia r0, {r10, r11}\n"
-    "  ssat16 r12, #15, r10\n" /* Q if an old weight is outside [-2^14, 2^14) */
-    "  ssat16 r12, #15, r11\n"
-    "  smlabb r12, r3, r8, r7\n"   /* g x0 + o */
-    "  smlabt lr, r3, r8, r7\n"    /* g x1 + o */
-    "  pkhtb r12, lr, r12, asr #16\n" /* the two steps: the top halves */
-    "  ssub16 r10, r10, r12\n"
-    "  smlabb r12, r3, r9, r7\n"
-    "  smlabt lr, r3, r9, r7\n"
-    "  pkhtb r12, lr, r12, asr #16\n"
-    "  ssub16 r11, r11, r12\n"
-    "  stmia r0!, {r10, r11}\n"
-    ".endm\n"
-    "onw_update_rows:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #20\n"            /* 36 + 20 B: sp stays 8-byte aligned */
-    "  add r1, r0, r1, lsl #4\n"     /* the table's end: 16 B a row */
-    "  lsl r3, r3, #4\n"             /* 8 int16 of x a group */
-    "  stmia sp, {r0, r1, r2, r3}\n"
-    "  movw r5, #:lower16:1664525\n"
-    "  movt r5, #:upper16:1664525\n"
-    "  movw r6, #:lower16:1013904223\n"
-    "  movt r6, #:upper16:1013904223\n"
-    "1:\n"
-    "  ldr r12, [sp]\n"
-    "  ldmia r12, {r0, r3, r4}\n"    /* w, g, u */
-    "  ldrd r1, r2, [sp, #8]\n"
-    "  add r2, r1, r2\n"             /* x end */
-    "  movs r7, #0\n"
-    "  msr APSR_nzcvq, r7\n"         /* clear Q */
-    "2:\n"
-    "  lsr r7, r4, #16\n"          /* the group's offset */
-    "  mla r4, r4, r5, r6\n"       /* the next dither word */
-    "  ONW_UPDATE_HALF\n"
-    "  ONW_UPDATE_HALF\n" /* the group's second half: the same offset */
-    "  cmp r1, r2\n"
-    "  bne 2b\n"
-    "  ldr r12, [sp]\n"
-    "  mrs r7, APSR\n"
-    "  str r7, [r12, #12]\n"
-    "  add r12, r12, #16\n"
-    "  str r12, [sp]\n"
-    "  ldr r7, [sp, #4]\n"
-    "  cmp r12, r7\n"
-    "  bne 1b\n"
-    "  add sp, sp, #20\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size onw_update_rows, . - onw_update_rows\n"
-    "  .purgem ONW_UPDATE_HALF\n"
-    "  .popsection\n");
 
 /* The batch's whole groups in assembly; then each row's tail (weights [groups * GROUP, n), from its dither word), or
  * for a row that set Q the whole row again, the wrapped groups recovered first. */

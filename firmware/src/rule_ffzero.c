@@ -440,71 +440,17 @@ static inline __attribute__((always_inline)) uint32_t step_pair(int16_t *w, uint
     return r ^ (r << 1);
 }
 
-/* update_groups(w, word, groups, st): `groups` (1-4) dither groups of 8 weights from w (word-aligned), their sign
- * bits from bit 0 of `word`: per group u = A u + C, then per pair what step_pair does with st->tab; st->u is left
- * at the last group's word, and st->flag gets bit 15 if a result left [-2^14, 2^14). Hand-scheduled (GCC spills
- * the table's base and recomputes it per pair: 68 instructions a group, here 38): a table entry's three words
- * come in one LDM (thr, q, q + 1 in r10-r12), the weights two words at a time (LDRD/STRD), and the range test is
- * SSAT16 to 15 bits, which sets the sticky Q flag when a half does not fit (read once per call). */
+/* update_groups(w, word, groups, st), in assembly (rule_ffzero_groups.S: what it does, and its registers): `groups`
+ * (1-4) dither groups of 8 weights from w, their sign bits from `word`; st->u is left at the last group's word and
+ * st->flag gets bit 15 if a result left [-2^14, 2^14). */
 struct group_state {
     uint32_t u, flag;
     const struct pair_step *tab;
 };
 void onw_ffzero_update_groups(int16_t *w, uint32_t word, uint32_t groups, struct group_state *st);
 
-#define ONW_STR_(x) #x
-#define ONW_STR(x) ONW_STR_(x)
-__asm__(
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .pushsection .text.onw_ffzero_update_groups, \"ax\", %progbits\n"
-    "  .align 2\n"
-    "  .global onw_ffzero_update_groups\n"
-    "  .thumb_func\n"
-    "  .type onw_ffzero_update_groups, %function\n"
-    "onw_ffzero_update_groups:\n"
-    "  push {r3-r11, lr}\n"
-    "  ldm r3, {r4, r5, r6}\n" /* u, flag (kept on the stack), tab */
-    "  movw r7, #:lower16:" ONW_STR(ONW_DITHER_A) "\n"
-    "  movt r7, #:upper16:" ONW_STR(ONW_DITHER_A) "\n"
-    "  movw r8, #:lower16:" ONW_STR(ONW_DITHER_C) "\n"
-    "  movt r8, #:upper16:" ONW_STR(ONW_DITHER_C) "\n"
-    "  movs r3, #0\n"
-    "  msr APSR_nzcvq, r3\n"           /* Q = 0 */
-    ".macro ONW_FFZERO_PAIR bit, reg\n"
-    "  ubfx r3, r1, #\\bit, #2\n"     /* the pair's two sign bits */
-    "  add r3, r6, r3, lsl #4\n"      /* its table entry */
-    "  ldm r3, {r10, r11, r12}\n"     /* thr, q, q + 1 */
-    "  usub16 r10, r9, r10\n"         /* GE per half: o >= t */
-    "  sel r10, r12, r11\n"           /* the steps */
-    "  ssub16 \\reg, \\reg, r10\n"
-    "  ssat16 r10, #15, \\reg\n"      /* Q |= a half outside [-2^14, 2^14) */
-    ".endm\n"
-    "1:\n"
-    "  mla r4, r4, r7, r8\n"          /* the group's dither word */
-    "  pkhtb r9, r4, r4, asr #16\n"   /* its top 16 bits in both halves */
-    "  ldrd r5, lr, [r0]\n"
-    "  ONW_FFZERO_PAIR 0, r5\n"
-    "  ONW_FFZERO_PAIR 2, lr\n"
-    "  strd r5, lr, [r0], #8\n"
-    "  ldrd r5, lr, [r0]\n"
-    "  ONW_FFZERO_PAIR 4, r5\n"
-    "  ONW_FFZERO_PAIR 6, lr\n"
-    "  strd r5, lr, [r0], #8\n"
-    "  lsr r1, r1, #8\n"
-    "  subs r2, r2, #1\n"
-    "  bne 1b\n"
-    "  pop {r3}\n"
-    "  mrs r2, APSR\n"
-    "  ldr r5, [r3, #4]\n"
-    "  tst r2, #(1 << 27)\n"          /* Q */
-    "  it ne\n"
-    "  orrne r5, r5, #0x8000\n"
-    "  stm r3, {r4, r5}\n"
-    "  pop {r4-r11, pc}\n"
-    "  .purgem ONW_FFZERO_PAIR\n"
-    "  .size onw_ffzero_update_groups, . - onw_ffzero_update_groups\n"
-    "  .popsection\n");
+/* rule_ffzero_groups.S spells the LCG's constants out: they must be fixed.h's */
+typedef char onw_check_dither_constants[ONW_DITHER_A == 1664525u && ONW_DITHER_C == 1013904223u ? 1 : -1];
 
 /* Columns [0, 2 pairs) of row o, *u its dither word (left at the last group used): returns the OR of the pairs'
  * flag bits (bits 31 and 15 matter). A sign word covers 4 groups; a last partial group goes pair by pair. */

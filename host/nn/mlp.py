@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from onward import fixed
-from onward.data import Dataset, epoch_order
+from onward.data import Dataset
 from onward.fixed import I64
 from onward.nn.dense import F64, dense_fixed, dense_float
+from onward.schedule import schedule
 
 if TYPE_CHECKING:
     from onward.reference import FixedReference
@@ -55,16 +56,14 @@ def output_error_fixed(ref: FixedReference, logits: I64, label: int) -> I64:
 
 def fit_float(spec: Spec, data: Dataset, epochs: int | None, step: Callable[[F64, F64, float], None],
               score: Callable[[F64, I64], float]) -> list[float]:
-    """A float classifier's training: epochs (default rule.epochs) in the shared sample order, mini-batches of
-    rule.batch_size, step(x, onehot, lr) with the spec's lr schedule; score on the test set after each epoch."""
+    """A float classifier's training: the schedule (onward.schedule) in mini-batches of rule.batch_size,
+    step(x, onehot, lr); the score on the test set after each epoch."""
     batch = spec.rule.batch_size
     onehot = np.eye(data.classes)[data.y_train]
     history = []
-    for epoch in range(spec.rule.epochs if epochs is None else epochs):
-        lr = spec.lr_at_epoch(epoch)
-        order = epoch_order(spec.seed, epoch, len(data.y_train))
-        for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
-            step(data.x_train[idx], onehot[idx], lr)
+    for epoch in schedule(spec, len(data.y_train), 1, epochs):
+        for start in range(0, len(epoch.order), batch):
+            idx = epoch.order[start:start + batch]
+            step(data.x_train[idx], onehot[idx], epoch.lr)
         history.append(score(data.x_test, data.y_test))
     return history

@@ -55,11 +55,12 @@ from typing import cast
 import numpy as np
 
 from onward import fixed
-from onward.data import Dataset, epoch_order
+from onward.data import Dataset
 from onward.fixed import I64
 from onward.model import STREAM_NEGATIVES, InitialModel, quantise_weights
 from onward.nn.dense import F64, dense_fixed, update_fixed
 from onward.reference import FixedReference
+from onward.schedule import schedule
 from onward.spec import RuleOptions, Spec, SpecError, check_device_rule, check_weights_fit, require
 
 RULE_ID = 4
@@ -225,10 +226,10 @@ class Float:
 
     def fit(self, data: Dataset, epochs: int | None = None) -> list[float]:
         """Train epoch by epoch in the shared order with the spec's lr schedule; test accuracy per epoch."""
-        spec, history = self.model.spec, []
-        for epoch in range(epochs if epochs is not None else spec.rule.epochs):
-            self.lr = spec.lr_at_epoch(epoch)
-            for i in epoch_order(spec.seed, epoch, len(data.y_train)):
+        history = []
+        for epoch in schedule(self.model.spec, len(data.y_train), 1, epochs):
+            self.lr = epoch.lr
+            for i in epoch.order:
                 self.train_step(data.x_train[i], int(data.y_train[i]))
             history.append(self.score(data.x_test, data.y_test))
         return history

@@ -18,8 +18,9 @@ from onward.model import InitialModel
 from onward.paths import BOARDS, FIRMWARE_INCLUDE, FIRMWARE_SRC
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
-# Every runtime source is compiled; each rule file (rule_<name>.c) compiles to nothing unless ONW_RULE names it.
-RUNTIME_SOURCES = sorted(p.name for p in FIRMWARE_SRC.glob("*.c"))
+# Every runtime source is compiled (C, and the assembly of the DSP paths: *.S, empty on other cores); each rule file
+# (rule_<name>.c) compiles to nothing unless ONW_RULE names it.
+RUNTIME_SOURCES = sorted(p.name for p in [*FIRMWARE_SRC.glob("*.c"), *FIRMWARE_SRC.glob("*.S")])
 
 
 def available_targets() -> list[str]:
@@ -160,7 +161,7 @@ def build_firmware(
     cmd = compile_command(board, gen_dir, out, extra_cflags)
     inputs = hashlib.sha256(" ".join(cmd).encode())
     board_files = [board.folder / f for f in [*board.config["sources"], board.config.get("linker_script")] if f]
-    for src in sorted([*FIRMWARE_SRC.glob("*.c"), *FIRMWARE_INCLUDE.rglob("*.h"), *board_files,
+    for src in sorted([*(FIRMWARE_SRC / s for s in RUNTIME_SOURCES), *FIRMWARE_INCLUDE.rglob("*.h"), *board_files,
                        board.folder / "board.json", gen_dir / "model.h", gen_dir / "model.c"]):
         inputs.update(src.read_bytes())
     stamp = folder / "build.stamp"

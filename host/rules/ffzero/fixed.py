@@ -75,7 +75,7 @@ from typing import cast
 import numpy as np
 
 from onward import fixed
-from onward.data import Dataset, epoch_order
+from onward.data import Dataset
 from onward.fixed import I64
 from onward.metrics import r2_score
 from onward.model import STREAM_DIRECTIONS, Constant, InitialModel, quantise_weights
@@ -87,6 +87,7 @@ from onward.rules.ffzero.paper import STREAM_DIRECTIONS as FLOAT_DIRECTIONS
 from onward.rules.ffzero.paper import Activation, FFzero, FFzeroConfig, Task, activate, similarities, vote
 from onward.rules.ffzero.paper_cnn import ConvBlockConfig, FFzeroCNN, FFzeroCNNConfig
 from onward.rules.ffzero.zeroth_order import Distribution
+from onward.schedule import stage_epochs
 from onward.spec import RuleOptions, Spec, SpecError, check_device_rule, check_weights_fit, require
 
 RULE_ID = 3
@@ -689,18 +690,18 @@ class Float:
             h = self.cnn.as_maps(h)
         for stage, block in enumerate(blocks):
             self.voters = stage + 1
-            for epoch in range(epochs):
-                cfg = dataclasses.replace(self.conv_config, lr=spec.lr_at_epoch(epoch))
-                for i in epoch_order(spec.seed, stage * epochs + epoch, len(y)):
+            for epoch in stage_epochs(spec, len(y), stage, epochs):
+                cfg = dataclasses.replace(self.conv_config, lr=epoch.lr)
+                for i in epoch.order:
                     block.train_step(h[i:i + 1], y[i:i + 1], cfg, self.rng)
                 history.append(self.score(data.x_test, data.y_test))
             h = block.output(h)
         h = h.reshape(len(h), -1)
         for stage, layer in enumerate(self.net.layers, start=len(blocks)):
             self.voters = stage + 1
-            for epoch in range(epochs):
-                self.net.config = dataclasses.replace(self.net.config, lr=spec.lr_at_epoch(epoch))
-                for i in epoch_order(spec.seed, stage * epochs + epoch, len(y)):
+            for epoch in stage_epochs(spec, len(y), stage, epochs):
+                self.net.config = dataclasses.replace(self.net.config, lr=epoch.lr)
+                for i in epoch.order:
                     self.net.train_step(layer, h[i:i + 1], y[i:i + 1], self.rng)
                 history.append(self.score(data.x_test, data.y_test))
             h = activate(layer.forward(h), self.net.config.activation)
