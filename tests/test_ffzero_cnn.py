@@ -133,7 +133,7 @@ def test_integer_layer_tracks_the_float_block_and_the_rule_loss():
     """conv.ConvLayerQ on the quantised float block: z per channel, the output to the next block, and the ΔL of a
     ±2^p LSB perturbation of each filter through ffzero_fixed's integer loss, against the float block's."""
     from onward import fixed
-    from onward.rules.ffzero.fixed import LOSS_FRAC, cosines, hinge_q, normalise, rademacher
+    from onward.rules.ffzero.fixed import LOSS_FRAC, cosines, hinge_q, rademacher, rescale
 
     af, wf, p, key = 10, 12, 4, 2024
     m = model((40,), (ConvBlockConfig(3, 5, 2),), classes=4, beta=1.0)
@@ -156,7 +156,7 @@ def test_integer_layer_tracks_the_float_block_and_the_rule_loss():
         np.testing.assert_allclose(z / 2.0 ** (15 + conv.Z_MAP_FRAC), z_float[c], atol=2e-3 * np.abs(z_float[c]).max())
         (zp, zm), = layer.pairs(a[c], [layer.respond(key, xq, c)], p)
         zp, zm = layer.z(maps_q, zp, c), layer.z(maps_q, zm, c)
-        zp, zm = normalise([zp, zm])
+        zp, zm = rescale([zp, zm])
         margin_q = round(0.3 * 2**LOSS_FRAC)
         dl_q = hinge_q(cosines(zp, protos_q[c]), 2, margin_q) - hinge_q(cosines(zm, protos_q[c]), 2, margin_q)
         w0 = b.w.copy()

@@ -80,7 +80,7 @@ def test_normalise_keeps_24_bits_with_one_common_shift(scale: float) -> None:
     rng = np.random.default_rng(1)
     a = np.round(rng.normal(size=9) * 2**20 * scale).astype(np.int64)
     b = a // 3
-    na, nb = fz.normalise([a, b])
+    na, nb = fz.rescale([a, b])
     if scale == 0:
         assert not na.any() and not nb.any()
         return
@@ -94,7 +94,7 @@ def test_cosines_and_losses_match_the_float_loss() -> None:
     protos_q = fixed.to_q(protos, fz.PROTO_FRAC)[0]
     for _ in range(20):
         z = rng.normal(size=6) * 10.0 ** rng.uniform(-3, 3)
-        (zq,) = fz.normalise([np.round(z * 2**20).astype(np.int64)])
+        (zq,) = fz.rescale([np.round(z * 2**20).astype(np.int64)])
         z = zq.astype(np.float64)  # what the integer z holds (a small z had few bits before the shift)
         s = fz.cosines(zq, protos_q)
         np.testing.assert_allclose(s / 2**fz.LOSS_FRAC, protos @ z / np.linalg.norm(z), atol=1e-4)
@@ -317,14 +317,14 @@ def test_normalise_shifts_of_the_device_tests() -> None:
     first, the halving spec's only the second, for single vectors (the vote) and pairs (the loss) alike."""
     def shifts(spec: Spec) -> set[tuple[int, bool]]:
         seen: set[tuple[int, bool]] = set()
-        original = fz.normalise
+        original = fz.rescale
 
         def recording(zs: list[np.ndarray]) -> list[np.ndarray]:
             top = max(int(np.abs(z).max(initial=0)) for z in zs)
             seen.add((len(zs), top.bit_length() > fz.Z_BITS))
             return original(zs)
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(fz, "normalise", recording)
+            patch.setattr(fz, "rescale", recording)
             train_fixed(spec)
         return seen
 

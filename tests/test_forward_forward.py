@@ -56,11 +56,11 @@ def test_normalise_fixed_gives_a_unit_vector_and_the_bias() -> None:
     rng = np.random.default_rng(0)
     for scale in (3, 300, 32767):
         v = rng.integers(-scale, scale + 1, size=75)
-        a = ff.normalise_fixed(v)
+        a = ff.unit_length_fixed(v)
         assert a[-1] == 1 << ff.NORM_FRAC
         assert abs(np.linalg.norm(a[:-1] / 2**ff.NORM_FRAC) - 1) < 1e-3
         assert np.abs(a[:-1] - v / np.linalg.norm(v) * 2**ff.NORM_FRAC).max() <= 1
-    assert ff.normalise_fixed(np.zeros(5, dtype=np.int64)).tolist() == [0, 0, 0, 0, 0, 1 << ff.NORM_FRAC]
+    assert ff.unit_length_fixed(np.zeros(5, dtype=np.int64)).tolist() == [0, 0, 0, 0, 0, 1 << ff.NORM_FRAC]
 
 
 def test_negative_label_is_a_uniform_wrong_label() -> None:

@@ -100,7 +100,7 @@ static int64_t sum_squares(const int16_t *v, uint32_t n)
     } while (0)
 #endif
 
-/* floor(sqrt(x)), the value onw_isqrt gives, for x < 2^58 (every sum of squares normalise sees: below 2^43 << 16)
+/* floor(sqrt(x)), the value onw_isqrt gives, for x < 2^58 (every sum of squares unit_length sees: below 2^43 << 16)
  * with the remainder in 32 bits: it stays at most 2 root, so before a step it is below 8 root + 4 < 2^32 while the
  * root is below 2^29. Each step is 32-bit arithmetic instead of onw_isqrt's 64-bit compares and shifts, and leading
  * zero pairs are skipped (CLZ): about 60 % of its instructions. Larger x goes to onw_isqrt. */
@@ -173,7 +173,7 @@ static uint64_t reciprocal(uint32_t d)
 
 /* v <- v / |v| in Q14 (scale-free: any Q format of v), then the bias input 1.0 and the padding 0. sumsq is
  * sum v[i]^2 (the caller often has it already: a layer's goodness sums the squares of its output). */
-static void normalise(int16_t *v, uint32_t n, int64_t sumsq)
+static void unit_length(int16_t *v, uint32_t n, int64_t sumsq)
 {
     /* norm < 2^30 (sumsq < 2^43), so norm + 1 fits 32 bits */
     uint32_t i, norm = isqrt_small((uint64_t)sumsq << (2 * ONW_FF_NORM_GUARD));
@@ -233,7 +233,7 @@ static int64_t goodness(int64_t sumsq)
 static int64_t forward(int layer, int16_t *in, int64_t in_sumsq, int16_t *out)
 {
     uint32_t n = layer_inputs(layer);
-    normalise(in, n, in_sumsq);
+    unit_length(in, n, in_sumsq);
     onw_dense(onw_layer_weights(layer), in, (uint16_t)row_width(n), onw_layers[layer].out_dim, ONW_FF_DENSE_SHIFT, 1,
               out, &onw_saturations);
     return sum_squares(out, onw_layers[layer].out_dim);
@@ -255,7 +255,7 @@ static int16_t first_layer_sums(const int16_t *x, int16_t *in, int64_t *sums, in
     int64_t bound;
     int fits = ONW_FF_DENSE_SHIFT < 16; /* and then every sum fits int32 with room for the column */
     embed(x, 0, in);
-    normalise(in, n, sum_squares(in, n));
+    unit_length(in, n, sum_squares(in, n));
     label_value = in[ONW_INPUT_DIM];
     in[ONW_INPUT_DIM] = 0;
     /* the features (an even count for the SMLALD path: an odd one takes label 0's column, whose input is now 0);

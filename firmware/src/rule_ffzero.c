@@ -176,7 +176,7 @@ static inline uint64_t magnitude(int64_t z)
     return z < 0 ? (uint64_t)0 - (uint64_t)z : (uint64_t)z;
 }
 
-/* out[o] = z[o] shifted as normalise shifts it; the result has at most Z_BITS + 1 bits, so only its low word is
+/* out[o] = z[o] shifted as rescale shifts it; the result has at most Z_BITS + 1 bits, so only its low word is
  * formed: for 0 < shift < 32 from both words of z + 2^(shift - 1), in 32-bit operations. */
 static void shift_into(const int64_t *z, uint32_t width, int shift, int32_t *out)
 {
@@ -204,10 +204,10 @@ static int z_shift(uint64_t ored)
     return bit_length(ored) - ONW_FFZERO_Z_BITS;
 }
 
-/* normalise: z0 (and z1, unless NULL) shifted by one power of two common to both so that the largest |z| has
+/* rescale: z0 (and z1, unless NULL) shifted by one power of two common to both so that the largest |z| has
  * ONW_FFZERO_Z_BITS bits (left shifts exact, right shifts round half up), into z_pair[0] (and z_pair[1]):
  * |z| <= 2^Z_BITS, so int32 holds them and the loss multiplies in 32 x 16 / 32 x 32 -> 64-bit steps. */
-static void normalise(const int64_t *z0, const int64_t *z1, uint32_t width)
+static void rescale(const int64_t *z0, const int64_t *z1, uint32_t width)
 {
     uint64_t ored = 0;
     uint32_t o;
@@ -222,9 +222,9 @@ static void normalise(const int64_t *z0, const int64_t *z1, uint32_t width)
     }
 }
 
-/* normalise(A + D, A - D), D = P << p, without forming them: max(|A + D|, |A - D|) = |A| + |D| per output, and
+/* rescale(A + D, A - D), D = P << p, without forming them: max(|A + D|, |A - D|) = |A| + |D| per output, and
  * the pair's values are shifted as they are formed. */
-static void normalise_pair(const int64_t *a, const int32_t *p, uint32_t width, int perturbation)
+static void rescale_pair(const int64_t *a, const int32_t *p, uint32_t width, int perturbation)
 {
     uint64_t ored = 0;
     uint32_t o;
@@ -549,7 +549,7 @@ static void learn(int layer, const int16_t *h, int32_t target)
     build_subset_sums(h, onw_layers[layer].in_dim);
     for (k = 0; k < ONW_FFZERO_DIRECTIONS; k++) {
         block_respond(layer, direction_key(layer, k));
-        normalise_pair(acc, response, width, ONW_FFZERO_PERTURBATION);
+        rescale_pair(acc, response, width, ONW_FFZERO_PERTURBATION);
         dloss[k] = loss_of(z_pair[0], width, layer_protos(layer), target)
                    - loss_of(z_pair[1], width, layer_protos(layer), target);
         any |= dloss[k] != 0;
@@ -581,7 +581,7 @@ static int32_t conv_response[ONW_FFZERO_MAX_POSITIONS];                  /* P fo
 static int32_t conv_wide[ONW_FFZERO_MAX_POSITIONS];                      /* a standardised map, Q20 */
 static int16_t conv_map[ONW_FFZERO_MAX_POSITIONS];                       /* the same, Q(af), to pool */
 static int64_t conv_dloss[ONW_FFZERO_MAX_CHANNELS][ONW_FFZERO_DIRECTIONS]; /* per filter and direction */
-static int64_t conv_z_wide[2][DIM];                                      /* z of A+ and A- before normalise */
+static int64_t conv_z_wide[2][DIM];                                      /* z of A+ and A- before rescale */
 
 static const int16_t *conv_shape(int layer)
 {
@@ -632,7 +632,7 @@ static int conv_vote(int layer)
     }
     for (c = 0; c < sh[OUT_CH]; c++) {
         conv_z(layer, c, conv_acc + (uint32_t)c * n, conv_z_wide[0]);
-        normalise(conv_z_wide[0], 0, DIM);
+        rescale(conv_z_wide[0], 0, DIM);
         cosines(z_pair[0], DIM, conv_matrix(layer, c, 1), ONW_FFZERO_PROTOTYPES, s);
         for (k = 0; k < ONW_FFZERO_PROTOTYPES; k++) {
             total[k] += s[k];
@@ -709,7 +709,7 @@ static void learn_conv(int layer, const int16_t *h, int32_t target)
             }
             conv_z(layer, c, conv_pair[0], conv_z_wide[0]);
             conv_z(layer, c, conv_pair[1], conv_z_wide[1]);
-            normalise(conv_z_wide[0], conv_z_wide[1], DIM);
+            rescale(conv_z_wide[0], conv_z_wide[1], DIM);
             conv_dloss[c][k] = loss_of(z_pair[0], DIM, protos, target) - loss_of(z_pair[1], DIM, protos, target);
             any |= conv_dloss[c][k] != 0;
         }
@@ -764,7 +764,7 @@ static void run(const int16_t *x, int32_t target, int train, int16_t *outputs)
         }
 #endif
         block_accumulate(layer, h);
-        normalise(acc, 0, width);
+        rescale(acc, 0, width);
 #if ONW_REGRESSION
         if (layer == last) {
             int64_t s[ONW_FFZERO_PROTOTYPES];

@@ -237,7 +237,7 @@ class Float:
 
 # --- fixed point ----------------------------------------------------------------------------------
 
-def normalise_fixed(v: I64) -> I64:
+def unit_length_fixed(v: I64) -> I64:
     """x^ in Q14 (any Q format of v: the normalisation is scale-free), the bias input 2^14 and the padding 0."""
     sumsq = int(np.dot(v, v))
     norm = int(fixed.isqrt([sumsq << (2 * NORM_GUARD)])[0])
@@ -273,7 +273,7 @@ class Fixed(FixedReference):
 
     def forward(self, layer: int, v: I64) -> tuple[I64, I64, int]:
         """(x^, h, G in Q(af)) of one layer on the raw input v."""
-        a = normalise_fixed(v)
+        a = unit_length_fixed(v)
         h, sats = dense_fixed(self.weights[layer], a, self.dense_shift, relu=True)
         self.saturations += sats
         return a, h, self.goodness(h)
@@ -281,7 +281,7 @@ class Fixed(FixedReference):
     def first_layer_sums(self, x: I64) -> tuple[I64, int]:
         """Layer 0's sums over the features and the bias (exact), the same for every label, and x^ of the label
         entry (also the same for every label: every one-hot has the same norm)."""
-        a = normalise_fixed(self.embed(x, 0))
+        a = unit_length_fixed(self.embed(x, 0))
         label_value = int(a[len(x)])
         a[len(x):len(x) + self.classes] = 0
         return self.weights[0] @ a, label_value

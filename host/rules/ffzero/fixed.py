@@ -18,7 +18,7 @@ The derivation is in docs/ffzero.md ("Design note for the fixed-point reference 
   pair (ẑ does not depend on it), n = isqrt(Σ z²), t_c = z·p_c with Q15 prototypes, s_c = (t_c << 9) / n (C
   division, Q24). Classification: Σ_c max(0, m + s_c − s_y) (c = y included, as the float reference);
   regression: (y − s_0)², y the Q(af) target. The normalised |z| <= 2**Z_BITS fits int32: the device keeps it so
-  and forms it in 32-bit arithmetic where that is exact (rule_ffzero.c normalise_pair; same integers).
+  and forms it in 32-bit arithmetic where that is exact (rule_ffzero.c rescale_pair; same integers).
 * **Update**: ΔL_k = L(z+) − L(z−) and W −= lr_q·Σ_k ΔL_k r_k / 2**S, stochastically rounded, with
   S = lr_frac + 24 + 1 + p + log2 K − 2·wf: the float step lr·(d/K)·Σ_k ΔL_k/(2ε)·u_k with u_k = r_k/√d and
   ε = 2**(p − wf)·√d, in weight LSB (d cancels). K must be a power of two, so 1/K is part of the shift.
@@ -215,7 +215,7 @@ class DenseBlock:
 
 # --- the loss, in integers --------------------------------------------------------------------------------
 
-def normalise(zs: list[I64]) -> list[I64]:
+def rescale(zs: list[I64]) -> list[I64]:
     """The vectors shifted by one common power of two so that the largest |z| has Z_BITS bits (left shifts
     are exact, right shifts round half up). ẑ does not change, and the norm keeps 24 significant bits."""
     top = max(int(np.abs(z).max(initial=0)) for z in zs)
@@ -568,7 +568,7 @@ class Fixed(FixedReference):
         """argmax_k Σ_c s_{c,k}: every channel's cosines (Q24) with its own prototypes, summed."""
         maps, protos = self.conv_consts[layer]
         zs = cast(ConvLayerQ, self.blocks[layer]).z_all(maps, a)
-        total = sum(cosines(normalise([z])[0], p) for z, p in zip(zs, protos, strict=True))
+        total = sum(cosines(rescale([z])[0], p) for z, p in zip(zs, protos, strict=True))
         return int(np.argmax(total))
 
     def _learn_conv(self, layer: int, h: I64, a: I64, target: int) -> None:
@@ -583,7 +583,7 @@ class Fixed(FixedReference):
             pairs = block.pairs(a[c], responses, self.conv_p)
             zs = self._conv_z(layer, np.stack([m for pair in pairs for m in pair]), c)  # z+, z- per direction
             for k in range(k_dirs):
-                zp, zm = normalise([zs[2 * k], zs[2 * k + 1]])
+                zp, zm = rescale([zs[2 * k], zs[2 * k + 1]])
                 dl[c, k] = (hinge_q(cosines(zp, protos[c]), target, self.margin_q)
                             - hinge_q(cosines(zm, protos[c]), target, self.margin_q))
         if not dl.any():
@@ -602,7 +602,7 @@ class Fixed(FixedReference):
                 for k in range(rule.directions)]
         dl = []
         for ap, am in block.pairs(a, [block.respond(r, h) for r in dirs], rule.perturbation):
-            zp, zm = normalise([block.z(ap), block.z(am)])
+            zp, zm = rescale([block.z(ap), block.z(am)])
             dl.append(self._loss(layer, zp, target) - self._loss(layer, zm, target))
         if not any(dl):
             return
@@ -628,7 +628,7 @@ class Fixed(FixedReference):
                 elif target is not None and self.stage < self.num_layers:
                     self._learn_conv(layer, h, a, target)
                 continue
-            (z,) = normalise([block.z(a)])
+            (z,) = rescale([block.z(a)])
             if self.regression:
                 if layer == last:
                     s0 = cosines(z, self.protos[layer])
