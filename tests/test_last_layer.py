@@ -49,3 +49,17 @@ def test_device_bit_exact_with_and_without_hidden_layers(tmp_path: Path) -> None
         data = load_dataset(spec)
         run = run_on_target(init_model(spec, data), data, "native", tmp_path, steps=150)
         assert run.train_steps == 150
+
+
+def test_random_shapes_and_formats_bit_exact(tmp_path: Path) -> None:
+    """Random depths (0-3 hidden layers), widths, data shapes, formats and learning rates, on the native target."""
+    rng = np.random.default_rng(11)
+    for n in range(8):
+        hidden = [int(v) for v in rng.integers(1, 40, size=int(rng.integers(0, 4)))]
+        spec = make_spec(name=f"llr{n}", seed=int(rng.integers(0, 2**32)), model={"hidden": hidden},
+                         data={"features": int(rng.integers(1, 30)), "classes": int(rng.integers(2, 9)),
+                               "samples": 120},
+                         rule={"name": "last_layer", "learning_rate": float(rng.choice([0.01, 0.1, 1.0]))},
+                         format={"activation_frac": int(rng.integers(9, 13)), "weight_frac": int(rng.integers(10, 13))})
+        data = load_dataset(spec)
+        assert run_on_target(init_model(spec, data), data, "native", tmp_path, steps=90).train_steps == 90
