@@ -161,17 +161,24 @@ def _check_type(where: str, key: str, value: Any, expected: type) -> Any:
     return tuple(value) if expected is tuple else (float(value) if expected is float else value)
 
 
+_TOML_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "tuple[int, ...]": tuple}
+
+
+def _table_fields(cls: type) -> dict[str, Any]:
+    """The fields of a spec dataclass that a TOML table sets (RuleSpec.options is built, not read)."""
+    return {k: f for k, f in cls.__dataclass_fields__.items() if str(f.type) in _TOML_TYPES}
+
+
 def _section(where: str, name: str, raw: dict[str, Any], cls: type, also: tuple[str, ...] = (), what: str = "") -> Any:
     """cls(**raw), every key checked: known (`also`: keys of the same table that another class takes), typed and
     present when required. `what` says whose keys these are, in the error."""
-    fields = {k: f for k, f in cls.__dataclass_fields__.items() if f.init and k != "options"}
+    fields = _table_fields(cls)
     values = {}
     for key, value in raw.items():
         if key not in fields:
             raise SpecError(f"{where}: unknown key `{name}.{key}`{what}; expected one of: "
                             f"{', '.join([*also, *fields])}")
-        ftype = {"int": int, "float": float, "str": str, "tuple[int, ...]": tuple}[str(fields[key].type)]
-        values[key] = _check_type(where, f"{name}.{key}", value, ftype)
+        values[key] = _check_type(where, f"{name}.{key}", value, _TOML_TYPES[str(fields[key].type)])
     for key, f in fields.items():
         _require(f.default is not MISSING or f.default_factory is not MISSING or key in values, where,
                  f"missing required key `{name}.{key}`")
@@ -183,7 +190,7 @@ def _rule_section(where: str, raw: dict[str, Any]) -> RuleSpec:
     _require("name" in raw, where, f"missing required key `rule.name`; expected one of: {', '.join(rule_names())}")
     name = _check_type(where, "rule.name", raw["name"], str)
     _require(name in rule_names(), where, f"`rule.name` must be one of {rule_names()}, got {name!r}")
-    common = tuple(k for k, f in RuleSpec.__dataclass_fields__.items() if k != "options")
+    common = tuple(_table_fields(RuleSpec))
     options = _section(where, "rule", {k: v for k, v in raw.items() if k not in common}, rule_module(name).Options,
                        also=common, what=f" for rule `{name}`")
     spec = _section(where, "rule", {k: v for k, v in raw.items() if k in common}, RuleSpec)
