@@ -13,7 +13,7 @@ from onward.data import Dataset, load_dataset
 from onward.model import InitialModel, init_model
 from onward.protocol import ProtocolError
 from onward.session import run_on_target
-from onward.targets.build import BuildError, build_firmware, check_fits, load_board
+from onward.targets.build import OTHER_RAM, BuildError, build_firmware, check_fits, load_board
 from onward.targets.device import Device
 from onward.targets.link import SemihostLink
 from onward.targets.run import start_qemu
@@ -89,15 +89,15 @@ def test_a_board_short_of_ram_gets_a_smaller_batch() -> None:
     spec = make_spec(name="tight", model={"hidden": [64, 40]}, data={"features": 48, "classes": 10})
     model = init_model(spec, load_dataset(spec))
     m0 = load_board("qemu-m0")
-    need_1 = sum(static_ram(model, 1).values()) + m0.stack_bytes
+    need_1 = sum(static_ram(model, 1).values()) + m0.stack_bytes + OTHER_RAM
     room = m0.config["ram_bytes"] - need_1
     assert 0 < room < sum(static_ram(model).values()) - sum(static_ram(model, 1).values())  # the test's premise
     batch = check_fits(model, m0)
     assert 1 <= batch < default_batch(model)
-    assert sum(static_ram(model, batch).values()) + m0.stack_bytes <= m0.config["ram_bytes"]
-    assert sum(static_ram(model, batch + 1).values()) + m0.stack_bytes > m0.config["ram_bytes"]
+    assert sum(static_ram(model, batch).values()) + m0.stack_bytes + OTHER_RAM <= m0.config["ram_bytes"]
+    assert sum(static_ram(model, batch + 1).values()) + m0.stack_bytes + OTHER_RAM > m0.config["ram_bytes"]
     # exactly the room single TRAIN needs: a batch that costs no more bytes (a LOAD frame is longer than 2 samples)
     tighter = dataclasses.replace(m0, config={**m0.config, "ram_bytes": need_1})
-    assert sum(static_ram(model, check_fits(model, tighter)).values()) + m0.stack_bytes == need_1
+    assert sum(static_ram(model, check_fits(model, tighter)).values()) + m0.stack_bytes + OTHER_RAM == need_1
     with pytest.raises(BuildError, match=f"needs at least {need_1} B of RAM"):
         check_fits(model, dataclasses.replace(m0, config={**m0.config, "ram_bytes": need_1 - 1}))
