@@ -118,6 +118,12 @@ def _signatures() -> dict[str, tuple[list[Any], Any]]:
         "onw_dense_acc": ([p, u32, p, u16, u16, p], None),
         "onw_dense_update": ([p, p, p, p, u16, u16, u32, i32, u32, p], None),
         "onw_reset": ([u32], None),
+        "onw_conv_acc": ([p, u16, u16, u16, p, u16, c.c_uint8, c.c_uint8, p], None),
+        "onw_conv_response": ([p, u16, u16, u16, c.c_uint8, c.c_uint8, u32, u32, p], None),
+        "onw_conv_normalise": ([p, u32, i32, c.c_int16, p, p], None),
+        "onw_conv_normalise_wide": ([p, u32, i32, c.c_int32, p], None),
+        "onw_relu_maxpool": ([p, u16, u16, u16, c.c_uint8, c.c_uint8, p], None),
+        "onw_conv_project": ([p, p, u32, u16, p], None),
     }
 
 

@@ -1,55 +1,50 @@
-"""host/nn/conv.py (the spec) against firmware/src/conv.c, compiled natively, on random and extreme inputs; and
+"""host/nn/conv.py (the spec) against firmware/src/conv.c on every backend (the emulated Cortex-M4, M7, M0 and RV32
+and the host, as the dense kernels' tests), on random and extreme inputs; and
 the kernels' own claims: the layout of the convolution, the exactness of the ±1 response, the integer
 normalisation against float BatchNorm on one sample."""
 
 from __future__ import annotations
 
-import ctypes
-import subprocess
-from pathlib import Path
+import shutil
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
+from helpers import kernel_emulators, make_spec
 from onward import fixed
 from onward.nn import conv
-from onward.paths import FIRMWARE_INCLUDE, FIRMWARE_SRC
 from onward.rules.ffzero.fixed import rademacher
 
+if TYPE_CHECKING:
+    from onward.counting import Emulator
+
+if shutil.which("arm-none-eabi-gcc") is None:
+    pytest.fail("needs arm-none-eabi-gcc (scripts/setup.sh installs it)", pytrace=False)
+
 I16_MIN, I16_MAX = -32768, 32767
-c = ctypes
-P16, P32, P64 = c.POINTER(c.c_int16), c.POINTER(c.c_int32), c.POINTER(c.c_int64)
+I16, I32, I64 = "<i2", "<i4", "<i8"
 
 
 @pytest.fixture(scope="module")
-def cconv(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    out: Path = tmp_path_factory.mktemp("cconv") / "libconv.so"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I",
-                    str(FIRMWARE_INCLUDE), str(FIRMWARE_SRC / "conv.c"), str(FIRMWARE_SRC / "fixed.c"), "-o",
-                    str(out)], check=True)
-    lib = ctypes.CDLL(str(out))
-    u16, u8, u32 = c.c_uint16, c.c_uint8, c.c_uint32
-    sigs = {
-        "onw_conv_acc": [P16, u16, u16, u16, P16, u16, u8, u8, P64],
-        "onw_conv_response": [P16, u16, u16, u16, u8, u8, u32, u32, P32],
-        "onw_conv_normalise": [P64, u32, c.c_int, c.c_int16, P16, c.POINTER(u32)],
-        "onw_relu_maxpool": [P16, u16, u16, u16, u8, u8, P16],
-        "onw_conv_normalise_wide": [P64, u32, c.c_int, c.c_int32, P32],
-        "onw_conv_project": [P16, P32, u32, u16, P64],
-    }
-    for name, args in sigs.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = None, args
-    return lib
+def backends(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emulator]:
+    """An FFzero CNN firmware (the rule that links conv.c) on every backend (helpers.EVERY_BACKEND): the emulated
+    M4 (DSP and portable), M7, M0 and RV32, and the host through ctypes."""
+    spec = make_spec(name="kconv", data={"set": "digits"},
+                     model={"hidden": [10], "conv": [{"channels": 2, "kernel": 3}]},
+                     rule={"name": "ffzero", "learning_rate": 1e-3, "epochs": 1}, format={"activation_frac": 11})
+    return kernel_emulators(spec, tmp_path_factory.mktemp("kconv"))
 
 
-def arr(values: np.ndarray, ctype: type) -> ctypes.Array:
-    flat = np.ascontiguousarray(values).reshape(-1)
-    return (ctype * max(1, flat.size))(*[int(v) for v in flat])
-
-
-def out(ctype: type, n: int) -> ctypes.Array:
-    return (ctype * max(1, n))()
+def call(emu: Emulator, function: str, args: list[object], outputs: list[tuple[str, int]]) -> list[np.ndarray]:
+    """function(*args) on one backend: numpy arguments go to its scratch memory (as their dtype says: int16, int32,
+    int64), integers are passed as they are; each output (numpy dtype, count) is a zeroed buffer, read back after."""
+    emu.reset_scratch()
+    values = [emu.alloc(np.ascontiguousarray(a).tobytes(), 8) if isinstance(a, np.ndarray) else int(a)  # type: ignore
+              for a in args]
+    places = [(emu.alloc(np.dtype(dt).itemsize * max(1, n), 8), dt, n) for dt, n in outputs]
+    emu.call(function, [*values, *(at for at, _, _ in places)], count=False)
+    return [np.frombuffer(emu.read(at, np.dtype(dt).itemsize * n), dt).astype(np.int64) for at, dt, n in places]
 
 
 def int16_data(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:
@@ -94,30 +89,31 @@ def test_conv_layout_and_batch(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_conv_acc_matches_c(cconv, shape, kind):
+def test_conv_acc_matches_c(backends, shape, kind):
     in_ch, h, w_, out_ch, kh, kw = shape
     rng = np.random.default_rng(hash((shape, kind)) % 2**32)
     x = int16_data(rng, (in_ch, h, w_), kind)
     w = int16_data(rng, (out_ch, in_ch, kh, kw), kind if kind != "random" else "extreme")
     want = conv.conv_acc(w, x)
     np.testing.assert_array_equal(want, reference_conv(w, x))  # exact int64
-    got = out(c.c_int64, want.size)
-    cconv.onw_conv_acc(arr(x, c.c_int16), in_ch, h, w_, arr(w, c.c_int16), out_ch, kh, kw, got)
-    assert list(got)[:want.size] == want.reshape(-1).tolist()
+    for name, emu in backends.items():
+        (got,) = call(emu, "onw_conv_acc", [x.astype(I16), in_ch, h, w_, w.astype(I16), out_ch, kh, kw],
+                      [(I64, want.size)])
+        assert got.tolist() == want.reshape(-1).tolist(), name
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("first", [0, 5, 31, 64, 1000])
-def test_conv_response_matches_c(cconv, shape, kind, first):
+def test_conv_response_matches_c(backends, shape, kind, first):
     in_ch, h, w_, _, kh, kw = shape
     rng = np.random.default_rng(first)
     x = int16_data(rng, (in_ch, h, w_), kind)
     key = int(rng.integers(0, 2**32))
     want = conv.conv_response(x, (kh, kw), key, first)
-    got = out(c.c_int32, want.size)
-    cconv.onw_conv_response(arr(x, c.c_int16), in_ch, h, w_, kh, kw, key, first, got)
-    assert list(got)[:want.size] == want.tolist()
+    for name, emu in backends.items():
+        (got,) = call(emu, "onw_conv_response", [x.astype(I16), in_ch, h, w_, kh, kw, key, first], [(I32, want.size)])
+        assert got.tolist() == want.tolist(), name
 
 
 def test_response_is_the_exact_change_of_the_accumulators():
@@ -167,21 +163,21 @@ NORM_KINDS = ["random", "tiny", "huge", "constant", "spike", "two_values"]
 
 @pytest.mark.parametrize("n", [1, 2, 5, 36, 169, 4096])
 @pytest.mark.parametrize("kind", NORM_KINDS)
-def test_normalise_matches_c(cconv, n, kind):
+def test_normalise_matches_c(backends, n, kind):
     rng = np.random.default_rng(n)
     for frac, beta in ((0, 0), (8, 256), (10, 1024), (12, -32768), (14, 32767)):
         a = accumulators(rng, n, kind)
         want, sats = conv.normalise(a[None], frac, beta)
-        got, count = out(c.c_int16, n), c.c_uint32(0)
-        cconv.onw_conv_normalise(arr(a, c.c_int64), n, frac, beta, got, c.byref(count))
-        assert list(got)[:n] == want[0].tolist() and count.value == sats
+        for name, emu in backends.items():
+            got, count = call(emu, "onw_conv_normalise", [a.astype(I64), n, frac, beta], [(I16, n), ("<u4", 1)])
+            assert got.tolist() == want[0].tolist() and int(count[0]) == sats, name
     for frac, beta in ((0, 0), (16, -(2**20)), (20, 1 << 20), (22, 2**30 - 2**29)):
         a = accumulators(rng, n, kind)
         want = conv.normalise_wide(a[None], frac, beta)
         assert np.abs(want).max() < 2**31
-        got32 = out(c.c_int32, n)
-        cconv.onw_conv_normalise_wide(arr(a, c.c_int64), n, frac, beta, got32)
-        assert list(got32)[:n] == want[0].tolist()
+        for name, emu in backends.items():
+            (got32,) = call(emu, "onw_conv_normalise_wide", [a.astype(I64), n, frac, beta], [(I32, n)])
+            assert got32.tolist() == want[0].tolist(), name
 
 
 def test_normalise_counts_saturations():
@@ -217,29 +213,29 @@ def test_normalise_is_scale_invariant():
 @pytest.mark.parametrize(("ch", "h", "w", "ph", "pw"), [(3, 6, 6, 2, 2), (2, 1, 36, 1, 2), (1, 7, 5, 2, 2),
                                                        (4, 1, 13, 1, 3), (1, 3, 3, 3, 3), (2, 4, 4, 1, 1)])
 @pytest.mark.parametrize("kind", KINDS)
-def test_relu_maxpool_matches_c(cconv, ch, h, w, ph, pw, kind):
+def test_relu_maxpool_matches_c(backends, ch, h, w, ph, pw, kind):
     rng = np.random.default_rng(h * w)
     y = int16_data(rng, (ch, h, w), kind)
     want = conv.relu_maxpool(y, (ph, pw))
     assert want.shape == (ch, h // ph, w // pw)
-    got = out(c.c_int16, want.size)
-    cconv.onw_relu_maxpool(arr(y, c.c_int16), ch, h, w, ph, pw, got)
-    assert list(got)[:want.size] == want.reshape(-1).tolist()
+    for name, emu in backends.items():
+        (got,) = call(emu, "onw_relu_maxpool", [y.astype(I16), ch, h, w, ph, pw], [(I16, want.size)])
+        assert got.tolist() == want.reshape(-1).tolist(), name
     if kind == "min":
         assert not want.any()  # ReLU
 
 
 @pytest.mark.parametrize(("n", "dim"), [(36, 10), (1, 1), (169, 3), (7, 16)])
 @pytest.mark.parametrize("kind", KINDS)
-def test_project_matches_c(cconv, n, dim, kind):
+def test_project_matches_c(backends, n, dim, kind):
     rng = np.random.default_rng(n + dim)
     m = int16_data(rng, (2, dim, n), kind)
     y = int16_data(rng, (2, n), kind) << 15  # the wide map: int32 (|x̂| < 2^8 in Q22 at most)
     want = conv.project(m, y)
-    for ch in range(2):
-        got = out(c.c_int64, dim)
-        cconv.onw_conv_project(arr(m[ch], c.c_int16), arr(y[ch], c.c_int32), n, dim, got)
-        assert list(got)[:dim] == want[ch].tolist()
+    for name, emu in backends.items():
+        for ch in range(2):
+            (got,) = call(emu, "onw_conv_project", [m[ch].astype(I16), y[ch].astype(I32), n, dim], [(I64, dim)])
+            assert got.tolist() == want[ch].tolist(), name
     np.testing.assert_array_equal(want, np.einsum("cdn,cn->cd", m.astype(object), y.astype(object)).astype(np.int64))
 
 
