@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from onward.errors import OnwardError
 from onward.paths import EXAMPLES
@@ -32,9 +33,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     _, model = prepare(load_spec(args.spec))
     gen = generate_c(model)
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "model.h").write_text(gen.header)
-    (args.output / "model.c").write_text(gen.source)
+    try:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "model.h").write_text(gen.header)
+        (args.output / "model.c").write_text(gen.source)
+    except OSError as exc:
+        raise OnwardError(f"-o {args.output}: cannot write the C there ({exc.strerror})") from None
     print(f"wrote {args.output / 'model.h'} and {args.output / 'model.c'} (model hash 0x{gen.model_hash:08X})")
     return 0
 
@@ -87,9 +91,16 @@ def cmd_flash(args: argparse.Namespace) -> int:
     return flash(args.spec, args.board, args.port, args.build_dir, args.steps)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported as the one line the other errors are (`onward CMD -h` has the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onward", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="onward", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def add(name: str, help_: str, spec_required: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
@@ -106,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build)
     p = add("verify", "run the reference and a target in lockstep; exit 0 only when bit-exact")
     p.add_argument("--target", choices=list(TARGETS), default="native")
-    p.add_argument("--steps", type=int, default=1000, help="training steps to compare (default 1000)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps to compare (default 1000)")
     p.add_argument("--port", help="verify a board already flashed with this spec's firmware over this serial "
                    "port (e.g. /dev/ttyACM0, or socket://host:port); nothing is built or started")
     p.add_argument("--transport", choices=["auto", "uart", "semihost"], default="auto", help=TRANSPORT_HELP)
@@ -121,12 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", default="qemu-m4", help="a platformio.ini environment: qemu-m0/m3/m4/m7/rv32, "
                    "nucleo_l476rg, nucleo_f446re, pico, nano33ble, esp32dev")
     p.add_argument("--port", help="the board's serial port (default: the only USB serial port found)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps to compare (default 1000)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps to compare (default 1000)")
     p.set_defaults(func=cmd_flash)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")
-    p.add_argument("--epochs", type=int, default=10,
+    p.add_argument("--epochs", type=positive_int, default=10,
                    help="epochs on the device (the spec's learning-rate schedule is compressed to fit)")
     p.add_argument("--transport", choices=["auto", "uart", "semihost"], default="auto", help=TRANSPORT_HELP)
     p.set_defaults(func=cmd_demo)
@@ -140,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     except OnwardError as exc:  # every command's errors, mapped here once
         print(exc.line(), file=sys.stderr)
         return exc.exit_status
+    except OSError as exc:  # a path that cannot be written or read, a tool that cannot be started
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ DATA_SET_DEFAULTS: dict[str, dict[str, Any]] = {
 MNIST1D_MIN_SAMPLES = 200  # 20 per class: at least one of each class in a test split of 5 %
 REGRESSION_MIN_SAMPLES = 20
 MAX_WIDTH = 4096
+MAX_SAMPLES = 100_000  # generated data sets (synthetic, mnist1d, f1, f2): a few seconds to make at most
 MAX_HIDDEN_LAYERS = 8
 
 
@@ -230,9 +231,14 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"{path}: cannot read the spec ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02X}); a TOML file is UTF-8, "
+                        f"save it as UTF-8") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -254,6 +260,7 @@ def _validate(spec: Spec) -> None:
     _require(0 < d.scale <= 1e4, w, f"`data.scale` must be in (0, 10000], got {d.scale}")
     _require(1 <= d.features <= MAX_WIDTH, w, f"`data.features` must be in [1, {MAX_WIDTH}], got {d.features}")
     _require(2 <= d.classes <= 255, w, f"`data.classes` must be in [2, 255], got {d.classes}")
+    _require(d.samples <= MAX_SAMPLES, w, f"`data.samples` must be at most {MAX_SAMPLES}, got {d.samples}")
     if d.set in ("digits", "synthetic"):
         _require(d.samples >= 4 * d.classes, w, f"`data.samples` must be at least 4 per class, got {d.samples}")
     elif d.set == "mnist1d":
