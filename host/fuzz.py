@@ -1,8 +1,10 @@
 """Coverage-guided fuzzing of the firmware with libFuzzer (clang, AddressSanitizer, UndefinedBehaviorSanitizer).
 
-Two harnesses (fuzz/): `frames` feeds the input to onw_serve as the host link's byte stream and checks that every
+Three harnesses (fuzz/): `frames` feeds the input to onw_serve as the host link's byte stream and checks that every
 frame is answered once with a well-formed reply and that the learned state changes only through a successful
-state-changing command; `state` LOADs the input as the state image and trains and infers on it. Each is built
+state-changing command; `commands` is the same after making every frame's length field and CRC right, so that
+mutations reach the commands' argument checks; `state` LOADs the input as the state image and trains and infers on
+it. Each is built
 for one model (its generated C, the whole runtime, the fuzzing port) and seeded with a valid frame of every
 command. `python3 bench/fuzz.py` runs them for longer; tests/test_fuzz.py for a few seconds each in CI."""
 
@@ -25,7 +27,7 @@ from onward.protocol import Cmd, encode_frame
 from onward.reference import make_fixed, state_size
 
 FUZZ = ROOT / "fuzz"
-HARNESSES = ("frames", "state")
+HARNESSES = ("frames", "commands", "state")
 CLANG = "clang"
 FLAGS = ["-std=c99", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
          "-DONW_NO_MAIN", '-DONW_BOARD_NAME="fuzz"']
