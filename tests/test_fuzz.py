@@ -1,6 +1,6 @@
 """The firmware under libFuzzer with AddressSanitizer and UndefinedBehaviorSanitizer (onward.fuzz): every rule's
-frames, commands and state-image harnesses for a few seconds each with no finding, and the harness's checks shown to catch
-bugs planted in a copy of app.c. Longer runs: bench/fuzz.py (docs/reliability.md)."""
+frames, commands and state-image harnesses for a few seconds each with no finding, and the harness's checks shown to
+catch bugs planted in a copy of app.c. Longer runs: bench/fuzz.py (docs/reliability.md)."""
 
 from __future__ import annotations
 

@@ -149,6 +149,22 @@ def test_load_and_dump_round_trip(trained) -> None:
     assert device.stats().digest == ref.digest()
 
 
+def test_a_full_cobs_block_followed_by_a_zero(trained) -> None:
+    """A reply whose COBS encoding has a full block (254 non-zero bytes, code 0xFF) right before a zero byte: the zero
+    must be encoded, not implied (a TRAIN_BATCH reply hit this after ~10000 steps of digits_pepita: bench/soak.py).
+    DUMP of 256 state bytes: the reply is 0x84, 0x00, 0x01 (the length), the bytes, the CRC; the block after the
+    length's zero holds 0x01 and the first 253 bytes, so byte 253 = 0 comes right after a full block."""
+    device, ref, _ = trained
+    image = bytearray(ref.state_bytes())
+    offset = 16
+    pattern = bytes(range(1, 254)) + b"\x00\x07\x09"  # 253 non-zero bytes, then a zero
+    image[offset:offset + 256] = pattern
+    device.load_state(bytes(image), device.chunk)
+    assert device.request(Cmd.DUMP, struct.pack("<IH", offset, 256)) == pattern
+    device.load_state(ref.state_bytes(), device.chunk)
+    assert device.stats().digest == ref.digest()
+
+
 def test_encode_frame_matches_the_layout() -> None:
     wire = encode_frame(Cmd.HELLO)
     raw = cobs.decode(wire[:-1])

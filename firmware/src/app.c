@@ -83,7 +83,9 @@ static void send_frame(uint32_t len)
         if (end == len) {
             break;
         }
-        start = tx[end] == 0 ? end + 1 : end; /* a zero is implied by the code; a full block is not */
+        /* a block shorter than 254 bytes implies the zero that ended it; a full one (code 0xFF) implies none, so a
+         * zero right after it starts the next block */
+        start = tx[end] == 0 && end - start < 254 ? end + 1 : end;
     }
     onw_port_putc(0);
     onw_port_flush();
