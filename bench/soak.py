@@ -4,7 +4,7 @@ digest compared, the whole way. One table: steps, mismatches (0, or the run stop
     python3 bench/soak.py [--steps 1000000] [--target native] [--specs examples/digits_pepita.toml ...] [--json]
 
 The training stream runs as many epochs as the steps need (past the spec's last epoch at its last learning rate). On
-native at 10^6 steps per rule it takes about 40 minutes (2000-3000 steps/s: the Python reference is the limit);
+native at 10^6 steps per rule it takes about 30 minutes (2000-3000 steps/s: the Python reference is the limit);
 docs/reliability.md has the figures and the command that made them."""
 
 from __future__ import annotations
