@@ -137,31 +137,28 @@ static uint32_t isqrt_small(uint64_t x)
  * 16-bit digits as in Hacker's Delight's divlu (d normalised so that each digit's estimate is off by at most 2).
  * About 30 instructions instead of libgcc's 64-bit division (~85); the same quotient (compared with the 64-bit
  * division on 58 million divisors, every power of two +- 3 and the top 5 million included). */
+/* One 16-bit quotient digit: un / v's top word estimate un / vn1, corrected (at most twice) against vn0, the low
+ * half of the normalised divisor; the dividend's next digits are 0 here (the numerator is a power of two). */
+static inline uint32_t quotient_digit(uint32_t un, uint32_t vn1, uint32_t vn0)
+{
+    uint32_t q = un / vn1, rhat = un - q * vn1;
+    while (q >= 65536u || q * vn0 > (rhat << 16)) {
+        q--;
+        rhat += vn1;
+        if (rhat >= 65536u) {
+            break;
+        }
+    }
+    return q;
+}
+
 static uint64_t reciprocal(uint32_t d)
 {
-    const uint32_t b = 65536u;
     uint32_t q_hi = (1u << (FF_RECIP_BITS - 32)) / d, r = (1u << (FF_RECIP_BITS - 32)) - q_hi * d;
     uint32_t s = (uint32_t)__builtin_clz(d), v = d << s, vn1 = v >> 16, vn0 = v & 0xFFFFu;
-    uint32_t un32 = r << s, q1, q0, rhat, un21; /* r < d: r << s < 2^32 */
-    q1 = un32 / vn1;
-    rhat = un32 - q1 * vn1;
-    while (q1 >= b || q1 * vn0 > (rhat << 16)) {
-        q1--;
-        rhat += vn1;
-        if (rhat >= b) {
-            break;
-        }
-    }
-    un21 = (un32 << 16) - q1 * v;
-    q0 = un21 / vn1;
-    rhat = un21 - q0 * vn1;
-    while (q0 >= b || q0 * vn0 > (rhat << 16)) {
-        q0--;
-        rhat += vn1;
-        if (rhat >= b) {
-            break;
-        }
-    }
+    uint32_t un32 = r << s, q1, q0; /* r < d: r << s < 2^32 */
+    q1 = quotient_digit(un32, vn1, vn0);
+    q0 = quotient_digit((un32 << 16) - q1 * v, vn1, vn0);
     return (uint64_t)q_hi << 32 | (q1 << 16 | q0);
 }
 #else
