@@ -10,7 +10,7 @@ from typing import NoReturn
 from onward.errors import OnwardError
 from onward.paths import EXAMPLES
 from onward.spec import load_spec
-from onward.targets.build import TARGETS
+from onward.targets.build import TARGETS, bare_metal_targets
 
 DEFAULT_BUILD_DIR = Path("build")
 TRANSPORT_HELP = ("how the host reaches an emulated board: semihost (fast file I/O, the default there) or uart "
@@ -46,12 +46,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from onward.session import prepare
     from onward.size import size_report
-    from onward.targets.build import build_firmware
+    from onward.targets.build import IMAGE_FORMATS, build_firmware
 
     _, model = prepare(load_spec(args.spec))
     firmware = build_firmware(model, args.target, args.build_dir)
     report = size_report(firmware)
-    print(f"{firmware.path}\nflash {report.flash} B, RAM {report.ram} B (static), "
+    images = [firmware.path.with_suffix(s) for s in IMAGE_FORMATS]
+    print(" ".join(str(p) for p in [firmware.path, *images] if p.exists()))
+    print(f"flash {report.flash} B, RAM {report.ram} B (static), "
           f"training activation buffers {report.training_activations} B")
     for name, size in sorted(report.symbols.items()):
         print(f"  {name:<12} {size:>8} B")
@@ -88,7 +90,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_flash(args: argparse.Namespace) -> int:
     from onward.flash import flash
 
-    return flash(args.spec, args.board, args.port, args.build_dir, args.steps)
+    return flash(args.spec, args.board, args.port, args.build_dir, args.steps, args.programmer)
 
 
 class Parser(argparse.ArgumentParser):
@@ -125,14 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "the firmware takes, HELLO says; 1: a TRAIN frame per step)")
     p.set_defaults(func=cmd_verify)
     p = add("report", "flash, RAM, worst-case stack and executed instructions, measured on the emulated firmware")
-    p.add_argument("--target", choices=[t for t in TARGETS if t.startswith("qemu-")], default="qemu-m4")
+    p.add_argument("--target", choices=bare_metal_targets(), default="qemu-m4")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(func=cmd_report)
-    p = add("flash", "build with PlatformIO, flash a board (qemu-*: run it under QEMU), verify bit for bit")
+    p = add("flash", "build, flash a board (qemu-*: run it under QEMU), verify bit for bit")
     p.add_argument("--board", default="qemu-m4", help="a platformio.ini environment: qemu-m0/m3/m4/m7/rv32, "
-                   "nucleo_l476rg, nucleo_f446re, pico, nano33ble, esp32dev")
+                   "qemu-stm32f4, nucleo_f446re, nucleo_l476rg, pico, nano33ble, esp32dev")
     p.add_argument("--port", help="the board's serial port (default: the only USB serial port found)")
     p.add_argument("--steps", type=positive_int, default=1000, help="training steps to compare (default 1000)")
+    p.add_argument("--programmer", choices=["auto", "pio", "openocd", "st-flash"], default="auto",
+                   help="boards with a bare-metal port (nucleo_f446re, nucleo_l476rg): PlatformIO, or offline OpenOCD "
+                   "or st-flash (default auto: PlatformIO when its platform is installed, else the one installed)")
     p.set_defaults(func=cmd_flash)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")

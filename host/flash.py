@@ -23,8 +23,9 @@ from onward.codegen.c import GeneratedC, generate_c
 from onward.errors import OnwardError
 from onward.paths import BOARDS, ROOT
 from onward.spec import load_spec
-from onward.targets.build import TARGETS, Firmware, check_fits, load_board
+from onward.targets.build import TARGETS, Board, Firmware, check_fits, load_board
 from onward.targets.link import SerialLink
+from onward.upload import INSTALL, PROGRAMMERS, installed_programmers, is_real_board, upload
 
 if TYPE_CHECKING:
     from onward.session import TargetRun
@@ -147,11 +148,19 @@ def pio_build(env: str, gen: GeneratedC, build_dir: Path) -> Path:
     return elf
 
 
-def find_serial_port() -> str:
-    """The one USB serial port present; FlashError when there is none or more than one."""
+ST_VENDOR_ID = 0x0483  # STMicroelectronics: every ST-LINK's virtual COM port (V2-1 374B, V3 374E/374F/3753)
+
+
+def find_serial_port(vendor: int | None = None, board: str = "") -> str:
+    """The one USB serial port present (of USB vendor `vendor`, if given); FlashError naming what was looked for
+    when there is none, or more than one."""
     from serial.tools import list_ports
 
-    ports = sorted(p.device for p in list_ports.comports() if p.vid is not None)
+    ports = sorted(p.device for p in list_ports.comports()
+                   if p.vid is not None and (vendor is None or p.vid == vendor))
+    if not ports and vendor is not None:
+        raise FlashError(f"no {board} found: no USB serial port of vendor {vendor:04x} (the ST-LINK's virtual COM "
+                         "port, /dev/ttyACM*) is present; connect the board over USB or pass --port")
     if not ports:
         raise FlashError(NO_BOARD)
     if len(ports) > 1:
@@ -174,14 +183,60 @@ def _report(spec_name: str, where: str, run: TargetRun) -> int:
     return 0
 
 
-def flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps: int) -> int:
+PROGRAMMER_CHOICES = ("auto", "pio", *PROGRAMMERS)
+
+
+def flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps: int,
+          programmer: str = "auto") -> int:
     """Build `spec_path` for the PlatformIO environment `board`, flash it (real boards) or start it under
     QEMU (qemu-*), and verify `steps` training steps bit for bit: 0 when bit-exact; Mismatch or another
-    OnwardError otherwise (the CLI maps them to exit statuses 1 and 2)."""
+    OnwardError otherwise (the CLI maps them to exit statuses 1 and 2). A board with an onward bare-metal port
+    (nucleo_f446re, nucleo_l476rg) is built by `onward build` and flashed with OpenOCD or st-flash, or by
+    PlatformIO when its platform is installed (programmer "auto") or asked for ("pio")."""
+    if programmer not in PROGRAMMER_CHOICES:
+        raise FlashError(f"unknown programmer {programmer!r}; expected one of: {', '.join(PROGRAMMER_CHOICES)}")
     try:
+        if board in TARGETS and is_real_board(load_board(board)):
+            chosen = pick_programmer(board, build_dir, programmer)
+            if chosen != "pio":
+                return _flash_bare_metal(Path(spec_path), load_board(board), port, Path(build_dir), steps, chosen)
         return _flash(Path(spec_path), board, port, Path(build_dir), steps)
     except subprocess.TimeoutExpired as exc:
         raise FlashError(f"{' '.join(map(str, exc.cmd))} did not finish within {exc.timeout:g} s") from None
+
+
+def pick_programmer(board: str, build_dir: Path, programmer: str) -> str:
+    """"auto": PlatformIO when its platform for the board is installed (it came from the registry once), else the
+    first of OpenOCD and st-flash that is installed."""
+    if programmer != "auto":
+        return programmer
+    if (pio_folder(build_dir) / "platforms" / "ststm32").is_dir():
+        return "pio"
+    tools = installed_programmers()
+    if not tools:
+        raise FlashError(f"no way to flash {board}: PlatformIO's ststm32 platform is not installed (it downloads "
+                         f"from PlatformIO's registry: --programmer pio), nor OpenOCD or st-flash ({INSTALL})")
+    return tools[0]
+
+
+def _flash_bare_metal(spec_path: Path, board: Board, port: str | None, build_dir: Path, steps: int,
+                      programmer: str) -> int:
+    """Offline: the Debian cross compiler builds (onward build), OpenOCD or st-flash writes, the UART verifies."""
+    from onward.session import prepare, run_on_target
+    from onward.targets.build import build_firmware
+
+    spec = load_spec(spec_path)
+    data, model = prepare(spec)
+    if port is None:
+        port = find_serial_port(ST_VENDOR_ID, board.name)  # before building: no board, no point
+    start = time.perf_counter()
+    firmware = build_firmware(model, board.name, build_dir)
+    print(f"built {firmware.path} ({time.perf_counter() - start:.1f} s)")
+    upload(programmer, board, firmware.path)
+    print(f"flashed {board.name} with {programmer}")
+    _wait_for_port(port)
+    run = run_on_target(model, data, target=board.name, build_dir=build_dir, steps=steps, progress=True, port=port)
+    return _report(spec.name, f"{board.name} ({port})", run)
 
 
 def _flash(spec_path: Path, board: str, port: str | None, build_dir: Path, steps: int) -> int:

@@ -1,4 +1,5 @@
-"""`onward report`: exact resource figures of one spec on one emulated target, measured on the built firmware.
+"""`onward report`: exact resource figures of one spec on one bare-metal target (an emulated board, or a real part
+whose firmware the emulator runs function by function), measured on the built firmware.
 
 Figures (and the keys of the `--json` object; every figure is an integer unless marked float):
 
@@ -16,6 +17,11 @@ Figures (and the keys of the `--json` object; every figure is an integer unless 
     stack_train_bytes          worst-case stack of onw_train and everything it calls (static)
     stack_train_measured_bytes peak stack of the measured training step (emulated, stack painting)
     ram_with_stack_bytes       ram_static_bytes + stack_worst_bytes
+    part_flash_bytes, part_ram_bytes  the board's flash and RAM (board.json; the part's, on a real board)
+    clock_hz                   the core clock the port sets up (board.json; null on emulated boards)
+    us_per_inference, us_per_training_step  (float, null without clock_hz) instructions / clock_hz: one cycle per
+                               instruction, a lower bound (on a Cortex-M4 a load takes 2 cycles unless pipelined,
+                               a taken branch 2-4, a flash wait state more where the prefetch and caches miss)
     instructions_per_inference       onw_infer on test sample 0 after RESET(spec seed)
     instructions_per_training_step   onw_train on the first training sample of the spec's stream after RESET
     instructions_dense_64x64   onw_dense on a 64x64 layer (ReLU, the spec's weight_frac, aligned buffers)
@@ -60,7 +66,7 @@ from onward.reference import STATE_HEADER, FixedReference, make_fixed, training_
 from onward.session import prepare
 from onward.size import SizeReport, size_report
 from onward.spec import load_spec
-from onward.targets.build import Firmware, build_firmware, load_board
+from onward.targets.build import Firmware, bare_metal_targets, build_firmware, load_board
 
 STACK_FLAGS = ["-fstack-usage", "-fcallgraph-info=su"]  # per-function frames and call graph; no code change
 PORTABLE_FLAG = "-DONW_PORTABLE_KERNELS"
@@ -85,8 +91,8 @@ def build_variant(model: InitialModel, target: str, build_dir: Path, portable: b
     then stays a function that takes any argument, which is what the kernel tests call."""
     board = load_board(target)
     if "linker_script" not in board.config:
-        raise ReportError(f"`onward report` measures firmware on an emulated board; {target} is not one "
-                          f"(use qemu-m0, qemu-m3, qemu-m4, qemu-m7 or qemu-rv32)")
+        raise ReportError(f"`onward report` measures bare-metal firmware; {target} is not (use one of: "
+                          f"{', '.join(bare_metal_targets())})")
     flags = [*STACK_FLAGS, *([PORTABLE_FLAG] if portable else []), *([] if lto else [NO_LTO_FLAG])]
     variant = "report" + ("-portable" if portable else "") + ("" if lto else "-nolto")
     return build_firmware(model, target, build_dir, extra_cflags=flags, variant=variant)
@@ -449,6 +455,7 @@ def collect(spec_path: Path, target: str, build_dir: Path) -> dict[str, Any]:
     inference = inference_ram(model)
     training = training_ram(size)
     cpu = board_cpu(firmware) or ("rv32" if "riscv" in firmware.board.cc else "?")
+    clock = firmware.board.config.get("clock_hz")
     return {
         "spec": spec.name, "target": target, "cpu": cpu,
         "kernel": "dsp" if has_dsp_kernels(firmware) else "portable",
@@ -461,6 +468,11 @@ def collect(spec_path: Path, target: str, build_dir: Path) -> dict[str, Any]:
         "stack_train_bytes": stack.train,
         "stack_train_measured_bytes": counts.train_stack,
         "ram_with_stack_bytes": size.ram + stack.worst,
+        "part_flash_bytes": firmware.board.config["flash_bytes"],
+        "part_ram_bytes": firmware.board.config["ram_bytes"],
+        "clock_hz": clock,
+        "us_per_inference": None if clock is None else round(counts.inference / clock * 1e6, 1),
+        "us_per_training_step": None if clock is None else round(counts.training_step / clock * 1e6, 1),
         "instructions_per_inference": counts.inference,
         "instructions_per_training_step": counts.training_step,
         "instructions_dense_64x64": counts.dense_64x64,
@@ -494,8 +506,13 @@ def format_report(r: dict[str, Any]) -> str:
         row("stack of onw_train: worst case / measured", f"{r['stack_train_bytes']} / "
             f"{r['stack_train_measured_bytes']} B"),
         row("RAM with the worst-case stack", f"{r['ram_with_stack_bytes']} B"),
+        row("of the board's flash / RAM", f"{_percent(r['flash_bytes'], r['part_flash_bytes'])} / "
+            f"{_percent(r['ram_with_stack_bytes'], r['part_ram_bytes'])}"),
         row("instructions per inference", r["instructions_per_inference"]),
         row("instructions per training step", r["instructions_per_training_step"]),
+        *([row(f"time at {r['clock_hz'] / 1e6:g} MHz: inference / training step",
+               f"{r['us_per_inference']} / {r['us_per_training_step']} us"),
+           "  (one cycle per instruction: a lower bound)"] if r["clock_hz"] else []),
         row(f"instructions per MAC, dense 64x64 ({r['kernel']})", _per_mac(r["instructions_per_mac"])),
         row("instructions per inference, portable C", r["instructions_per_inference_portable"]),
         row("instructions per training step, portable C", r["instructions_per_training_step_portable"]),
@@ -508,6 +525,10 @@ def format_report(r: dict[str, Any]) -> str:
         f"other {tr['other']} B",
     ]
     return "\n".join(lines)
+
+
+def _percent(used: int, total: int) -> str:
+    return f"{100 * used / total:.1f} % of {total // 1024} KB"
 
 
 def _per_mac(value: float | None) -> str:

@@ -194,7 +194,7 @@ def check_build(model: InitialModel, device: Device, expected_hash: int) -> None
     """HELLO against the spec, before a run: the protocol version, the rule, the formats, the dimensions, the
     state size and the model hash; a target that runs another model (a board flashed with another spec, an older
     build) is named with every field that differs."""
-    hello = device.hello()
+    hello = device.connect()
     spec = model.spec
     if not MIN_PROTOCOL_VERSION <= hello.version <= PROTOCOL_VERSION:
         raise ProtocolError(f"the target speaks protocol version {hello.version}; this host speaks "

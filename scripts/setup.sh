@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(gcc-arm-none-eabi binutils-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc
-              clang libclang-rt-14-dev)  # clang and its libFuzzer/sanitizer runtimes: onward.fuzz
+              clang libclang-rt-14-dev  # clang and its libFuzzer/sanitizer runtimes: onward.fuzz
+              openocd stlink-tools)  # flashing STM32 boards without PlatformIO's registry: onward.upload
 missing=()
-for tool in arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm riscv64-unknown-elf-gcc qemu-system-riscv32 clang; do
+for tool in arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm riscv64-unknown-elf-gcc qemu-system-riscv32 clang \
+            openocd st-flash; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a" >/dev/null || missing+=("libFuzzer runtime")

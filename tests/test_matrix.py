@@ -12,7 +12,7 @@ from onward.rules import rule_names
 from onward.session import run_on_target
 from onward.targets.build import TARGETS
 
-EXPECTED_TARGETS = {"native", "qemu-m0", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-rv32"}
+EXPECTED_TARGETS = {"native", "qemu-m0", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-rv32", "qemu-stm32f4"}
 
 
 def test_every_target_is_there() -> None:

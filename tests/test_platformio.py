@@ -16,7 +16,7 @@ from onward import flash as flash_module
 from onward.cli import main
 from onward.codegen.c import generate_c
 from onward.flash import firmware_elf, flash, is_emulated, pio_environments, run_pio, write_model
-from onward.paths import BOARDS, EXAMPLES, FIRMWARE, FIRMWARE_SRC
+from onward.paths import BOARDS, EXAMPLES, FIRMWARE, FIRMWARE_SRC, ROOT
 from onward.reference import make_fixed, training_stream
 from onward.session import prepare
 from onward.spec import load_spec
@@ -25,8 +25,9 @@ from onward.targets.link import PipeLink
 from onward.verify import check_build, lockstep
 
 SPEC = EXAMPLES / "digits_pepita.toml"
-EMULATED = ["qemu-m0", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-rv32"]
-REAL = ["nucleo_l476rg", "nucleo_f446re", "pico", "nano33ble", "esp32dev"]
+EMULATED = ["qemu-m0", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-rv32", "qemu-stm32f4"]
+BARE_METAL = ["nucleo_l476rg", "nucleo_f446re"]  # onward's own port, on PlatformIO's official platform
+ARDUINO = ["pico", "nano33ble", "esp32dev"]
 DEAD_PROXY = "http://127.0.0.1:9"  # any registry access fails at once instead of downloading
 
 
@@ -44,11 +45,19 @@ def test_every_environment_parses(tmp_path: Path) -> None:
     sections = dict(json.loads(result.stdout))
     envs = [name[4:] for name in sections if name.startswith("env:")]
     assert envs == pio_environments()
-    assert set(envs) == set(EMULATED) | set(REAL)
+    assert set(envs) == set(EMULATED) | set(BARE_METAL) | set(ARDUINO)
     for env in EMULATED:
         assert is_emulated(env)
         assert (BOARDS / "platformio" / "boards" / f"{env}.json").exists()
-    for env in REAL:
+    for env in BARE_METAL:  # framework-free: the same linker script and port as `onward build --target env`
+        assert not is_emulated(env)
+        options = dict(sections[f"env:{env}"])
+        assert "framework" not in options
+        assert options["platform"] == "ststm32" and options["board"] == env
+        board = json.loads((BOARDS / env / "board.json").read_text())
+        assert (BOARDS / env / board["linker_script"]).resolve() == (ROOT / options["board_build.ldscript"]).resolve()
+        assert "post:boards/platformio/bare_metal.py" in options["extra_scripts"]
+    for env in ARDUINO:
         assert not is_emulated(env)
         options = dict(sections[f"env:{env}"])
         assert options["framework"] == ["arduino"]
@@ -89,7 +98,7 @@ def test_real_board_without_a_board(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from serial.tools import list_ports
 
     monkeypatch.setattr(list_ports, "comports", lambda *a, **k: [])
-    assert main(["flash", str(SPEC), "--board", "nucleo_l476rg", "--build-dir", str(tmp_path), "--steps", "10"]) == 2
+    assert main(["flash", str(SPEC), "--board", "pico", "--build-dir", str(tmp_path), "--steps", "10"]) == 2
     assert "no board found on a serial port; connect one or pass --port" in capsys.readouterr().err
     assert not (tmp_path / "pio").exists()  # nothing was built for a board that is not there
 

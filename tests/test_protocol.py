@@ -19,7 +19,7 @@ from onward.targets.device import Device
 from onward.targets.run import open_device
 
 
-@pytest.fixture(scope="module", params=["native", "qemu-m4", "qemu-m4-semihost"])
+@pytest.fixture(scope="module", params=["native", "qemu-m4", "qemu-m4-semihost", "qemu-stm32f4"])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tuple[Device, FixedReference, list]]:
     spec = make_spec()
@@ -29,7 +29,7 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     steps = [s for s in training_stream(model, data, 1) if s.kind == "train"]
     with open_device(model, request.param.removesuffix("-semihost"), Path(tmp_path_factory.mktemp("build")),
                      transport="semihost" if request.param.endswith("-semihost") else "uart") as device:
-        device.hello()
+        device.connect()
         for step in steps[:20]:
             ref.train(step.x, step.target)
             device.train(step.x, step.target)

@@ -31,7 +31,8 @@ KEYS = {
     "instructions_per_inference", "instructions_per_training_step", "instructions_dense_64x64",
     "instructions_per_mac", "instructions_per_inference_portable", "instructions_per_training_step_portable",
     "instructions_dense_64x64_portable", "instructions_per_mac_portable", "macs_per_inference",
-    "inference_ram_bytes", "inference_ram", "training_ram_bytes", "training_ram",
+    "inference_ram_bytes", "inference_ram", "training_ram_bytes", "training_ram", "part_flash_bytes",
+    "part_ram_bytes", "clock_hz", "us_per_inference", "us_per_training_step",
 }
 
 
@@ -148,7 +149,7 @@ def test_rv32(build_dir: Path) -> None:
 
 
 def test_native_is_refused(build_dir: Path) -> None:
-    with pytest.raises(ReportError, match="emulated board"):
+    with pytest.raises(ReportError, match="measures bare-metal firmware; native is not"):
         collect(SPEC, "native", build_dir)
 
 

@@ -190,7 +190,7 @@ def test_hello_is_checked_against_the_spec_field_by_field(tmp_path: Path) -> Non
     assert "dims" not in msg and "state size" not in msg  # the same network: those agree
 
     class OldFirmware:
-        def hello(self) -> Hello:
+        def connect(self) -> Hello:
             return replace(hello, version=1)
 
     with pytest.raises(ProtocolError, match="the target speaks protocol version 1; this host speaks 2 to 3"):

@@ -2,8 +2,10 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("Os")
 #endif
-/* Port for the QEMU mps2 boards (an385 M3, an386 M4, an500 M7): CMSDK APB UART0 by polling, SysTick as counter. */
+/* Port for the QEMU mps2 boards (an385 M3, an386 M4, an500 M7): CMSDK APB UART0 by polling, SysTick as counter
+ * (boards/cortex-m/systick.c). */
 #include "onward/port.h"
+#include "../cortex-m/systick.h"
 
 #define UART0_BASE 0x40004000u
 #define UART_DATA     (*(volatile uint32_t *)(UART0_BASE + 0x00))
@@ -13,24 +15,11 @@
 #define STATE_TXFULL 1u
 #define STATE_RXFULL 2u
 
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-
-static volatile uint32_t systick_wraps;
-
-/* SysTick is only 24 bits (wraps in < 1 s at 25 MHz); count wraps to get 32 bits. */
-void SysTick_Handler(void) { systick_wraps++; }
-
 void onw_port_init(void)
 {
     UART_BAUDDIV = 16; /* QEMU ignores a divisor < 16; there is no baud-rate pacing */
     UART_CTRL = 3;     /* TX + RX enable */
-    SYST_RVR = 0xFFFFFF;
-    SYST_CVR = 0;
-    SYST_CSR = 7;      /* processor clock, interrupt on wrap, enable */
-    while (SYST_CVR == 0) { /* until the first reload: else cycles() would start at 0xFFFFFF and go back to 0 */
-    }
+    systick_start();
 }
 
 #ifndef ONW_TRANSPORT_SEMIHOST /* else boards/semihost/port_semihost.c carries the bytes */
@@ -53,16 +42,3 @@ void onw_port_putc(uint8_t byte)
 
 void onw_port_flush(void) {}
 #endif
-
-/* Processor-clock ticks. QEMU's SysTick is derived from the virtual clock
- * (25 MHz nominal), not from executed instructions: it is NOT cycle-accurate,
- * only a rough time base. */
-uint32_t onw_port_cycles(void)
-{
-    uint32_t hi, lo;
-    do {
-        hi = systick_wraps;
-        lo = 0xFFFFFFu - SYST_CVR;
-    } while (hi != systick_wraps);
-    return (hi << 24) | lo;
-}

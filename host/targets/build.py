@@ -31,6 +31,12 @@ def available_targets() -> list[str]:
 TARGETS = available_targets()
 
 
+def bare_metal_targets() -> list[str]:
+    """The targets built with a linker script (emulated boards and real parts; not native): what `onward report`
+    measures."""
+    return [t for t in TARGETS if "linker_script" in json.loads((BOARDS / t / "board.json").read_text())]
+
+
 class BuildError(OnwardError, RuntimeError):
     pass
 
@@ -86,8 +92,8 @@ def compile_command(board: Board, gen_dir: Path, out: Path, extra_cflags: Sequen
     sources = [str(FIRMWARE_SRC / s) for s in RUNTIME_SOURCES] + [str(board.folder / s) for s in cfg["sources"]]
     cmd = [board.cc, *cfg["cflags"], *extra_cflags, *WARNINGS, f'-DONW_BOARD_NAME="{board.name}"',
            "-I", str(FIRMWARE_INCLUDE), "-I", str(gen_dir), *sources, str(gen_dir / "model.c")]
-    if "linker_script" in cfg:
-        cmd += ["-T", str(board.folder / cfg["linker_script"])]
+    if "linker_script" in cfg:  # -L: where its INCLUDEs (cortex-m/sections.ld) are looked up
+        cmd += ["-T", str(board.folder / cfg["linker_script"]), f"-L{BOARDS}"]
     return [*cmd, *cfg["ldflags"], "-o", str(out)]
 
 
@@ -164,6 +170,9 @@ def build_firmware(
     cmd = compile_command(board, gen_dir, out, extra_cflags)
     inputs = hashlib.sha256(" ".join(cmd).encode())
     board_files = [board.folder / f for f in [*board.config["sources"], board.config.get("linker_script")] if f]
+    if "linker_script" in board.config:
+        board_files += sorted(BOARDS.glob("*/*.ld"))  # what a linker script may INCLUDE
+    board_files += sorted(BOARDS.glob("*/*.h"))  # what a board's sources may include
     for src in sorted([*(FIRMWARE_SRC / s for s in RUNTIME_SOURCES), *FIRMWARE_INCLUDE.rglob("*.h"), *board_files,
                        board.folder / "board.json", gen_dir / "model.h", gen_dir / "model.c"]):
         inputs.update(src.read_bytes())
@@ -176,5 +185,25 @@ def build_firmware(
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
     if result.returncode != 0:
         raise BuildError(f"building {model.spec.name} for {target} failed:\n$ {' '.join(cmd)}\n{result.stderr}")
+    if "linker_script" in board.config:
+        write_images(board, out)
     stamp.write_text(inputs.hexdigest())
     return firmware
+
+
+IMAGE_FORMATS = {".bin": "binary", ".hex": "ihex"}
+
+
+def write_images(board: Board, elf: Path) -> list[Path]:
+    """firmware.bin (the flash image from the lowest load address: what st-flash writes at the board's
+    flash_address) and firmware.hex (Intel HEX, addresses included: OpenOCD, STM32CubeProgrammer) beside the ELF,
+    made by the toolchain's objcopy from the ELF's load addresses (.data's initial values included, .bss not)."""
+    objcopy = board.cc[: -len("gcc")] + "objcopy"
+    images = []
+    for suffix, fmt in IMAGE_FORMATS.items():
+        image = elf.with_suffix(suffix)
+        result = subprocess.run([objcopy, "-O", fmt, str(elf), str(image)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BuildError(f"{objcopy} -O {fmt} {elf} failed: {result.stderr.strip()}")
+        images.append(image)
+    return images

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,6 +11,9 @@ import numpy as np
 from onward.fixed import I64
 from onward.protocol import REPLY, Cmd, DeviceError, Hello, ProtocolError, Stats, decode_frame, encode_frame
 from onward.targets.link import Link
+
+# How long connect() waits for the first HELLO reply before saying HELLO again.
+SYNC_INTERVAL = 0.25
 
 
 class Device:
@@ -34,6 +38,34 @@ class Device:
 
     def hello(self) -> Hello:
         hello = Hello.parse(self.request(Cmd.HELLO))
+        self.chunk, self.max_batch, self.outputs = hello.chunk, hello.max_batch, hello.outputs
+        return hello
+
+    def connect(self) -> Hello:
+        """The first exchange of a session: HELLO, said again every SYNC_INTERVAL until the firmware answers, for
+        at most `timeout`. A board loses what arrives while it boots, as a UART does before its receiver is on
+        (QEMU's STM32 USART drops every byte until the firmware sets CR1.UE and RE); a damaged HELLO is answered
+        with an error frame, and said again too. Once one reply came, the replies to the repeats are read off, so
+        that the next command reads its own. Costs nothing where the first HELLO arrives (every other board)."""
+        deadline = time.monotonic() + self.timeout
+        said = 0
+        while True:
+            self.link.write(encode_frame(Cmd.HELLO))
+            said += 1
+            try:
+                reply_cmd, body = decode_frame(self.link.read_frame(min(SYNC_INTERVAL, self.timeout)))
+            except ProtocolError:
+                if time.monotonic() >= deadline:
+                    raise ProtocolError(f"no reply to HELLO within {self.timeout:g} s ({said} tries)") from None
+                continue
+            if reply_cmd == Cmd.HELLO | REPLY:
+                break
+        while said > 1:  # the repeats' replies, if they come: until the line is quiet
+            try:
+                self.link.read_frame(SYNC_INTERVAL)
+            except ProtocolError:
+                break
+        hello = Hello.parse(body)
         self.chunk, self.max_batch, self.outputs = hello.chunk, hello.max_batch, hello.outputs
         return hello
 

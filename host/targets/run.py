@@ -63,9 +63,8 @@ def start_qemu(
 
 def _start_semihost(firmware: Firmware, semihosting: bool, timeout: float) -> tuple[subprocess.Popen[bytes], Link]:
     """QEMU in a temporary folder holding the two FIFOs of the channel; the UART goes nowhere."""
-    args = list(firmware.board.config["qemu"])
-    at = args.index("-serial")
-    args[at + 1] = "null"  # nobody connects to the UART: a TCP server with wait=on would hold the guest forever
+    # nobody connects to the UART: a TCP server with wait=on would hold the guest forever
+    args = ["null" if "{port}" in a else a for a in firmware.board.config["qemu"]]
     cmd = [a.format(elf=firmware.path) for a in args] + (SEMIHOSTING if semihosting else [])
     folder = Path(tempfile.mkdtemp(prefix="onward-semihost-"))
     SemihostLink.create(folder)
@@ -115,6 +114,10 @@ def open_device(
         except serial.SerialException as exc:
             raise ProtocolError(f"cannot open the serial port {port}: {exc}") from None
     else:
+        board = load_board(target)
+        if "linker_script" in board.config and "qemu" not in board.config:
+            raise BuildError(f"target {target} is a real board, which onward cannot start: flash it first "
+                             f"(onward flash SPEC --board {target}), then pass its serial port with --port")
         firmware = build_firmware(model, target, build_dir, transport=transport)
         if "qemu" in firmware.board.config:
             process, link = start_qemu(firmware)
