@@ -163,3 +163,30 @@ def test_open_device_on_qemu_stm32f4_connects_despite_the_boot(build_dir: Path) 
     for _ in range(5):
         with open_device(model, "qemu-stm32f4", build_dir, transport="uart") as device:
             assert device.connect().name.startswith("digits_pepita")
+
+
+@pytest.mark.qemu
+def test_the_nucleo_image_itself_runs_under_qemu(build_dir: Path) -> None:
+    """Not only the same sources: the very ELF `onward flash --board nucleo_f446re` would write runs on QEMU's
+    STM32F405 and is bit-exact over its USART (HELLO names the board it was built for)."""
+    from onward.session import run_on_target
+    from onward.targets.build import Firmware
+    from onward.targets.link import SerialLink
+    from onward.targets.run import start_qemu
+
+    data, model = prepare(load_spec(SPEC))
+    nucleo = build_firmware(model, "nucleo_f446re", build_dir)
+    process, link = start_qemu(Firmware(nucleo.path, load_board("qemu-stm32f4"), nucleo.generated))
+    assert isinstance(link, SerialLink)
+    url = str(link.port.port)
+    link.close()  # QEMU listens again; run_on_target connects as to a board's serial port
+    try:
+        with open_device(model, "nucleo_f446re", build_dir, port=url) as device:
+            assert device.connect().name == "digits_pepita@nucleo_f446re"
+        run = run_on_target(model, data, "nucleo_f446re", build_dir, steps=300, port=url)
+        assert run.train_steps == 300 and run.transport == "uart"
+    finally:
+        process.kill()
+        process.wait()
+        if process.stderr:
+            process.stderr.close()
