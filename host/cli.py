@@ -93,6 +93,29 @@ def cmd_flash(args: argparse.Namespace) -> int:
     return flash(args.spec, args.board, args.port, args.build_dir, args.steps, args.programmer)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import json
+
+    from onward.sweep.plan import load_sweep
+    from onward.sweep.store import read_results
+    from onward.sweep.table import markdown_table, plot, rows_as_records
+
+    sweep = load_sweep(args.sweep, args.output)
+    if not (args.table or args.plot):
+        from onward.sweep.runner import run_sweep
+
+        run_sweep(sweep, args.scheduler, args.workers, build_root=args.build_dir / "sweeps" / sweep.path.stem)
+    results = read_results(sweep.output)
+    if args.plot:
+        for path in plot(sweep, results, args.plot):
+            print(path)
+    if args.json:
+        print(json.dumps(rows_as_records(results), indent=1))
+    elif args.table or not args.plot:
+        print(markdown_table(sweep, results))
+    return 0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with a bad argument reported as the one line the other errors are (`onward CMD -h` has the usage)."""
 
@@ -139,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="boards with a bare-metal port (nucleo_f446re, nucleo_l476rg): PlatformIO, or offline OpenOCD "
                    "or st-flash (default auto: PlatformIO when its platform is installed, else the one installed)")
     p.set_defaults(func=cmd_flash)
+    p = add("sweep", "run a sweep file's runs on Dask (locally, or --scheduler); print its table", spec_required=False)
+    p.add_argument("sweep", type=Path, help="sweep file (TOML; see onward.sweep.plan)")
+    p.add_argument("--scheduler", help="an existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    p.add_argument("--workers", type=positive_int, help="LocalCluster worker processes (default: one per core)")
+    p.add_argument("--output", type=Path, help="the results file (default: the sweep file's `output`, else "
+                   "build/sweeps/<sweep>.parquet)")
+    p.add_argument("--table", action="store_true", help="print the Markdown table from the results file; run nothing")
+    p.add_argument("--plot", type=Path, metavar="DIR", help="write the PNG plots from the results file; run nothing")
+    p.add_argument("--json", action="store_true", help="print the results as JSON records instead of the table")
+    p.set_defaults(func=cmd_sweep)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")

@@ -444,8 +444,13 @@ def training_ram(size: SizeReport) -> dict[str, int]:
 
 def collect(spec_path: Path, target: str, build_dir: Path) -> dict[str, Any]:
     """Every figure of the report, as the JSON object (see the module docstring for the keys)."""
-    spec = load_spec(Path(spec_path))
-    data, model = prepare(spec)
+    data, model = prepare(load_spec(Path(spec_path)))
+    return collect_model(model, data, target, build_dir)
+
+
+def collect_model(model: InitialModel, data: Dataset, target: str, build_dir: Path) -> dict[str, Any]:
+    """collect() for a model already made (a sweep's run)."""
+    spec = model.spec
     firmware = build_variant(model, target, build_dir)
     portable = build_variant(model, target, build_dir, portable=True)
     size = size_report(firmware)

@@ -332,3 +332,8 @@ class Fixed(FixedReference):
 def relative(scores: I64) -> I64:
     """Scores minus their maximum, floored at -32768 (not a saturation: the argmax is unchanged)."""
     return np.maximum(scores - scores.max(), FLOOR)
+
+
+def forward_evals(model: InitialModel, stage: int) -> float:
+    """Dense-layer evaluations of one training step: the positive and the negative pass."""
+    return 2 * model.num_layers

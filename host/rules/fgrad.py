@@ -305,3 +305,9 @@ class Fixed(FixedReference):
             delta = fixed.div_trunc(sums[layer], directions)  # |delta| <= 2**15: no int16 needed
             r = fixed.rand(self.rounding_key(layer), np.arange(w.size)).reshape(w.shape)
             self.weights[layer] = self._count(fixed.sat16(w - fixed.stochastic_shift(delta * self.lr_q, shift, r)))
+
+
+def forward_evals(model: InitialModel, stage: int) -> float:
+    """Dense-layer evaluations of one training step: value and tangent through every layer, per tangent (a pass
+    with its tangent counts two)."""
+    return 2 * model.num_layers * model.spec.rule.options.directions

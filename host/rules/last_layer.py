@@ -83,3 +83,8 @@ class Fixed(FixedReference):
         last = self.num_layers - 1
         self.update(last, output_error_fixed(self, h[-1], target), h[-2] if last > 0 else x)
         return h[-1]
+
+
+def forward_evals(model: InitialModel, stage: int) -> float:
+    """Dense-layer evaluations of one training step: the forward pass (the update needs no other)."""
+    return model.num_layers

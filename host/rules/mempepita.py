@@ -74,3 +74,9 @@ class Fixed(pepita.Fixed):
     """The bit-exact specification of MEMPEPITA in firmware/src/rule_pepita.c."""
 
     step = staticmethod(train_step_fixed)
+
+
+def forward_evals(model: InitialModel, stage: int) -> float:
+    """Dense-layer evaluations of one training step: the error pass, then the clean and the modulated pass through
+    the hidden layers."""
+    return model.num_layers + 2 * (model.num_layers - 1)

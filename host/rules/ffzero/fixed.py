@@ -729,3 +729,9 @@ class Float:
         if self.task == "classification":
             return float(np.mean(pred == y))
         return r2_score(np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64))
+
+
+def forward_evals(model: InitialModel, stage: int) -> float:
+    """Dense-layer evaluations of one training step at `stage`: the frozen prefix, the clean pass of the learning
+    layer and its K perturbed passes (a perturbed pass counts one: additions only on the device)."""
+    return stage + 1 + model.spec.rule.options.directions
