@@ -32,6 +32,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from onward.session import prepare
 
     _, model = prepare(load_spec(args.spec))
+    if args.micropython:
+        from onward.codegen.micropython import generate_micropython
+
+        mp = generate_micropython(model)
+        try:
+            args.output.mkdir(parents=True, exist_ok=True)
+            for name, text in mp.files.items():
+                (args.output / name).write_text(text)
+        except OSError as exc:
+            raise OnwardError(f"-o {args.output}: cannot write the module there ({exc.strerror})") from None
+        print(f"wrote {', '.join(str(args.output / n) for n in mp.files)} (model hash 0x{mp.model_hash:08X})")
+        return 0
     gen = generate_c(model)
     try:
         args.output.mkdir(parents=True, exist_ok=True)
@@ -134,8 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR, help="where builds go (default: build)")
         return p
 
-    p = add("generate", "write the model-specific C (model.h, model.c)")
+    p = add("generate", "write the model-specific C (model.h, model.c), or with --micropython the MicroPython module")
     p.add_argument("-o", "--output", type=Path, default=Path("generated"))
+    p.add_argument("--micropython", action="store_true", help="write onward_rt.py, onward_<spec>.py and main.py: "
+                   "the model for MicroPython (the unix port, or a board with onward deploy)")
     p.set_defaults(func=cmd_generate)
     p = add("build", "generate and compile the firmware for a target; print its size")
     p.add_argument("--target", choices=list(TARGETS), default="native")

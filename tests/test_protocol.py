@@ -19,7 +19,7 @@ from onward.targets.device import Device
 from onward.targets.run import open_device
 
 
-@pytest.fixture(scope="module", params=["native", "qemu-m4", "qemu-m4-semihost", "qemu-stm32f4"])
+@pytest.fixture(scope="module", params=["native", "qemu-m4", "qemu-m4-semihost", "qemu-stm32f4", "micropython"])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tuple[Device, FixedReference, list]]:
     spec = make_spec()

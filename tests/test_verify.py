@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from helpers import make_spec
 from onward import fixed
+from onward.codegen.micropython import RULES as MICROPYTHON_RULES
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.protocol import Hello, ProtocolError
@@ -77,6 +78,13 @@ def test_random_specs_bit_exact_native(raw: dict, tmp_path_factory: pytest.TempP
 @given(raw=random_specs())
 def test_random_specs_bit_exact_qemu_m4(raw: dict, tmp_path_factory: pytest.TempPathFactory) -> None:
     verify_random(raw, "qemu-m4", tmp_path_factory.getbasetemp() / "qemu", steps=60)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(raw=random_specs().filter(lambda raw: raw["rule"]["name"] in MICROPYTHON_RULES))
+def test_random_specs_bit_exact_micropython(raw: dict, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The MicroPython unix port, on the rules it has (onward.codegen.micropython.RULES)."""
+    verify_random(raw, "micropython", tmp_path_factory.getbasetemp() / "micropython", steps=60)
 
 
 def test_verify_names_the_first_difference(tmp_path: Path) -> None:

@@ -115,6 +115,18 @@ def open_device(
             raise ProtocolError(f"cannot open the serial port {port}: {exc}") from None
     else:
         board = load_board(target)
+        if "micropython" in board.config:
+            from onward.targets.micropython import start_micropython, write_micropython
+
+            process = start_micropython(board, write_micropython(model, build_dir)[0])
+            link = PipeLink(process)
+            device = Device(link, timeout)
+            try:
+                yield device
+            finally:
+                device.close()
+                _stop(process)
+            return
         if "linker_script" in board.config and "qemu" not in board.config:
             raise BuildError(f"target {target} is a real board, which onward cannot start: flash it first "
                              f"(onward flash SPEC --board {target}), then pass its serial port with --port")
@@ -129,9 +141,13 @@ def open_device(
         yield device
     finally:
         device.close()
-        if process is not None and process.poll() is None:
-            process.kill()
         if process is not None:
-            process.wait()
-            if process.stderr:
-                process.stderr.close()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    if process.stderr:
+        process.stderr.close()

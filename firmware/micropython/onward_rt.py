@@ -1,0 +1,595 @@
+# onward's runtime for MicroPython: the integer semantics of onward.fixed and firmware/src, and the framed protocol
+# of firmware/src/app.c, so that a MicroPython board learns the same bits as the C firmware and the host reference.
+#
+# Twins, function for function (same names): mix32/derive/rand, sat16, round_shift, requant, div_trunc,
+# stochastic_shift, exp2_q15, softmax_q15 (fixed.py / fixed.c); dense (nn/dense.py dense_fixed / dense.c);
+# update (nn/dense.py update_fixed / dense_update.c); forward, forward_pass, output_error (nn/mlp.py / mlp.c);
+# the rules' train steps (rules/<rule>.py / rule_<rule>.c); serve (app.c).
+#
+# Every value is a Python int: MicroPython's ints grow past the machine word (the unix port and the rp2/stm32/esp32
+# ports all build with arbitrary-precision integers), so the int64 sums and uint32 hashes of the C are exact here
+# without emulating a width; 32-bit wrap-around is written out as `& MASK32` where the C relies on it.
+# A model module (written by `onward generate --micropython`) holds the constants and the initial weights.
+
+import sys
+from array import array
+
+try:
+    from binascii import crc32
+except ImportError:  # a port built without binascii.crc32: the same CRC-32 by nibbles, as firmware/src/protocol.c
+    _CRC = (0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158, 0x5005713C,
+            0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C)
+
+    def crc32(data, crc=0):
+        crc ^= 0xFFFFFFFF
+        for byte in data:
+            crc ^= byte
+            crc = (crc >> 4) ^ _CRC[crc & 15]
+            crc = (crc >> 4) ^ _CRC[crc & 15]
+        return crc ^ 0xFFFFFFFF
+
+PROTOCOL_VERSION = 3
+MASK32 = 0xFFFFFFFF
+I16_MIN = -32768
+I16_MAX = 32767
+GOLDEN = 0x9E3779B9
+LOG2E_Q14 = 23637
+EXP2_C1 = 22792
+EXP2_C2 = 7411
+EXP2_C3 = 2561
+ONE_Q15 = 1 << 15
+DITHER_A = 1664525
+DITHER_C = 1013904223
+DITHER_BITS = 16
+DITHER_GROUP = 8
+STREAM_FEEDBACK = 1
+STREAM_ROUNDING = 2
+REPLY = 0x80
+CMD_HELLO = 0x01
+CMD_RESET = 0x02
+CMD_LOAD = 0x03
+CMD_DUMP = 0x04
+CMD_TRAIN = 0x05
+CMD_INFER = 0x06
+CMD_STATS = 0x07
+CMD_SET_LR = 0x08
+CMD_SET_STAGE = 0x09
+CMD_TRAIN_BATCH = 0x0A
+CMD_ERROR = 0x7F
+ERR_FRAMING = 1
+ERR_OVERSIZED = 2
+ERR_SHORT = 3
+ERR_CRC = 4
+ERR_LENGTH = 5
+ERR_COMMAND = 6
+ERR_BODY = 7
+ERR_ARGUMENT = 8
+MIN_FRAME = 7
+RULE_PEPITA = 1
+RULE_MEMPEPITA = 2
+RULE_LAST_LAYER = 6
+
+
+# --- counter-based random numbers (fixed.py: mix32, derive, rand) ---------------------------------------------
+
+def mix32(x):
+    x &= MASK32
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & MASK32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & MASK32
+    return x ^ (x >> 16)
+
+
+def derive(key, n):
+    return mix32((key & MASK32) ^ mix32((n + GOLDEN) & MASK32))
+
+
+def rand(key, index):
+    return mix32((key & MASK32) ^ ((index * GOLDEN) & MASK32))
+
+
+# --- rounding, saturation, division ---------------------------------------------------------------------------
+
+class State:
+    """The learned state (seed, steps, lr_q, stage, every layer's int16 weights in one array) and the counters."""
+
+    def __init__(self, model):
+        self.model = model
+        self.weights = array("h", model.WEIGHTS)
+        self.seed = model.SEED
+        self.steps = 0
+        self.lr_q = model.LR_Q
+        self.stage = 0
+        self.saturations = 0
+        self.offsets = []  # where each layer's weights start in the flat array
+        at = 0
+        for layer in range(len(model.DIMS) - 1):
+            self.offsets.append(at)
+            at += model.DIMS[layer] * model.DIMS[layer + 1]
+
+    def reset(self, seed):
+        self.weights = array("h", self.model.WEIGHTS)
+        self.seed = seed & MASK32
+        self.steps = 0
+        self.lr_q = self.model.LR_Q
+        self.stage = 0
+        self.saturations = 0
+
+    def header(self):
+        return (_u32(self.seed) + _u32(self.steps) + _u32(self.lr_q) + _u32(self.stage))
+
+    def image(self):
+        return self.header() + bytes(self.weights)
+
+    def digest(self):
+        return crc32(bytes(self.weights), crc32(self.header())) & MASK32
+
+    def set_byte(self, index, value):
+        """LOAD: one byte of the state image (header words, then the weights, little-endian)."""
+        if index < 16:
+            fields = [self.seed, self.steps, self.lr_q, self.stage]
+            word, shift = index // 4, 8 * (index % 4)
+            fields[word] = (fields[word] & ~(0xFF << shift) & MASK32) | (value << shift)
+            self.seed, self.steps, self.lr_q, self.stage = fields
+            return
+        index -= 16
+        w = self.weights[index // 2] & 0xFFFF
+        shift = 8 * (index % 2)
+        w = (w & ~(0xFF << shift) & 0xFFFF) | (value << shift)
+        self.weights[index // 2] = w - 0x10000 if w & 0x8000 else w
+
+
+def _u32(v):
+    v &= MASK32
+    return bytes((v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, v >> 24))
+
+
+def sat16(st, v):
+    """Clamp to int16, counting a saturation in st."""
+    if v > I16_MAX:
+        st.saturations += 1
+        return I16_MAX
+    if v < I16_MIN:
+        st.saturations += 1
+        return I16_MIN
+    return v
+
+
+def round_shift(x, shift):
+    return x if shift == 0 else (x + (1 << (shift - 1))) >> shift
+
+
+def requant(st, x, from_frac, to_frac):
+    if from_frac >= to_frac:
+        return sat16(st, round_shift(x, from_frac - to_frac))
+    return sat16(st, x << (to_frac - from_frac))
+
+
+def div_trunc(a, b):
+    q = abs(a) // abs(b)
+    return -q if (a < 0) != (b < 0) else q
+
+
+def stochastic_shift(x, shift, r):
+    r &= MASK32
+    if shift == 0:
+        return x
+    offset = (r >> (32 - shift)) if shift <= 32 else (r << (shift - 32))
+    return (x + offset) >> shift
+
+
+# --- softmax in integers ----------------------------------------------------------------------------------------
+
+def exp2_q15(t, frac):
+    k = t >> frac
+    f = t - (k << frac)
+    f15 = f >> (frac - 15) if frac >= 15 else f << (15 - frac)
+    a = EXP2_C2 + round_shift(EXP2_C3 * f15, 15)
+    a = EXP2_C1 + round_shift(a * f15, 15)
+    p = ONE_Q15 + round_shift(a * f15, 15)
+    n = min(-k, 62)
+    return 0 if n >= 31 else (p + ((1 << n) >> 1)) >> n
+
+
+def softmax_q15(z, frac):
+    top = max(z)
+    e = [exp2_q15(round_shift((v - top) * LOG2E_Q14, 14), frac) for v in z]
+    total = sum(e)
+    return [div_trunc(v << 15, total) for v in e]
+
+
+# --- layers (nn/dense.py, nn/mlp.py) ------------------------------------------------------------------------------
+
+def dense(st, layer, x, relu):
+    """onw_dense: int16 W (Q wf) times int16 x, exact sums, one rounding back to Q af, saturate, ReLU."""
+    m = st.model
+    w, base, n_in, n_out = st.weights, st.offsets[layer], m.DIMS[layer], m.DIMS[layer + 1]
+    shift = m.WEIGHT_FRAC
+    half = (1 << (shift - 1)) if shift else 0
+    out = []
+    for i in range(n_out):
+        row = base + i * n_in
+        acc = 0
+        for j in range(n_in):
+            acc += w[row + j] * x[j]
+        y = sat16(st, (acc + half) >> shift)
+        out.append(y if y > 0 or not relu else 0)
+    return out
+
+
+def forward(st, layer, x):
+    """onw_mlp_forward: ReLU unless it is the output layer."""
+    return dense(st, layer, x, layer < len(st.model.DIMS) - 2)
+
+
+def forward_pass(st, x):
+    h = []
+    for layer in range(len(st.model.DIMS) - 1):
+        x = forward(st, layer, x)
+        h.append(x)
+    return h
+
+
+def output_error(st, logits, label):
+    """onw_mlp_output_error: softmax(z) - onehot(label), Q15 back to Q af."""
+    p = softmax_q15(logits, st.model.ACT_FRAC)
+    p[label] -= ONE_Q15
+    return [requant(st, v, 15, st.model.ACT_FRAC) for v in p]
+
+
+def rounding_key(st, layer):
+    return derive(derive(derive(st.seed, STREAM_ROUNDING), st.steps), layer)
+
+
+def update(st, layer, delta, x):
+    """onw_dense_update: W -= lr * delta x^T / 2**shift, the row factor g_i = stochastic_shift(delta_i lr_q,
+    shift - 16, h_i) with h_i = rand(key, i), then per weight floor((g_i x_j + o) / 2**16), o the top 16 bits of
+    word 1 + j // 8 of the LCG stream from h_i. Rows with delta_i == 0 do not change (every step is 0)."""
+    m = st.model
+    w, base, n_in = st.weights, st.offsets[layer], m.DIMS[layer]
+    key = rounding_key(st, layer)
+    shift = m.UPDATE_SHIFT - DITHER_BITS
+    lr_q = st.lr_q
+    for i in range(len(delta)):
+        d = delta[i]
+        if d == 0:
+            continue
+        h = rand(key, i)
+        g = stochastic_shift(d * lr_q, shift, h)
+        row = base + i * n_in
+        u = h
+        for j in range(n_in):
+            if j % DITHER_GROUP == 0:
+                u = (u * DITHER_A + DITHER_C) & MASK32
+                o = u >> (32 - DITHER_BITS)
+            v = w[row + j] - ((g * x[j] + o) >> DITHER_BITS)
+            w[row + j] = sat16(st, v)
+
+
+# --- the rules ----------------------------------------------------------------------------------------------------
+
+def feedback_row(st, i):
+    """Row i of PEPITA's F (rules/pepita.py feedback_matrix): the LCG stream from rand(key, i), scaled."""
+    m = st.model
+    bound = m.FEEDBACK_BOUND
+    u = rand(derive(st.seed, STREAM_FEEDBACK), i)
+    row = []
+    for _ in range(m.DIMS[-1]):
+        row.append(((u * (2 * bound + 1)) >> 32) - bound)
+        u = (u * DITHER_A + DITHER_C) & MASK32
+    return row
+
+
+def modulate(st, x, e):
+    """x + requant(F e): F (Q ff) times e (Q af), back to Q af, saturated."""
+    ff = st.model.FEEDBACK_FRAC
+    out = []
+    for i in range(len(x)):
+        f = feedback_row(st, i)
+        acc = 0
+        for c in range(len(e)):
+            acc += f[c] * e[c]
+        out.append(sat16(st, x[i] + requant(st, acc, ff, 0)))
+    return out
+
+
+def hidden_delta(st, h, h_err):
+    return [sat16(st, h[k] - h_err[k]) for k in range(len(h))]
+
+
+def train_pepita(st, x, label):
+    last = len(st.model.DIMS) - 2
+    h = forward_pass(st, x)
+    e = output_error(st, h[-1], label)
+    h_err = modulate(st, x, e)
+    for layer in range(last + 1):
+        if layer < last:
+            h_next = forward(st, layer, h_err)
+            update(st, layer, hidden_delta(st, h[layer], h_next), h_err)
+            h_err = h_next
+        else:
+            update(st, layer, e, h_err)
+    return h[-1]
+
+
+def train_mempepita(st, x, label):
+    last = len(st.model.DIMS) - 2
+    h = x
+    for layer in range(last + 1):
+        h = forward(st, layer, h)
+    logits = h
+    e = output_error(st, logits, label)
+    h_clean, h_err = x, modulate(st, x, e)
+    for layer in range(last + 1):
+        if layer < last:
+            next_clean, next_err = forward(st, layer, h_clean), forward(st, layer, h_err)
+            update(st, layer, hidden_delta(st, next_clean, next_err), h_err)
+            h_clean, h_err = next_clean, next_err
+        else:
+            update(st, layer, e, h_err)
+    return logits
+
+
+def train_last_layer(st, x, label):
+    h = forward_pass(st, x)
+    last = len(h) - 1
+    update(st, last, output_error(st, h[-1], label), h[-2] if last > 0 else x)
+    return h[-1]
+
+
+TRAIN_STEPS = {RULE_PEPITA: train_pepita, RULE_MEMPEPITA: train_mempepita, RULE_LAST_LAYER: train_last_layer}
+
+
+def infer(st, x):
+    for layer in range(len(st.model.DIMS) - 1):
+        x = forward(st, layer, x)
+    return x
+
+
+def train(st, x, target):
+    outputs = TRAIN_STEPS[st.model.RULE](st, x, target)
+    st.steps = (st.steps + 1) & MASK32
+    return outputs
+
+
+# --- the protocol (app.c) -------------------------------------------------------------------------------------------
+
+def cobs_decode(buf):
+    """The decoded frame, or -1 - position of the bad code byte (onw_cobs_decode)."""
+    out = bytearray()
+    at, n = 0, len(buf)
+    while at < n:
+        code = buf[at]
+        if code == 0 or at + code > n:
+            return -1 - at
+        out += buf[at + 1:at + code]
+        at += code
+        if code != 0xFF and at < n:
+            out.append(0)
+    return out
+
+
+def cobs_encode(data):
+    out = bytearray()
+    start, n = 0, len(data)
+    while True:
+        end = start
+        while end < n and data[end] != 0 and end - start < 254:
+            end += 1
+        out.append(end - start + 1)
+        out += data[start:end]
+        if end == n:
+            break
+        start = end + 1 if data[end] == 0 and end - start < 254 else end
+    out.append(0)
+    return out
+
+
+def _i16(b, at):
+    v = b[at] | (b[at + 1] << 8)
+    return v - 0x10000 if v & 0x8000 else v
+
+
+def _u32_at(b, at):
+    return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)
+
+
+def _u16(v):
+    return bytes((v & 0xFF, (v >> 8) & 0xFF))
+
+
+class Server:
+    """firmware/src/app.c: frames in, commands run, replies out; malformed frames get an error frame and change
+    nothing. `read` returns one byte (an int) or -1 when the link is closed; `write` sends bytes."""
+
+    def __init__(self, model, read, write):
+        self.model = model
+        self.state = State(model)
+        self.read, self.write = read, write
+        self.frames_ok = 0
+        self.frames_bad = 0
+        self.sample_bytes = 2 + 2 * model.DIMS[0]
+
+    def reply(self, command, body):
+        raw = bytes((command,)) + _u16(len(body)) + body
+        self.write(cobs_encode(raw + _u32(crc32(raw))))
+
+    def error(self, code, command, expected, got):
+        self.frames_bad += 1
+        self.reply(CMD_ERROR, bytes((code, command)) + _u32(expected) + _u32(got))
+
+    def target_ok(self, target):
+        return self.model.REGRESSION or 0 <= target < self.model.NUM_CLASSES
+
+    def sample(self, body, at):
+        return [_i16(body, at + 2 * i) for i in range(self.model.DIMS[0])]
+
+    def outputs_bytes(self, outputs):
+        return b"".join(_u16(v & 0xFFFF) for v in outputs)
+
+    def hello(self):
+        m = self.model
+        name = (m.NAME + "@" + m.BOARD).encode()
+        body = bytes((PROTOCOL_VERSION, m.RULE, len(m.DIMS) - 1, m.ACT_FRAC, m.WEIGHT_FRAC, m.FEEDBACK_FRAC,
+                      m.LR_FRAC, m.NUM_OUTPUTS))
+        body += _u32(m.MODEL_HASH) + _u32(m.STATE_SIZE) + _u16(m.RX_MAX) + _u16(m.CHUNK) + _u16(m.MAX_BATCH)
+        return body + b"".join(_u16(d) for d in m.DIMS) + name
+
+    def dispatch(self, cmd, body):
+        m, st, n = self.model, self.state, len(body)
+        out = b""
+        if cmd == CMD_HELLO:
+            if n != 0:
+                return self.error(ERR_BODY, cmd, 0, n)
+            out = self.hello()
+        elif cmd == CMD_RESET:
+            if n not in (0, 4):
+                return self.error(ERR_BODY, cmd, 4, n)
+            st.reset(_u32_at(body, 0) if n == 4 else m.SEED)
+        elif cmd == CMD_LOAD:
+            if n < 4 or n > 4 + m.CHUNK:
+                return self.error(ERR_BODY, cmd, 4 + m.CHUNK, n)
+            offset = _u32_at(body, 0)
+            if offset > m.STATE_SIZE or n - 4 > m.STATE_SIZE - offset:
+                return self.error(ERR_ARGUMENT, cmd, m.STATE_SIZE, (offset + n - 4) & MASK32)
+            for i in range(n - 4):
+                st.set_byte(offset + i, body[4 + i])
+        elif cmd == CMD_DUMP:
+            if n != 6:
+                return self.error(ERR_BODY, cmd, 6, n)
+            offset, count = _u32_at(body, 0), body[4] | (body[5] << 8)
+            if count > m.CHUNK or offset > m.STATE_SIZE or count > m.STATE_SIZE - offset:
+                big = count > m.CHUNK
+                return self.error(ERR_ARGUMENT, cmd, m.CHUNK if big else m.STATE_SIZE,
+                                  count if big else (offset + count) & MASK32)
+            out = st.image()[offset:offset + count]
+        elif cmd == CMD_TRAIN:
+            if n != self.sample_bytes:
+                return self.error(ERR_BODY, cmd, self.sample_bytes, n)
+            target = _i16(body, 0)
+            if not self.target_ok(target):
+                return self.error(ERR_ARGUMENT, cmd, m.NUM_CLASSES - 1, target & MASK32)
+            out = self.outputs_bytes(train(st, self.sample(body, 2), target)) + _u32(st.digest())
+        elif cmd == CMD_TRAIN_BATCH:
+            if n < 2:
+                return self.error(ERR_BODY, cmd, 2 + self.sample_bytes, n)
+            count = body[0] | (body[1] << 8)
+            if count == 0 or count > m.MAX_BATCH:
+                return self.error(ERR_ARGUMENT, cmd, m.MAX_BATCH, count)
+            if n != 2 + count * self.sample_bytes:
+                return self.error(ERR_BODY, cmd, 2 + count * self.sample_bytes, n)
+            for k in range(count):  # every target checked before the first step: a bad frame changes nothing
+                target = _i16(body, 2 + k * self.sample_bytes)
+                if not self.target_ok(target):
+                    return self.error(ERR_ARGUMENT, cmd, m.NUM_CLASSES - 1, target & MASK32)
+            parts = []
+            for k in range(count):
+                at = 2 + k * self.sample_bytes
+                outputs = train(st, self.sample(body, at + 2), _i16(body, at))
+                parts.append(self.outputs_bytes(outputs) + _u32(st.digest()))
+            out = b"".join(parts)
+        elif cmd == CMD_INFER:
+            if n != 2 * m.DIMS[0]:
+                return self.error(ERR_BODY, cmd, 2 * m.DIMS[0], n)
+            out = self.outputs_bytes(infer(st, self.sample(body, 0)))
+        elif cmd == CMD_STATS:
+            if n != 0:
+                return self.error(ERR_BODY, cmd, 0, n)
+            out = (_u32(st.steps) + _u32(st.saturations) + _u32(self.frames_ok + 1) + _u32(self.frames_bad)
+                   + _u32(cycles()) + _u32(st.digest()))
+        elif cmd == CMD_SET_LR:
+            if n != 4:
+                return self.error(ERR_BODY, cmd, 4, n)
+            lr_q = _u32_at(body, 0)
+            if lr_q == 0 or lr_q > 0x7FFFFFFF:
+                return self.error(ERR_ARGUMENT, cmd, 0x7FFFFFFF, lr_q)
+            st.lr_q = lr_q
+        elif cmd == CMD_SET_STAGE:
+            if n != 4:
+                return self.error(ERR_BODY, cmd, 4, n)
+            stage = _u32_at(body, 0)
+            if stage > m.NUM_STAGES:
+                return self.error(ERR_ARGUMENT, cmd, m.NUM_STAGES, stage)
+            st.stage = stage
+        else:
+            return self.error(ERR_COMMAND, cmd, 0, cmd)
+        self.frames_ok += 1
+        self.reply(cmd | REPLY, out)
+
+    def handle(self, frame, received, overflow):
+        if overflow:
+            return self.error(ERR_OVERSIZED, 0, self.model.RX_MAX, received)
+        raw = cobs_decode(frame)
+        if isinstance(raw, int):
+            return self.error(ERR_FRAMING, 0, received, -1 - raw)
+        n = len(raw)
+        if n < MIN_FRAME:
+            return self.error(ERR_SHORT, raw[0] if n else 0, MIN_FRAME, n)
+        crc = crc32(bytes(raw[:n - 4])) & MASK32
+        carried = _u32_at(raw, n - 4)
+        if crc != carried:
+            return self.error(ERR_CRC, raw[0], crc, carried)
+        length = raw[1] | (raw[2] << 8)
+        if length != n - MIN_FRAME:
+            return self.error(ERR_LENGTH, raw[0], n - MIN_FRAME, length)
+        self.dispatch(raw[0], bytes(raw[3:n - 4]))
+
+    def serve(self):
+        """Frames until the link closes (boards: never)."""
+        rx_max = self.model.RX_MAX
+        frame = bytearray()
+        received, overflow = 0, False
+        while True:
+            c = self.read()
+            if c < 0:
+                return
+            if c == 0:
+                if received or overflow:
+                    self.handle(frame, received, overflow)
+                frame = bytearray()
+                received, overflow = 0, False
+            elif received < rx_max:
+                frame.append(c)
+                received += 1
+            else:
+                overflow = True
+                received += 1
+
+
+def cycles():
+    """A free-running counter for STATS: microseconds where the port has a clock (time.ticks_us), else 0."""
+    try:
+        import time
+
+        return time.ticks_us() & MASK32
+    except (ImportError, AttributeError):
+        return 0
+
+
+def stdio_link():
+    """The unix port's stdin/stdout (or a board's USB-CDC REPL port), raw bytes; Ctrl-C must not interrupt."""
+    try:
+        import micropython
+
+        micropython.kbd_intr(-1)  # a 0x03 byte in a frame is data, not a KeyboardInterrupt
+    except (ImportError, AttributeError):
+        pass
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+    def read():
+        b = stdin.read(1)
+        return b[0] if b else -1
+
+    def write(data):
+        stdout.write(data)
+        if hasattr(stdout, "flush"):
+            stdout.flush()
+
+    return read, write
+
+
+def main(model):
+    """Serve the protocol for `model` (a generated model module) on stdin/stdout."""
+    read, write = stdio_link()
+    Server(model, read, write).serve()
