@@ -61,6 +61,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     from onward.targets.build import IMAGE_FORMATS, build_firmware
 
     _, model = prepare(load_spec(args.spec))
+    if args.target == "micropython":
+        from onward.deploy import compile_mpy
+        from onward.targets.micropython import MAIN, write_micropython
+
+        folder, gen = write_micropython(model, args.build_dir)
+        for name in gen.files:
+            size = len((folder / name).read_bytes())
+            if name == MAIN:  # a board runs main.py itself, not a .mpy
+                print(f"{folder / name}: {size} B")
+                continue
+            mpy = compile_mpy(folder / name, "armv6m")
+            print(f"{folder / name}: {size} B, {mpy.name} {mpy.stat().st_size} B (mpy-cross -march=armv6m)")
+        return 0
     firmware = build_firmware(model, args.target, args.build_dir)
     report = size_report(firmware)
     images = [firmware.path.with_suffix(s) for s in IMAGE_FORMATS]
@@ -70,6 +83,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     for name, size in sorted(report.symbols.items()):
         print(f"  {name:<12} {size:>8} B")
     return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from onward.deploy import deploy
+
+    return deploy(args.spec, args.port, args.arch, args.build_dir)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -186,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, metavar="DIR", help="write the PNG plots from the results file; run nothing")
     p.add_argument("--json", action="store_true", help="print the results as JSON records instead of the table")
     p.set_defaults(func=cmd_sweep)
+    p = add("deploy", "put the MicroPython module on a MicroPython board (mpy-cross, mpremote)")
+    p.add_argument("--port", help="the board's serial port (default: the only MicroPython board found)")
+    p.add_argument("--arch", default="armv6m", help="mpy-cross -march: armv6m (RP2040, default), armv7emsp "
+                   "(STM32F4), armv7emdp, xtensawin (ESP32), rv32imc")
+    p.set_defaults(func=cmd_deploy)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")

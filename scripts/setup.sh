@@ -24,4 +24,12 @@ fi
 python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
     | grep -v -e "Running pip as the 'root' user" -e "is ignored: it is neither a file nor a directory" || true
 python3 -c "import onward" || { echo "setup: the onward package did not install" >&2; exit 1; }
+# The MicroPython boards' stubs, for pyright on the generated module (tests/test_micropython.py): each port in a
+# folder of its own under .onward/typings/, not in the venv (they shadow CPython's own modules).
+for port in rp2 stm32; do
+    [ -d ".onward/typings/$port" ] || python3 -m pip install -q --disable-pip-version-check \
+        --target ".onward/typings/$port" "micropython-$port-stubs" 2>&1 | grep -v -e "Running pip as the 'root' user" \
+        -e "is ignored: it is neither a file nor a directory" || true
+    [ -d ".onward/typings/$port" ] || { echo "setup: micropython-$port-stubs did not install" >&2; exit 1; }
+done
 echo "setup: ok ($(arm-none-eabi-gcc -dumpversion), $(qemu-system-arm --version | head -n1))"

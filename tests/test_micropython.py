@@ -19,7 +19,8 @@ from onward.codegen.micropython import RULES, RUNTIME, MicroPythonError, generat
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.nn.dense import dense_fixed, update_fixed
-from onward.paths import EXAMPLES
+from onward.deploy import compile_mpy
+from onward.paths import EXAMPLES, ROOT
 from onward.rules.pepita import feedback_matrix
 
 # One MicroPython process evaluates every case: {"fn": name, "args": [...]} -> the result, as JSON.
@@ -199,3 +200,57 @@ def test_generate_writes_the_module(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert {p.name for p in tmp_path.iterdir()} == {"onward_rt.py", "onward_digits_pepita.py", "main.py"}
     assert (tmp_path / "onward_rt.py").read_text() == RUNTIME.read_text()
     assert set(RULES) == {"pepita", "mempepita", "last_layer"}
+
+
+TYPINGS = ROOT / ".onward" / "typings"
+
+
+def pyright(folder: Path, port: str) -> dict:
+    stubs = TYPINGS / port
+    assert stubs.is_dir(), f"{stubs} is missing: scripts/setup.sh installs micropython-{port}-stubs there"
+    (folder / "pyrightconfig.json").write_text(json.dumps({
+        "stubPath": str(stubs), "typeCheckingMode": "basic", "pythonVersion": "3.11",
+        "reportMissingModuleSource": False}))
+    result = subprocess.run([sys.executable, "-m", "pyright", "--outputjson", str(folder)], cwd=folder,
+                            capture_output=True, text=True, timeout=300)
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("port", ["rp2", "stm32"])
+def test_pyright_with_the_boards_stubs(port: str, tmp_path: Path) -> None:
+    """The generated module against the MicroPython stubs of the board (micropython-<port>-stubs): 0 errors; a
+    planted wrong attribute (machine.UARTX) is reported."""
+    assert main(["generate", str(EXAMPLES / "digits_pepita.toml"), "--micropython", "-o", str(tmp_path)]) == 0
+    report = pyright(tmp_path, port)
+    assert report["summary"]["filesAnalyzed"] == 3
+    assert report["summary"]["errorCount"] == 0, report["generalDiagnostics"]
+    with (tmp_path / "onward_digits_pepita.py").open("a") as f:
+        f.write("\nimport machine\n\nmachine.UARTX\n")
+    report = pyright(tmp_path, port)
+    assert report["summary"]["errorCount"] == 1
+    assert '"UARTX" is not a known attribute of module "machine"' in report["generalDiagnostics"][0]["message"]
+
+
+@pytest.mark.parametrize("arch", ["armv6m", "armv7emsp"])
+def test_mpy_cross_compiles_every_module(arch: str, tmp_path: Path) -> None:
+    """mpy-cross for the RP2040 (Cortex-M0+) and the STM32F4 (Cortex-M4F): every generated module compiles."""
+    for example in ("digits_pepita", "digits_last_layer"):
+        folder = tmp_path / example
+        assert main(["generate", str(EXAMPLES / f"{example}.toml"), "--micropython", "-o", str(folder)]) == 0
+        for source in folder.glob("*.py"):
+            mpy = compile_mpy(source, arch)
+            header = mpy.read_bytes()[:2]
+            assert header[0] == ord("M") and header[1] == 6  # the .mpy magic and version (MicroPython >= 1.22)
+
+
+def test_deploy_without_a_board_names_what_it_looked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from serial.tools import list_ports
+
+    monkeypatch.setattr(list_ports, "comports", lambda *a, **k: [])
+    assert main(["deploy", str(EXAMPLES / "digits_pepita.toml"), "--build-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no MicroPython board found" in err and "2e8a (Raspberry Pi)" in err
+    assert not any(tmp_path.iterdir())
+    assert main(["deploy", str(EXAMPLES / "digits_pepita.toml"), "--arch", "z80", "--port", "/dev/null"]) == 2
+    assert "unknown --arch 'z80'" in capsys.readouterr().err

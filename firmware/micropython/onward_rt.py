@@ -14,19 +14,34 @@
 import sys
 from array import array
 
-try:
-    from binascii import crc32
-except ImportError:  # a port built without binascii.crc32: the same CRC-32 by nibbles, as firmware/src/protocol.c
-    _CRC = (0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158, 0x5005713C,
-            0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C)
+_CRC = (0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158, 0x5005713C,
+        0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C)
 
-    def crc32(data, crc=0):
-        crc ^= 0xFFFFFFFF
-        for byte in data:
-            crc ^= byte
-            crc = (crc >> 4) ^ _CRC[crc & 15]
-            crc = (crc >> 4) ^ _CRC[crc & 15]
-        return crc ^ 0xFFFFFFFF
+
+def crc32_nibbles(data, crc=0):
+    """CRC-32 by nibbles, as firmware/src/protocol.c: for a port built without binascii.crc32."""
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        crc = (crc >> 4) ^ _CRC[crc & 15]
+        crc = (crc >> 4) ^ _CRC[crc & 15]
+    return crc ^ 0xFFFFFFFF
+
+
+try:
+    import binascii
+
+    _crc32_native = getattr(binascii, "crc32", None)
+except ImportError:
+    _crc32_native = None
+
+
+def crc32(data, crc=0):
+    """zlib's CRC-32 of data, continuing from crc: binascii's C code where the port has it."""
+    if _crc32_native is not None:
+        return _crc32_native(data, crc) & 0xFFFFFFFF
+    return crc32_nibbles(data, crc)
+
 
 PROTOCOL_VERSION = 3
 MASK32 = 0xFFFFFFFF
@@ -557,14 +572,21 @@ class Server:
                 received += 1
 
 
-def cycles():
-    """A free-running counter for STATS: microseconds where the port has a clock (time.ticks_us), else 0."""
-    try:
-        import time
+try:
+    import time
 
-        return time.ticks_us() & MASK32
-    except (ImportError, AttributeError):
+    _T0 = time.ticks_us()
+except (ImportError, AttributeError):  # a port without ticks_us
+    time = None
+    _T0 = 0
+
+
+def cycles():
+    """A free-running counter for STATS: microseconds since the module loaded where the port has time.ticks_us
+    (it wraps sooner than 2**32 on some ports: only a rough time base, as the emulated boards' SysTick), else 0."""
+    if time is None:
         return 0
+    return time.ticks_diff(time.ticks_us(), _T0) & MASK32
 
 
 def stdio_link():
