@@ -17,9 +17,9 @@ from onward import fixed
 from onward.cli import main
 from onward.codegen.micropython import RULES, RUNTIME, MicroPythonError, generate_micropython
 from onward.data import load_dataset
+from onward.deploy import compile_mpy
 from onward.model import init_model
 from onward.nn.dense import dense_fixed, update_fixed
-from onward.deploy import compile_mpy
 from onward.paths import EXAMPLES, ROOT
 from onward.rules.pepita import feedback_matrix
 
