@@ -297,14 +297,19 @@ def feedback_row(st, i):
 
 
 def modulate(st, x, e):
-    """x + requant(F e): F (Q ff) times e (Q af), back to Q af, saturated."""
-    ff = st.model.FEEDBACK_FRAC
+    """x + requant(F e): F (Q ff) times e (Q af), back to Q af, saturated. F's rows are drawn as they are used
+    (feedback_row's stream, inline: no list per row)."""
+    m = st.model
+    ff, bound = m.FEEDBACK_FRAC, m.FEEDBACK_BOUND
+    span = 2 * bound + 1
+    key = derive(st.seed, STREAM_FEEDBACK)
     out = []
     for i in range(len(x)):
-        f = feedback_row(st, i)
+        u = rand(key, i)
         acc = 0
         for c in range(len(e)):
-            acc += f[c] * e[c]
+            acc += (((u * span) >> 32) - bound) * e[c]
+            u = (u * DITHER_A + DITHER_C) & MASK32
         out.append(sat16(st, x[i] + requant(st, acc, ff, 0)))
     return out
 

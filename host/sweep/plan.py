@@ -66,9 +66,15 @@ class Run:
         return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
-    def run_id(self) -> str:
-        key = json.dumps([self.spec_hash, self.kind, self.target, sorted(self.record), self.code])
+    def run_key(self) -> str:
+        """What the run measures, whatever the code: the table shows the latest result of each."""
+        key = json.dumps([self.spec_hash, self.kind, self.target, sorted(self.record)])
         return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    @property
+    def run_id(self) -> str:
+        """run_key with the code version: a rerun skips the runs whose run_id has a successful row."""
+        return hashlib.sha256(f"{self.run_key} {self.code}".encode()).hexdigest()[:16]
 
     def parse(self) -> Spec:
         return parse_spec(self.spec, self.source)

@@ -2,7 +2,8 @@
 plots (`--plot DIR`): score vs epoch, score vs forward evaluations, and fixed point minus float per row.
 
 A table row is a run name with its settings; seeds (a `seed` in the grid) are folded into mean ± sd over the
-seeds. The float column is the float reference, the fixed-point column the `fixed` target (or, without one, the
+seeds. Each run shows its latest successful result, whichever code version made it (its `code` column says
+which). The float column is the float reference, the fixed-point column the `fixed` target (or, without one, the
 reference that trained in lockstep with the device), the device column the first device target of the row."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from onward.sweep.plan import HOST_TARGETS, Sweep
+from onward.sweep.plan import HOST_TARGETS, Sweep, SweepError
 
 NO_VALUE = "—"
 
@@ -25,7 +26,8 @@ def _groups(sweep: Sweep, results: pd.DataFrame) -> list[tuple[tuple[str, str, s
     """Rows of `results` that belong to the sweep, grouped by (name, kind, settings less the seed), in the sweep
     file's order."""
     ok = results[results["status"] == "ok"] if not results.empty else results
-    ok = ok[ok["run_id"].isin({r.run_id for r in sweep.runs})] if not ok.empty else ok
+    if not ok.empty:  # the latest successful row of each run of the sweep, from whichever code version made it
+        ok = ok[ok["run_key"].isin({r.run_key for r in sweep.runs})].drop_duplicates("run_key", keep="last")
     order: list[tuple[str, str, str]] = []
     for run in sweep.runs:
         key = (run.name, run.kind, json.dumps({k: v for k, v in run.settings.items() if k != "seed"}))
@@ -80,7 +82,7 @@ def markdown_table(sweep: Sweep, results: pd.DataFrame) -> str:
         variant = first.get("variant")
         if isinstance(variant, str) and variant:
             network += f", {variant}"
-        stages = int(first["stages"])
+        stages = int(first["stages"]) if first["kind"] == "rule" else 1  # bp_dd: its epochs are over the whole net
         epochs = f"{int(first['epochs'])}" + (f" x {stages} layers" if stages > 1 else "")
         evals = first["evals"]
         floats, fixeds = _column(group, "float"), fixed_scores(group, device)
@@ -106,14 +108,20 @@ def plot(sweep: Sweep, results: pd.DataFrame, folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
     groups = [(key, g) for key, g in _groups(sweep, results) if not g.empty]
+    if not groups:
+        raise SweepError(f"no results of {sweep.path.name} in {sweep.output}: run the sweep first")
+    folder.mkdir(parents=True, exist_ok=True)
     device = device_target(results) if not results.empty else None
     data_sets = sorted({str(g.iloc[0]["data"]) for _, g in groups})
     paths = []
     for axis, stem in (("epoch", "epochs"), ("forward evaluations per sample", "evals")):
-        fig, axes = plt.subplots(1, len(data_sets), figsize=(5.5 * len(data_sets), 4.2), squeeze=False)
-        for ax, data_set in zip(axes[0], data_sets, strict=True):
+        cols = min(2, len(data_sets))
+        rows = -(-len(data_sets) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 4.8 * rows), squeeze=False)
+        for ax in axes.flat[len(data_sets):]:
+            ax.set_visible(False)
+        for ax, data_set in zip(axes.flat, data_sets, strict=False):
             for (name, _, _), group in groups:
                 if str(group.iloc[0]["data"]) != data_set:
                     continue
@@ -132,10 +140,13 @@ def plot(sweep: Sweep, results: pd.DataFrame, folder: Path) -> list[Path]:
                     ax.plot(x, curve, style, label=f"{name} ({target})")
             ax.set_title(data_set)
             ax.set_xlabel(axis)
+            if stem == "evals":  # budgets span three decades (one pass per step to K = 16 tangents)
+                ax.set_xscale("log")
             ax.set_ylabel("test score (accuracy or R²)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.suptitle(f"{sweep.path.name}: test score vs {axis} (solid float, dashed fixed point)")
+        fig.suptitle(f"{sweep.path.name}: test score vs {axis} (solid: float; dashed: fixed point, for the runs "
+                     "with a `fixed` target)")
         fig.tight_layout()
         path = folder / f"{sweep.path.stem}_{stem}.png"
         fig.savefig(path, dpi=110)
