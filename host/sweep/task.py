@@ -25,9 +25,10 @@ BP_DD_LEARNING_RATES = (1e-3, 1e-4, 1e-5)  # bp_dd picks its best: the mean cros
 def execute(run: Run, build_root: str) -> dict[str, Any]:
     """The row of `run`. Device runs build into <build_root>/<run_id> (their own folder: any number of runs side by
     side on one worker host, each QEMU on a port of its own) and verify every step bit for bit."""
-    row: dict[str, Any] = {"run_id": run.run_id, "run_key": run.run_key, "name": run.name, "kind": run.kind,
-                           "target": run.target, "spec_hash": run.spec_hash, "code": run.code, "settings": json.dumps(run.settings),
-                           "status": "ok", "error": ""}
+    row: dict[str, Any] = {
+        "run_id": run.run_id, "run_key": run.run_key, "name": run.name, "kind": run.kind, "target": run.target,
+        "spec_hash": run.spec_hash, "code": run.code, "settings": json.dumps(run.settings), "status": "ok",
+        "error": ""}
     start = time.perf_counter()
     try:
         spec = run.parse()
