@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from helpers import make_spec
+from onward.codegen.micropython import RULES as MICROPYTHON_RULES
 from onward.data import load_dataset
 from onward.model import init_model
 from onward.rules import rule_names
@@ -44,3 +45,16 @@ def test_bit_exact(target: str, rule: str, tmp_path_factory: pytest.TempPathFact
     assert run.train_steps == 150
     assert run.transport == ("pipe" if target == "native" else "uart" if rule == "pepita" else "semihost")
     assert run.saturations > 0  # the saturating paths were exercised, and counted alike
+
+
+@pytest.mark.parametrize("rule", sorted(r for r in RULE_KEYS if r.split("-")[0] in MICROPYTHON_RULES))
+def test_bit_exact_on_micropython(rule: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same saturating models on the MicroPython unix port, for the rules its runtime has."""
+    keys = {"name": rule.split("-")[0], **RULE_KEYS[rule]}
+    spec = make_spec(name=f"m_{rule.replace('-', '_')}", rule=keys, data={"scale": 3.0},
+                     model={"hidden": [23, 9]}, format={"activation_frac": 13, "weight_frac": 12})
+    data = load_dataset(spec)
+    run = run_on_target(init_model(spec, data), data, "micropython",
+                        Path(tmp_path_factory.getbasetemp()) / "matrix", steps=150)
+    assert run.train_steps == 150 and run.transport == "pipe"
+    assert run.saturations > 0

@@ -21,6 +21,7 @@ from onward.deploy import compile_mpy
 from onward.model import init_model
 from onward.nn.dense import dense_fixed, update_fixed
 from onward.paths import EXAMPLES, ROOT
+from onward.rules.ffzero import fixed as ffzero
 from onward.rules.pepita import feedback_matrix
 
 # One MicroPython process evaluates every case: {"fn": name, "args": [...]} -> the result, as JSON.
@@ -54,6 +55,7 @@ class Holder:
         self.weights = array("h", w)
         self.model = m
         self.offsets = [0]
+        self.strides = (m.DIMS[0],) if hasattr(m, "DIMS") else ()
         self.saturations = 0
 
 def sat_case(fn, args):
@@ -81,6 +83,8 @@ for case in json.loads(open("cases.json").read()):
         out.append(update_case(args))
     elif fn == "feedback":
         out.append(feedback_case(args))
+    elif fn == "direction":
+        out.append([rt.direction_row(args[0], o, args[1], args[2]) for o in range(args[2])])
     else:
         out.append(getattr(rt, fn)(*args))
 open("results.json", "w").write(json.dumps(out))
@@ -98,7 +102,8 @@ def micropython_eval(cases: list[dict], folder: Path) -> list:
     (folder / "cases.json").write_text(json.dumps(cases))
     result = subprocess.run([sys.executable, "-m", "micropython_unix", "harness.py"], cwd=folder,
                             capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+    # the unix port's module runner exits 0 even after an uncaught exception: look for the traceback too
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
     return json.loads((folder / "results.json").read_text())
 
 
@@ -171,13 +176,26 @@ def test_integer_semantics_equal_the_reference(tmp_path: Path) -> None:
         seed = int(RNG.integers(0, 2**32))
         want = feedback_matrix(seed, n_in, classes, bound)
         case("feedback", {"n_in": n_in, "classes": classes, "bound": bound, "seed": seed}, want.tolist())
+    for x in ints(200, 0, 2**62, [0, 1, 2, 3, 4, 2**24 - 1, 2**24, 2**60 - 1, 2**62]):  # FFzero's norms
+        case("isqrt", [x], int(fixed.isqrt([x])[0]))
+        case("bit_length", [x], x.bit_length())
+    for _ in range(40):
+        zs = [RNG.integers(-(2**45), 2**45, size=int(RNG.integers(1, 12))) >> int(RNG.integers(0, 45))
+              for _ in range(2)]
+        zs[1] = zs[1][:len(zs[0])] if len(zs[1]) >= len(zs[0]) else np.resize(zs[1], len(zs[0]))
+        case("rescale", [[z.tolist() for z in zs]], [z.tolist() for z in ffzero.rescale(zs)])
+    for _ in range(20):
+        key, n_in, n_out = int(RNG.integers(0, 2**32)), int(RNG.integers(1, 70)), int(RNG.integers(1, 40))
+        r = ffzero.dense_directions(key, n_in, n_out)
+        case("direction", [key, n_in, n_out], r[:, :n_in + 1].tolist())
     got = micropython_eval(cases, tmp_path)
     assert len(got) == len(expected)
     for c, g, want in zip(cases, got, expected, strict=True):
         assert g == want, (c["fn"], c["args"] if len(json.dumps(c["args"])) < 400 else "...", g, want)
 
 
-@pytest.mark.parametrize("example", ["digits_pepita", "digits_mempepita", "digits_last_layer"])
+@pytest.mark.parametrize("example", ["digits_pepita", "digits_mempepita", "digits_last_layer", "digits_ffzero",
+                                     "f1_ffzero_regression"])
 def test_verify_on_the_unix_port(example: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`onward verify examples/<example>.toml --target micropython --steps 500`: 0 mismatches."""
     assert main(["verify", str(EXAMPLES / f"{example}.toml"), "--target", "micropython", "--steps", "500",
@@ -188,7 +206,7 @@ def test_verify_on_the_unix_port(example: str, tmp_path: Path, capsys: pytest.Ca
 
 def test_a_rule_without_a_micropython_step_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = make_spec(rule={"name": "ff"})
-    with pytest.raises(MicroPythonError, match="no `ff` rule yet; it has: pepita, mempepita, last_layer"):
+    with pytest.raises(MicroPythonError, match="no `ff` rule yet; it has: pepita, mempepita, ffzero, last_layer"):
         generate_micropython(init_model(spec, load_dataset(spec)))
     assert main(["verify", str(EXAMPLES / "digits_ff.toml"), "--target", "micropython",
                  "--build-dir", str(tmp_path)]) == 2
@@ -199,7 +217,14 @@ def test_generate_writes_the_module(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["generate", str(EXAMPLES / "digits_pepita.toml"), "--micropython", "-o", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"onward_rt.py", "onward_digits_pepita.py", "main.py"}
     assert (tmp_path / "onward_rt.py").read_text() == RUNTIME.read_text()
-    assert set(RULES) == {"pepita", "mempepita", "last_layer"}
+    assert set(RULES) == {"pepita", "mempepita", "ffzero", "last_layer"}
+
+
+def test_conv_blocks_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(EXAMPLES / "digits_ffzero_cnn.toml"), "--target", "micropython",
+                 "--build-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: the MicroPython target has dense layers only; `model.conv` needs a C target\n"
 
 
 TYPINGS = ROOT / ".onward" / "typings"

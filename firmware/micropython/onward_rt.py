@@ -82,6 +82,7 @@ ERR_ARGUMENT = 8
 MIN_FRAME = 7
 RULE_PEPITA = 1
 RULE_MEMPEPITA = 2
+RULE_FFZERO = 3
 RULE_LAST_LAYER = 6
 
 
@@ -117,11 +118,18 @@ class State:
         self.lr_q = model.LR_Q
         self.stage = 0
         self.saturations = 0
+        self.strides = model.STRIDES  # a row's length in the state image (FFzero: inputs, bias, padding)
+        self.protos = array("h", getattr(model, "ONW_FFZERO_PROTOS", b""))  # FFzero's prototypes, Q15
+        self.proto_offsets = []  # where each layer's prototypes start
+        at = 0
+        for layer in range(len(model.DIMS) - 1):
+            self.proto_offsets.append(at)
+            at += getattr(model, "FFZERO_PROTOTYPES", 0) * model.DIMS[layer + 1]
         self.offsets = []  # where each layer's weights start in the flat array
         at = 0
         for layer in range(len(model.DIMS) - 1):
             self.offsets.append(at)
-            at += model.DIMS[layer] * model.DIMS[layer + 1]
+            at += model.STRIDES[layer] * model.DIMS[layer + 1]
 
     def reset(self, seed):
         self.weights = array("h", self.model.WEIGHTS)
@@ -220,11 +228,12 @@ def dense(st, layer, x, relu):
     """onw_dense: int16 W (Q wf) times int16 x, exact sums, one rounding back to Q af, saturate, ReLU."""
     m = st.model
     w, base, n_in, n_out = st.weights, st.offsets[layer], m.DIMS[layer], m.DIMS[layer + 1]
+    stride = st.strides[layer]
     shift = m.WEIGHT_FRAC
     half = (1 << (shift - 1)) if shift else 0
     out = []
     for i in range(n_out):
-        row = base + i * n_in
+        row = base + i * stride
         acc = 0
         for j in range(n_in):
             acc += w[row + j] * x[j]
@@ -262,7 +271,7 @@ def update(st, layer, delta, x):
     shift - 16, h_i) with h_i = rand(key, i), then per weight floor((g_i x_j + o) / 2**16), o the top 16 bits of
     word 1 + j // 8 of the LCG stream from h_i. Rows with delta_i == 0 do not change (every step is 0)."""
     m = st.model
-    w, base, n_in = st.weights, st.offsets[layer], m.DIMS[layer]
+    w, base, n_in, stride = st.weights, st.offsets[layer], m.DIMS[layer], st.strides[layer]
     key = rounding_key(st, layer)
     shift = m.UPDATE_SHIFT - DITHER_BITS
     lr_q = st.lr_q
@@ -272,7 +281,7 @@ def update(st, layer, delta, x):
             continue
         h = rand(key, i)
         g = stochastic_shift(d * lr_q, shift, h)
-        row = base + i * n_in
+        row = base + i * stride
         u = h
         for j in range(n_in):
             if j % DITHER_GROUP == 0:
@@ -358,10 +367,226 @@ def train_last_layer(st, x, label):
     return h[-1]
 
 
-TRAIN_STEPS = {RULE_PEPITA: train_pepita, RULE_MEMPEPITA: train_mempepita, RULE_LAST_LAYER: train_last_layer}
+# --- FFzero (rules/ffzero/fixed.py, rule_ffzero.c): dense blocks, layer-local losses, directional derivatives ---
+
+LOSS_FRAC = 24
+PROTO_FRAC = 15
+Z_BITS = 24
+RENORM_LIMIT = 1 << 14
+STREAM_DIRECTIONS = 3
+
+
+def bit_length(x):
+    """Bits of x >= 0 (MicroPython's int has no bit_length)."""
+    n = 0
+    while x >= 0x10000:
+        x >>= 16
+        n += 16
+    while x:
+        x >>= 1
+        n += 1
+    return n
+
+
+def isqrt(x):
+    """floor(sqrt(x)) of x >= 0, exactly (Newton's method from above)."""
+    if x < 2:
+        return x
+    r = 1 << ((bit_length(x) + 1) // 2)
+    while True:
+        y = (r + x // r) >> 1
+        if y >= r:
+            return r
+        r = y
+
+
+def accumulate(st, layer, h):
+    """A = W [h, 2**af]: exact sums, Q(wf + af); the padding column meets 0."""
+    m = st.model
+    w, base, n_in, stride = st.weights, st.offsets[layer], m.DIMS[layer], st.strides[layer]
+    one = 1 << m.ACT_FRAC
+    out = []
+    for o in range(m.DIMS[layer + 1]):
+        row = base + o * stride
+        acc = w[row + n_in] * one
+        for i in range(n_in):
+            acc += w[row + i] * h[i]
+        out.append(acc)
+    return out
+
+
+def direction_key(st, layer, k):
+    return derive(derive(derive(derive(st.seed, STREAM_DIRECTIONS), st.steps), layer), k)
+
+
+def row_words(key, o, n_in, n_out):
+    """Row o of a dense block's direction as its PRNG words: the inputs' signs are bit i % 32 of word i // 32
+    (a row starts at word o * wpr), the bias's sign is the last entry's bit o % 32. 1 -> +1, 0 -> -1."""
+    wpr = (n_in + 31) >> 5
+    words = [rand(key, o * wpr + w) for w in range(wpr)]
+    words.append(rand(key, n_out * wpr + (o >> 5)) >> (o & 31))
+    return words
+
+
+def direction_row(key, o, n_in, n_out):
+    """Row o of a dense block's direction as ±1 values, the inputs then the bias (the padding's 0 left out):
+    the twin of rules/ffzero/fixed.py dense_directions, for the tests."""
+    words = row_words(key, o, n_in, n_out)
+    row = [1 if (words[i >> 5] >> (i & 31)) & 1 else -1 for i in range(n_in)]
+    row.append(1 if words[-1] & 1 else -1)
+    return row
+
+
+def rescale(zs):
+    """The vectors shifted by one common power of two so that the largest |z| has Z_BITS bits."""
+    top = 0
+    for z in zs:
+        for v in z:
+            if abs(v) > top:
+                top = abs(v)
+    shift = bit_length(top) - Z_BITS
+    if shift > 0:
+        return [[round_shift(v, shift) for v in z] for z in zs]
+    return [[v << -shift for v in z] for z in zs]
+
+
+def cosines(st, layer, z):
+    """s_c = (z . p_c << 9) / isqrt(z . z), C division, Q24; 0 when z = 0."""
+    protos, count = st.protos, st.model.FFZERO_PROTOTYPES
+    width, base = len(z), st.proto_offsets[layer]
+    n = isqrt(sum(v * v for v in z))
+    out = []
+    for c in range(count):
+        at = base + c * width
+        t = 0
+        for i in range(width):
+            t += protos[at + i] * z[i]
+        out.append(0 if n == 0 else div_trunc(t << (LOSS_FRAC - PROTO_FRAC), n))
+    return out
+
+
+def ffzero_loss(st, layer, z, target):
+    s = cosines(st, layer, z)
+    m = st.model
+    if m.REGRESSION:
+        e = (target << (LOSS_FRAC - m.ACT_FRAC)) - s[0]
+        return round_shift(e * e, LOSS_FRAC)
+    margin = m.FFZERO_MARGIN_Q
+    return sum(max(0, margin + v - s[target]) for v in s)
+
+
+def ffzero_learn(st, layer, h, a, target):
+    """ΔL_k = L(z+) - L(z-) along K Rademacher directions, then the block's two-stage rounded step."""
+    m = st.model
+    n_in, n_out, stride = m.DIMS[layer], m.DIMS[layer + 1], st.strides[layer]
+    p, one = m.FFZERO_PERTURBATION, 1 << m.ACT_FRAC
+    keys = [direction_key(st, layer, k) for k in range(m.FFZERO_DIRECTIONS)]
+    dl = []
+    for key in keys:
+        zp, zm = [], []
+        for o in range(n_out):
+            words = row_words(key, o, n_in, n_out)
+            resp = one if words[-1] & 1 else -one
+            for i in range(n_in):
+                if (words[i >> 5] >> (i & 31)) & 1:
+                    resp += h[i]
+                else:
+                    resp -= h[i]
+            zp.append(a[o] + (resp << p))
+            zm.append(a[o] - (resp << p))
+        zp, zm = rescale([zp, zm])
+        dl.append(ffzero_loss(st, layer, zp, target) - ffzero_loss(st, layer, zm, target))
+    if not any(dl):
+        return
+    rkey = rounding_key(st, layer)
+    shift = m.FFZERO_UPDATE_SHIFT - DITHER_BITS
+    g = [stochastic_shift(st.lr_q * dl[k], shift, rand(rkey, n_out + k)) for k in range(len(dl))]
+    n_dirs = len(g)
+    w, base = st.weights, st.offsets[layer]
+    big = False
+    for o in range(n_out):
+        rows = [row_words(key, o, n_in, n_out) for key in keys]
+        u = rand(rkey, o)
+        at = base + o * stride
+        for j in range(stride):
+            if j % DITHER_GROUP == 0:
+                u = (u * DITHER_A + DITHER_C) & MASK32
+                off = u >> (32 - DITHER_BITS)
+            total = off
+            if j <= n_in:  # the inputs and the bias; the padding column's direction is 0
+                word = j >> 5 if j < n_in else -1
+                bit = j & 31 if j < n_in else 0
+                k = 0
+                while k < n_dirs:  # a while loop: no iterator object per weight (the heap of a board)
+                    total += g[k] if (rows[k][word] >> bit) & 1 else -g[k]
+                    k += 1
+            v = sat16(st, w[at + j] - (total >> DITHER_BITS))
+            w[at + j] = v
+            if v >= RENORM_LIMIT or v < -RENORM_LIMIT:
+                big = True
+    if big:  # the overflow guard: halve the block, rounding half up
+        for j in range(base, base + n_out * stride):
+            w[j] = (w[j] + 1) >> 1
+
+
+def ffzero_run(st, x, target):
+    """Layers 0 .. min(stage, L - 1) vote (or give s_0); the stage's layer learns when a target is given."""
+    m = st.model
+    layers = len(m.DIMS) - 1
+    last = min(st.stage, layers - 1)
+    h = x
+    votes = []
+    s0 = 0
+    for layer in range(last + 1):
+        a = accumulate(st, layer, h)
+        z = rescale([a])[0]
+        if m.REGRESSION:
+            if layer == last:
+                s0 = cosines(st, layer, z)[0]
+        else:
+            s = cosines_raw(st, layer, z)
+            votes.append(s.index(max(s)))
+        if layer < last:
+            h = []
+            for v in a:
+                y = requant(st, v, m.WEIGHT_FRAC, 0)
+                h.append(y if y > 0 or not m.FFZERO_RELU else 0)
+        elif target is not None and st.stage < layers:
+            ffzero_learn(st, layer, h, a, target)
+    if m.REGRESSION:
+        return [requant(st, s0, LOSS_FRAC, m.ACT_FRAC)]
+    classes = m.NUM_OUTPUTS
+    out, deepest = [0] * classes, [0] * classes
+    for layer in range(len(votes)):
+        out[votes[layer]] += 1
+        deepest[votes[layer]] = layer + 1
+    return [out[c] * (len(votes) + 1) + deepest[c] for c in range(classes)]
+
+
+def cosines_raw(st, layer, z):
+    """The vote's scores: z . p_c (the argmax of the cosines without the division)."""
+    protos, count, width, base = st.protos, st.model.FFZERO_PROTOTYPES, len(z), st.proto_offsets[layer]
+    out = []
+    for c in range(count):
+        at = base + c * width
+        t = 0
+        for i in range(width):
+            t += protos[at + i] * z[i]
+        out.append(t)
+    return out
+
+
+def train_ffzero(st, x, target):
+    return ffzero_run(st, x, target)
+
+
+TRAIN_STEPS = {RULE_PEPITA: train_pepita, RULE_MEMPEPITA: train_mempepita, RULE_LAST_LAYER: train_last_layer,
+               RULE_FFZERO: train_ffzero}
 
 
 def infer(st, x):
+    if st.model.RULE == RULE_FFZERO:
+        return ffzero_run(st, x, None)
     for layer in range(len(st.model.DIMS) - 1):
         x = forward(st, layer, x)
     return x

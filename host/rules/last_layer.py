@@ -23,6 +23,7 @@ from onward.nn.mlp import fit_float, forward_pass_fixed, logits_float, output_er
 from onward.reference import FixedReference
 from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit
 
+MICROPYTHON = True  # firmware/micropython/onward_rt.py has its step
 RULE_ID = 6
 TASKS = ("classification",)
 

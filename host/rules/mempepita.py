@@ -18,6 +18,7 @@ from onward.rules import pepita
 from onward.rules.pepita import apply_update_float, hidden_delta_fixed, modulate_fixed
 from onward.spec import Spec
 
+MICROPYTHON = True  # firmware/micropython/onward_rt.py has its step
 RULE_ID = 2
 TASKS = pepita.TASKS
 Options = pepita.Options

@@ -26,6 +26,7 @@ from onward.nn.mlp import fit_float, forward_fixed, forward_pass_fixed, logits_f
 from onward.reference import FixedReference
 from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
+MICROPYTHON = True  # firmware/micropython/onward_rt.py has its step
 RULE_ID = 1
 TASKS = ("classification",)
 

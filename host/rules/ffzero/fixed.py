@@ -91,6 +91,7 @@ from onward.schedule import stage_epochs
 from onward.spec import RuleOptions, Spec, SpecError, check_device_rule, check_weights_fit, require
 
 RULE_ID = 3
+MICROPYTHON = True  # firmware/micropython/onward_rt.py has its dense blocks (not the conv blocks)
 TASKS: tuple[str, ...] = ("classification", "regression")
 CONV = True  # learns convolution blocks (`model.conv`) too
 ACTIVATIONS = ("linear", "relu")  # what a frozen layer passes on: z (the paper's code) or ReLU(z)
