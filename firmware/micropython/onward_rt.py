@@ -224,6 +224,71 @@ def softmax_q15(z, frac):
 
 # --- layers (nn/dense.py, nn/mlp.py) ------------------------------------------------------------------------------
 
+# --- the hot loops: @micropython.viper where the port has it, exact on a 32-bit word -----------------------------
+#
+# Viper's ints are machine words (32 bits on a microcontroller, 64 on the unix port), so these kernels only ever
+# form values that fit 32 bits, whatever the port: the unix port then runs exactly the arithmetic a board runs.
+# ptr16 loads are unsigned: (v ^ 0x8000) - 0x8000 sign-extends an int16.
+
+VIPER = False  # the tests turn it off to check the plain loops (the same results)
+CHUNK_TERMS = 255  # a dot product's partial sums stay below 2**31 for at most this many terms (dot_row)
+G_LIMIT = 1 << 15  # update_row's g * x + o fits 32 bits while |g| < this (the C's SMLABB condition too)
+
+try:
+    import micropython
+
+    @micropython.viper
+    def dot_chunk(w: ptr16, w_at: int, x: ptr16, x_at: int, n: int) -> int:
+        """Sum of int16 w[w_at + j] times x[x_at + j], j < n, where |x| <= 255 and n <= CHUNK_TERMS: each term is
+        below 2**23 and the sum below 2**31."""
+        acc = 0
+        j = 0
+        while j < n:
+            acc += ((int(w[w_at + j]) ^ 0x8000) - 0x8000) * ((int(x[x_at + j]) ^ 0x8000) - 0x8000)
+            j += 1
+        return acc
+
+    @micropython.viper
+    def update_row(w: ptr16, at: int, x: ptr16, n: int, g: int, offsets: ptr16) -> int:
+        """w[at + j] = sat16(w[at + j] - ((g x_j + o) >> 16)) for j < n, o = offsets[j >> 3] (unsigned 16 bits),
+        |g| < G_LIMIT so that g x_j + o < 2**31. Returns how many weights saturated."""
+        sats = 0
+        j = 0
+        while j < n:
+            step = (g * ((int(x[j]) ^ 0x8000) - 0x8000) + int(offsets[j >> 3])) >> 16
+            v = ((int(w[at + j]) ^ 0x8000) - 0x8000) - step
+            if v > 32767:
+                v = 32767
+                sats += 1
+            elif v < -32768:
+                v = -32768
+                sats += 1
+            w[at + j] = v
+            j += 1
+        return sats
+
+    VIPER = True
+except (ImportError, AttributeError, SyntaxError, NameError):  # a port without viper: the plain loops
+    pass
+
+
+def split_bytes(x):
+    """x as its high bytes (-128..127) and low bytes (0..255): x = 256 hi + lo, so that a dot product of int16
+    weights with either part stays below 2**31 for CHUNK_TERMS terms."""
+    return array("h", [v >> 8 for v in x]), array("h", [v & 0xFF for v in x])
+
+
+def dot_row(w, row, hi, lo, n):
+    """The exact sum of w[row + j] x_j, from the viper chunks of the high and low bytes (Python ints add them)."""
+    total = 0
+    at = 0
+    while at < n:
+        count = min(CHUNK_TERMS, n - at)
+        total += (dot_chunk(w, row + at, hi, at, count) << 8) + dot_chunk(w, row + at, lo, at, count)
+        at += count
+    return total
+
+
 def dense(st, layer, x, relu):
     """onw_dense: int16 W (Q wf) times int16 x, exact sums, one rounding back to Q af, saturate, ReLU."""
     m = st.model
@@ -231,12 +296,18 @@ def dense(st, layer, x, relu):
     stride = st.strides[layer]
     shift = m.WEIGHT_FRAC
     half = (1 << (shift - 1)) if shift else 0
+    fast = VIPER
+    if fast:
+        hi, lo = split_bytes(x)
     out = []
     for i in range(n_out):
         row = base + i * stride
-        acc = 0
-        for j in range(n_in):
-            acc += w[row + j] * x[j]
+        if fast:
+            acc = dot_row(w, row, hi, lo, n_in)
+        else:
+            acc = 0
+            for j in range(n_in):
+                acc += w[row + j] * x[j]
         y = sat16(st, (acc + half) >> shift)
         out.append(y if y > 0 or not relu else 0)
     return out
@@ -275,6 +346,10 @@ def update(st, layer, delta, x):
     key = rounding_key(st, layer)
     shift = m.UPDATE_SHIFT - DITHER_BITS
     lr_q = st.lr_q
+    groups = (n_in + DITHER_GROUP - 1) // DITHER_GROUP
+    fast = VIPER
+    xs = array("h", x) if fast else x
+    offsets = array("H", bytes(2 * groups))
     for i in range(len(delta)):
         d = delta[i]
         if d == 0:
@@ -283,6 +358,13 @@ def update(st, layer, delta, x):
         g = stochastic_shift(d * lr_q, shift, h)
         row = base + i * stride
         u = h
+        if fast and -G_LIMIT < g < G_LIMIT:
+            for k in range(groups):
+                u = (u * DITHER_A + DITHER_C) & MASK32
+                offsets[k] = u >> (32 - DITHER_BITS)
+            # viper's ptr16 takes any buffer; the stubs' ptr16 type does not know array
+            st.saturations += update_row(w, row, xs, n_in, g, offsets)  # pyright: ignore[reportArgumentType]
+            continue
         for j in range(n_in):
             if j % DITHER_GROUP == 0:
                 u = (u * DITHER_A + DITHER_C) & MASK32
