@@ -532,19 +532,23 @@ def rescale(zs):
     return [[v << -shift for v in z] for z in zs]
 
 
-def cosines(st, layer, z):
-    """s_c = (z . p_c << 9) / isqrt(z . z), C division, Q24; 0 when z = 0."""
-    protos, count = st.protos, st.model.FFZERO_PROTOTYPES
-    width, base = len(z), st.proto_offsets[layer]
-    n = isqrt(sum(v * v for v in z))
+def projections(st, layer, z):
+    """t_c = z . p_c with the layer's Q15 prototypes: the vote's scores (the cosines' argmax) and their numerators."""
+    protos, count, width, base = st.protos, st.model.FFZERO_PROTOTYPES, len(z), st.proto_offsets[layer]
     out = []
     for c in range(count):
         at = base + c * width
         t = 0
         for i in range(width):
             t += protos[at + i] * z[i]
-        out.append(0 if n == 0 else div_trunc(t << (LOSS_FRAC - PROTO_FRAC), n))
+        out.append(t)
     return out
+
+
+def cosines(st, layer, z):
+    """s_c = (t_c << 9) / isqrt(z . z), C division, Q24; 0 when z = 0."""
+    n = isqrt(sum(v * v for v in z))
+    return [0 if n == 0 else div_trunc(t << (LOSS_FRAC - PROTO_FRAC), n) for t in projections(st, layer, z)]
 
 
 def ffzero_loss(st, layer, z, target):
@@ -626,7 +630,7 @@ def ffzero_run(st, x, target):
             if layer == last:
                 s0 = cosines(st, layer, z)[0]
         else:
-            s = cosines_raw(st, layer, z)
+            s = projections(st, layer, z)
             votes.append(s.index(max(s)))
         if layer < last:
             h = []
@@ -643,19 +647,6 @@ def ffzero_run(st, x, target):
         out[votes[layer]] += 1
         deepest[votes[layer]] = layer + 1
     return [out[c] * (len(votes) + 1) + deepest[c] for c in range(classes)]
-
-
-def cosines_raw(st, layer, z):
-    """The vote's scores: z . p_c (the argmax of the cosines without the division)."""
-    protos, count, width, base = st.protos, st.model.FFZERO_PROTOTYPES, len(z), st.proto_offsets[layer]
-    out = []
-    for c in range(count):
-        at = base + c * width
-        t = 0
-        for i in range(width):
-            t += protos[at + i] * z[i]
-        out.append(t)
-    return out
 
 
 def train_ffzero(st, x, target):

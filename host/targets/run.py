@@ -115,39 +115,29 @@ def open_device(
             raise ProtocolError(f"cannot open the serial port {port}: {exc}") from None
     else:
         board = load_board(target)
-        if "micropython" in board.config:
+        if "linker_script" in board.config and "qemu" not in board.config:
+            raise BuildError(f"target {target} is a real board, which onward cannot start: flash it first "
+                             f"(onward flash SPEC --board {target}), then pass its serial port with --port")
+        if "micropython" in board.config:  # the generated module on the MicroPython unix port
             from onward.targets.micropython import start_micropython, write_micropython
 
             process = start_micropython(board, write_micropython(model, build_dir)[0])
             link = PipeLink(process)
-            device = Device(link, timeout)
-            try:
-                yield device
-            finally:
-                device.close()
-                _stop(process)
-            return
-        if "linker_script" in board.config and "qemu" not in board.config:
-            raise BuildError(f"target {target} is a real board, which onward cannot start: flash it first "
-                             f"(onward flash SPEC --board {target}), then pass its serial port with --port")
-        firmware = build_firmware(model, target, build_dir, transport=transport)
-        if "qemu" in firmware.board.config:
-            process, link = start_qemu(firmware)
-        else:  # a host executable speaking the protocol on stdin/stdout
-            process = subprocess.Popen([str(firmware.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            link = PipeLink(process)
+        else:
+            firmware = build_firmware(model, target, build_dir, transport=transport)
+            if "qemu" in firmware.board.config:
+                process, link = start_qemu(firmware)
+            else:  # a host executable speaking the protocol on stdin/stdout
+                process = subprocess.Popen([str(firmware.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                link = PipeLink(process)
     device = Device(link, timeout)
     try:
         yield device
     finally:
         device.close()
+        if process is not None and process.poll() is None:
+            process.kill()
         if process is not None:
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    if process.stderr:
-        process.stderr.close()
+            process.wait()
+            if process.stderr:
+                process.stderr.close()
