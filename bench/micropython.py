@@ -91,7 +91,8 @@ def measure(spec_path: Path, steps: int, build: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default = [EXAMPLES / f"{name}.toml" for name in ("digits_pepita", "digits_mempepita", "digits_last_layer",
-                                                      "digits_ffzero", "f1_ffzero_regression")]
+                                                      "digits_ffzero", "f1_ffzero_regression", "digits_ff",
+                                                      "digits_fgrad")]
     parser.add_argument("--specs", nargs="+", type=Path, default=default)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--json", action="store_true")

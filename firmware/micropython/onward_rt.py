@@ -83,6 +83,8 @@ MIN_FRAME = 7
 RULE_PEPITA = 1
 RULE_MEMPEPITA = 2
 RULE_FFZERO = 3
+RULE_FF = 4
+RULE_FGRAD = 5
 RULE_LAST_LAYER = 6
 
 
@@ -222,6 +224,13 @@ def softmax_q15(z, frac):
     return [div_trunc(v << 15, total) for v in e]
 
 
+def sigmoid_q15(t, frac):
+    """1 / (1 + e^(-t / 2**frac)) in Q15, |t| clamped at 32 (fixed.sigmoid_q15)."""
+    a = min(abs(t), 32 << frac)
+    e = exp2_q15(-round_shift(a * LOG2E_Q14, 14), frac)
+    return div_trunc(1 << 30, ONE_Q15 + e) if t >= 0 else div_trunc(e << 15, ONE_Q15 + e)
+
+
 # --- layers (nn/dense.py, nn/mlp.py) ------------------------------------------------------------------------------
 
 # --- the hot loops: @micropython.viper where the port has it, exact on a 32-bit word -----------------------------
@@ -289,25 +298,35 @@ def dot_row(w, row, hi, lo, n):
     return total
 
 
-def dense(st, layer, x, relu):
-    """onw_dense: int16 W (Q wf) times int16 x, exact sums, one rounding back to Q af, saturate, ReLU."""
+def row_sums(st, layer, x):
+    """onw_dense_acc: the exact sums of every row of the layer's block with the int16 vector x (its first len(x)
+    columns: a padded row's padding is left out, or meets a 0 in x)."""
     m = st.model
-    w, base, n_in, n_out = st.weights, st.offsets[layer], m.DIMS[layer], m.DIMS[layer + 1]
-    stride = st.strides[layer]
-    shift = m.WEIGHT_FRAC
-    half = (1 << (shift - 1)) if shift else 0
+    w, base, n, stride = st.weights, st.offsets[layer], len(x), st.strides[layer]
     fast = VIPER
     if fast:
         hi, lo = split_bytes(x)
     out = []
-    for i in range(n_out):
+    for i in range(m.DIMS[layer + 1]):
         row = base + i * stride
         if fast:
-            acc = dot_row(w, row, hi, lo, n_in)
+            out.append(dot_row(w, row, hi, lo, n))
         else:
             acc = 0
-            for j in range(n_in):
+            for j in range(n):
                 acc += w[row + j] * x[j]
+            out.append(acc)
+    return out
+
+
+def dense(st, layer, x, relu, shift=-1):
+    """onw_dense: int16 W (Q wf) times int16 x, exact sums, one rounding (by `shift`, default weight_frac) back to
+    Q af, saturate, ReLU."""
+    if shift < 0:
+        shift = st.model.WEIGHT_FRAC
+    half = (1 << (shift - 1)) if shift else 0
+    out = []
+    for acc in row_sums(st, layer, x):
         y = sat16(st, (acc + half) >> shift)
         out.append(y if y > 0 or not relu else 0)
     return out
@@ -337,16 +356,18 @@ def rounding_key(st, layer):
     return derive(derive(derive(st.seed, STREAM_ROUNDING), st.steps), layer)
 
 
-def update(st, layer, delta, x):
-    """onw_dense_update: W -= lr * delta x^T / 2**shift, the row factor g_i = stochastic_shift(delta_i lr_q,
-    shift - 16, h_i) with h_i = rand(key, i), then per weight floor((g_i x_j + o) / 2**16), o the top 16 bits of
-    word 1 + j // 8 of the LCG stream from h_i. Rows with delta_i == 0 do not change (every step is 0)."""
+def update(st, layer, delta, x, lr_q=-1, shift=-1, key=-1):
+    """onw_dense_update: W -= lr * delta x^T / 2**shift over len(x) columns, the row factor
+    g_i = stochastic_shift(delta_i lr_q, shift - 16, h_i) with h_i = rand(key, i), then per weight
+    floor((g_i x_j + o) / 2**16), o the top 16 bits of word 1 + j // 8 of the LCG stream from h_i. Rows with
+    delta_i == 0 do not change (every step is 0). Defaults: the state's lr_q, the model's UPDATE_SHIFT and the
+    step's rounding key of the layer."""
     m = st.model
-    w, base, n_in, stride = st.weights, st.offsets[layer], m.DIMS[layer], st.strides[layer]
-    key = rounding_key(st, layer)
-    shift = m.UPDATE_SHIFT - DITHER_BITS
-    lr_q = st.lr_q
-    groups = (n_in + DITHER_GROUP - 1) // DITHER_GROUP
+    w, base, n, stride = st.weights, st.offsets[layer], len(x), st.strides[layer]
+    key = rounding_key(st, layer) if key < 0 else key
+    shift = (m.UPDATE_SHIFT if shift < 0 else shift) - DITHER_BITS
+    lr_q = st.lr_q if lr_q < 0 else lr_q
+    groups = (n + DITHER_GROUP - 1) // DITHER_GROUP
     fast = VIPER
     xs = array("h", x) if fast else x
     offsets = array("H", bytes(2 * groups))
@@ -363,9 +384,9 @@ def update(st, layer, delta, x):
                 u = (u * DITHER_A + DITHER_C) & MASK32
                 offsets[k] = u >> (32 - DITHER_BITS)
             # viper's ptr16 takes any buffer; the stubs' ptr16 type does not know array
-            st.saturations += update_row(w, row, xs, n_in, g, offsets)  # pyright: ignore[reportArgumentType]
+            st.saturations += update_row(w, row, xs, n, g, offsets)  # pyright: ignore[reportArgumentType]
             continue
-        for j in range(n_in):
+        for j in range(n):
             if j % DITHER_GROUP == 0:
                 u = (u * DITHER_A + DITHER_C) & MASK32
                 o = u >> (32 - DITHER_BITS)
@@ -653,13 +674,207 @@ def train_ffzero(st, x, target):
     return ffzero_run(st, x, target)
 
 
+# --- Forward-Forward (rules/ff.py, rule_ff.c) -----------------------------------------------------------------
+
+STREAM_NEGATIVES = 4
+FF_FLOOR = I16_MIN
+
+
+def unit_length(st, v):
+    """x^ in Q14: v / |v| (isqrt of the sum of squares with 8 guard bits, a reciprocal with 30 extra bits), then
+    the bias input 2**14 and, if the row is padded, a 0."""
+    m = st.model
+    guard, recip, nf = m.FF_NORM_GUARD, m.FF_RECIP_SHIFT, m.FF_NORM_FRAC
+    norm = isqrt(sum(a * a for a in v) << (2 * guard))
+    inv = (1 << (nf + guard + recip)) // (norm + 1)
+    out = [round_shift(a * inv, recip) for a in v]
+    out.append(1 << nf)
+    if len(out) & 1:
+        out.append(0)
+    return out
+
+
+def ff_embed(st, x, label):
+    v = list(x) + [0] * st.model.NUM_OUTPUTS
+    v[len(x) + label] = st.model.FF_LABEL_Q
+    return v
+
+
+def ff_goodness(st, h):
+    return round_shift(sum(a * a for a in h), st.model.ACT_FRAC)
+
+
+def ff_forward(st, layer, v):
+    """(x^, h, goodness in Q af) of one layer on its raw input v."""
+    a = unit_length(st, v)
+    h = dense(st, layer, a, True, st.model.FF_DENSE_SHIFT)
+    return a, h, ff_goodness(st, h)
+
+
+def ff_relative(scores):
+    top = max(scores)
+    return [max(s - top, FF_FLOOR) for s in scores]
+
+
+def train_ff(st, x, label):
+    m = st.model
+    classes, layers, af = m.NUM_OUTPUTS, len(m.DIMS) - 1, m.ACT_FRAC
+    key = derive(derive(st.seed, STREAM_NEGATIVES), st.steps)
+    neg = (label + 1 + rand(key, 0) % (classes - 1)) % classes
+    v_pos, v_neg = ff_embed(st, x, label), ff_embed(st, x, neg)
+    score_pos = score_neg = 0
+    for layer in range(layers):
+        a_pos, h_pos, g_pos = ff_forward(st, layer, v_pos)
+        a_neg, h_neg, g_neg = ff_forward(st, layer, v_neg)
+        if layer >= m.FF_FIRST_SCORED:
+            score_pos += g_pos
+            score_neg += g_neg
+        s_pos = sigmoid_q15(m.FF_THETA_Q - g_pos, af)
+        s_neg = sigmoid_q15(g_neg - m.FF_THETA_Q, af)
+        rkey = rounding_key(st, layer)
+        update(st, layer, h_pos, [-a for a in a_pos], round_shift(st.lr_q * s_pos, 15), m.FF_UPDATE_SHIFT, rkey)
+        update(st, layer, h_neg, a_neg, round_shift(st.lr_q * s_neg, 15), m.FF_UPDATE_SHIFT, derive(rkey, 1))
+        v_pos, v_neg = h_pos, h_neg
+    out = [FF_FLOOR] * classes
+    both = ff_relative([score_pos, score_neg])
+    out[label], out[neg] = both[0], both[1]
+    return out
+
+
+def infer_ff(st, x):
+    """Every label's goodness: layer 0's sums over the features and the bias are the same for every label, and
+    so is x^ of the label entry; each label adds its own column."""
+    m = st.model
+    n, layers = len(x), len(m.DIMS) - 1
+    a = unit_length(st, ff_embed(st, x, 0))
+    label_value = a[n]
+    for c in range(m.NUM_OUTPUTS):
+        a[n + c] = 0
+    sums = row_sums(st, 0, a)
+    w, stride, shift = st.weights, st.strides[0], m.FF_DENSE_SHIFT
+    scores = []
+    for c in range(m.NUM_OUTPUTS):
+        h = []
+        for o in range(len(sums)):
+            y = requant(st, sums[o] + w[o * stride + n + c] * label_value, shift, 0)
+            h.append(y if y > 0 else 0)
+        total = ff_goodness(st, h) if m.FF_FIRST_SCORED == 0 else 0
+        for layer in range(1, layers):
+            _, h, g = ff_forward(st, layer, h)
+            if layer >= m.FF_FIRST_SCORED:
+                total += g
+        scores.append(total)
+    return ff_relative(scores)
+
+
+# --- forward gradients (rules/fgrad.py, rule_fgrad.c) -----------------------------------------------------------
+
+STREAM_TANGENTS = 5
+
+
+def tangent_key(st, layer):
+    return derive(derive(derive(st.seed, STREAM_TANGENTS), st.steps), layer)
+
+
+def slope(st, e, t):
+    """d = e . t_L, Q(2 af) -> Q(af)."""
+    af = st.model.ACT_FRAC
+    return requant(st, sum(e[c] * t[c] for c in range(len(e))), 2 * af, af)
+
+
+def fgrad_activity(st, h, e):
+    """Activity-perturbed tangents: per tangent k, unit signs (the top bit of rand(key, k * units + i): 1 -> -1)
+    on the live units, pushed forward through the layers; each layer's delta is the mean of slope x signs."""
+    m = st.model
+    af, last, dirs = m.ACT_FRAC, len(m.DIMS) - 2, m.DIRECTIONS
+    live = [[v > 0 for v in h[layer + 1]] if layer < last else [True] * m.DIMS[-1] for layer in range(last + 1)]
+    keys = [tangent_key(st, layer) for layer in range(last + 1)]
+    sums = [[0] * m.DIMS[layer + 1] for layer in range(last + 1)]
+    for k in range(dirs):
+        signs = []
+        t = []
+        for layer in range(last + 1):
+            units = m.DIMS[layer + 1]
+            s = [(-1 if rand(keys[layer], k * units + i) >> 31 else 1) if live[layer][i] else 0 for i in range(units)]
+            signs.append(s)
+            wt = dense(st, layer, t, False) if layer > 0 else [0] * units
+            t = [sat16(st, wt[i] + (s[i] << af)) for i in range(units)]  # every unit counts its saturation
+            t = [t[i] if live[layer][i] else 0 for i in range(units)]
+        d = slope(st, e, t)
+        for layer in range(last + 1):
+            for i in range(len(sums[layer])):
+                sums[layer][i] += d * signs[layer][i]
+    for layer in range(last + 1):
+        update(st, layer, [sat16(st, div_trunc(v, dirs)) for v in sums[layer]], h[layer])
+
+
+def fgrad_weight(st, h, e):
+    """Weight-perturbed tangents: sign of parameter p of tangent k is bit f % 32 of rand(key, f // 32) with
+    f = k * size + p (1 -> -1); the tangent's forward pass, its slope, then W -= stochastic_shift(lr_q mean_k
+    d_k V_k, FGRAD_SHIFT) with a hash per weight."""
+    m = st.model
+    wf, last, dirs = m.WEIGHT_FRAC, len(m.DIMS) - 2, m.DIRECTIONS
+    sizes = [m.DIMS[layer] * m.DIMS[layer + 1] for layer in range(last + 1)]
+    keys = [tangent_key(st, layer) for layer in range(last + 1)]
+    sums = [[0] * sizes[layer] for layer in range(last + 1)]
+    for k in range(dirs):
+        t = []
+        for layer in range(last + 1):
+            n_in, n_out = m.DIMS[layer], m.DIMS[layer + 1]
+            first, word, bits = k * sizes[layer], -1, 0
+            vt = []
+            for o in range(n_out):
+                acc = 0
+                for i in range(n_in):
+                    f = first + o * n_in + i
+                    if f >> 5 != word:
+                        word = f >> 5
+                        bits = rand(keys[layer], word)
+                    acc += -h[layer][i] if (bits >> (f & 31)) & 1 else h[layer][i]
+                vt.append(acc << wf)
+            if layer > 0:
+                wt = row_sums(st, layer, t)
+                vt = [vt[o] + wt[o] for o in range(n_out)]
+            t = [requant(st, v, wf, 0) for v in vt]
+            if layer < last:
+                t = [t[o] if h[layer + 1][o] > 0 else 0 for o in range(n_out)]
+        d = slope(st, e, t)
+        if d:
+            for layer in range(last + 1):
+                first, word, bits, acc = k * sizes[layer], -1, 0, sums[layer]
+                for q in range(sizes[layer]):
+                    f = first + q
+                    if f >> 5 != word:
+                        word = f >> 5
+                        bits = rand(keys[layer], word)
+                    acc[q] += -d if (bits >> (f & 31)) & 1 else d
+    w, lr_q = st.weights, st.lr_q
+    for layer in range(last + 1):
+        base, rkey = st.offsets[layer], rounding_key(st, layer)
+        for q in range(sizes[layer]):
+            step = stochastic_shift(div_trunc(sums[layer][q], dirs) * lr_q, m.FGRAD_SHIFT, rand(rkey, q))
+            w[base + q] = sat16(st, w[base + q] - step)
+
+
+def train_fgrad(st, x, target):
+    h = [x] + forward_pass(st, x)
+    e = output_error(st, h[-1], target)
+    if st.model.FGRAD_WEIGHT:
+        fgrad_weight(st, h, e)
+    else:
+        fgrad_activity(st, h, e)
+    return h[-1]
+
+
 TRAIN_STEPS = {RULE_PEPITA: train_pepita, RULE_MEMPEPITA: train_mempepita, RULE_LAST_LAYER: train_last_layer,
-               RULE_FFZERO: train_ffzero}
+               RULE_FFZERO: train_ffzero, RULE_FF: train_ff, RULE_FGRAD: train_fgrad}
 
 
 def infer(st, x):
     if st.model.RULE == RULE_FFZERO:
         return ffzero_run(st, x, None)
+    if st.model.RULE == RULE_FF:
+        return infer_ff(st, x)
     for layer in range(len(st.model.DIMS) - 1):
         x = forward(st, layer, x)
     return x

@@ -63,6 +63,7 @@ from onward.reference import FixedReference
 from onward.schedule import schedule
 from onward.spec import RuleOptions, Spec, SpecError, check_device_rule, check_weights_fit, require
 
+MICROPYTHON = True  # firmware/micropython/onward_rt.py has its step
 RULE_ID = 4
 TASKS = ("classification",)
 

@@ -48,6 +48,7 @@ from onward.nn.mlp import fit_float, forward_fixed, output_error_fixed, softmax
 from onward.reference import FixedReference
 from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
+MICROPYTHON = True  # firmware/micropython/onward_rt.py has its step
 RULE_ID = 5
 TASKS: tuple[str, ...] = ("classification",)
 MODES = ("activity", "weight")  # perturb the pre-activations, or the weights
