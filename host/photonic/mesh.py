@@ -10,6 +10,7 @@ E, shape (N, batch)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,7 @@ class Layout:
     def column_slices(self) -> list[slice]:
         """The MZIs of each column, as slices of the MZI list (it is sorted by column)."""
         edges = np.searchsorted(self.columns, np.arange(self.depth + 1))
-        return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def layout(n: int, kind: str = "clements") -> Layout:
