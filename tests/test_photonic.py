@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import unitary_group
 
+from onward.photonic.device import V_MAX, V_PI, Chip, Device, DeviceError, Flaws, Ledger, codes_for_phases, preset
 from onward.photonic.mesh import MeshError, decompose, layout, mesh_of
 from onward.photonic.mzi import coupler, mzi, solve
 
@@ -81,15 +82,30 @@ def test_decomposition_round_trip(kind: str, n: int) -> None:
         assert np.abs(mesh.unitary() - u).max() < 1e-10
 
 
-def test_propagation_column_by_column_equals_the_matrix() -> None:
+@pytest.mark.parametrize("kind", ["clements", "reck"])
+def test_propagation_column_by_column_equals_the_matrix(kind: str) -> None:
+    """A batch up to N goes column by column; a wider one through the unitary: both equal U x, and U equals the
+    product of the MZIs' 2x2 blocks embedded one by one."""
     n = 12
-    mesh = decompose(unitary_group.rvs(n, random_state=3))
+    mesh = decompose(unitary_group.rvs(n, random_state=3), kind)
+    product = np.eye(n, dtype=complex)
+    for m, block in zip(mesh.layout.modes, mesh.blocks(), strict=True):
+        embedded = np.eye(n, dtype=complex)
+        embedded[m:m + 2, m:m + 2] = block
+        product = embedded @ product
+    assert np.allclose(np.diag(np.exp(1j * mesh.screen)) @ product, mesh.unitary(), atol=1e-12)
+    narrow = RNG.normal(size=(n, 5)) + 1j * RNG.normal(size=(n, 5))
+    assert np.allclose(mesh.propagate(narrow), product_with_screen(mesh, product) @ narrow, atol=1e-12)
     x = RNG.normal(size=(n, 50)) + 1j * RNG.normal(size=(n, 50))
     y = mesh.propagate(x)
     assert np.allclose(y, mesh.unitary() @ x, atol=1e-12)
     assert np.allclose(np.linalg.norm(y, axis=0), np.linalg.norm(x, axis=0), atol=1e-12)  # lossless: norm kept
     assert np.allclose(mesh.unitary().conj().T @ y, x, atol=1e-12)  # the inverse recovers the input
     assert np.allclose(mesh.propagate(x[:, 0]), y[:, 0], atol=1e-14)
+
+
+def product_with_screen(mesh, product: np.ndarray) -> np.ndarray:
+    return np.diag(np.exp(1j * mesh.screen)) @ product
 
 
 def test_bad_input_is_named() -> None:
@@ -99,3 +115,108 @@ def test_bad_input_is_named() -> None:
         layout(1)
     with pytest.raises(MeshError, match="unitary"):
         decompose(np.ones((3, 3)))
+
+
+# --- the flawed chip (shared/photonics.md, tests 5 and 6) ----------------------------------------------------------
+
+def unit_inputs(n: int, batch: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(batch, n))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_all_flaws_off_is_the_ideal_chip() -> None:
+    """With every flaw at 0 the detector codes are the quantised |U x|² of the mesh the codes set."""
+    dev = Device(8, preset("ideal"), seed=1)
+    dev.set_codes(np.random.default_rng(2).integers(0, dev.dac_max + 1, dev.n_codes))
+    x = unit_inputs(8, 20)
+    want = np.abs(x @ dev.ideal_unitary().T) ** 2
+    assert np.abs(dev.measure(x) / dev.adc_max - want).max() <= 0.5 / dev.adc_max + 1e-12
+
+
+def test_splitter_error_keeps_the_mesh_unitary_and_loss_bounds_it() -> None:
+    lossless = Device(10, Flaws(splitter_sigma=0.08), seed=3)
+    lossless.set_codes(np.random.default_rng(4).integers(0, lossless.dac_max + 1, lossless.n_codes))
+    u = lossless.mesh(lossless.phases()).unitary()
+    assert np.abs(u @ u.conj().T - np.eye(10)).max() < 1e-12
+    lossy = Device(10, Flaws(splitter_sigma=0.08, loss_db=0.3), seed=3)
+    lossy.set_codes(lossless.codes)
+    s = np.linalg.svd(lossy.mesh(lossy.phases()).unitary(), compute_uv=False)
+    depth = lossy.layout.depth
+    assert s.max() <= 1.0 + 1e-12 and s.max() <= 10 ** (-0.3 * (depth // 2) / 20) + 1e-12
+    assert s.min() >= 10 ** (-0.3 * depth / 20) - 1e-12
+    x = unit_inputs(10, 100)
+    out = lossy.measure(x) / lossy.adc_max
+    assert (out.sum(axis=1) <= 1.0 + 10 / lossy.adc_max).all()  # output power never exceeds input power
+
+
+def test_a_dac_step_is_within_half_an_lsb() -> None:
+    phases = np.random.default_rng(5).uniform(0, 2 * np.pi, 1000)
+    for bits in (6, 8, 12):
+        codes = codes_for_phases(phases, bits)
+        volts = V_MAX * codes / ((1 << bits) - 1)
+        want = np.sqrt(phases / (np.pi / V_PI**2))
+        assert np.abs(volts - want).max() <= V_MAX / ((1 << bits) - 1) / 2 + 1e-12
+
+
+def test_static_flaws_repeat_and_dynamic_noise_changes_per_query() -> None:
+    flaws = preset("typical", phase_noise=0.05)
+    a, b, c = Device(6, flaws, seed=9), Device(6, flaws, seed=9), Device(6, flaws, seed=10)
+    assert np.array_equal(a.eps1, b.eps1) and np.array_equal(a.transmission, b.transmission)
+    assert not np.array_equal(a.eps1, c.eps1)
+    codes = np.random.default_rng(1).integers(0, a.dac_max + 1, a.n_codes)
+    for d in (a, b):
+        d.set_codes(codes)
+    x = unit_inputs(6, 64)
+    first_a, first_b = a.measure(x), b.measure(x)
+    assert np.array_equal(first_a, first_b)  # the same chip and query index: the same noise
+    assert not np.array_equal(a.measure(x), first_a)  # the next query draws new noise
+    assert a.ledger == Ledger(queries=2, samples=128, chip_time=128 * a.sample_time)
+
+
+def test_shot_noise_variance_is_linear_in_intensity() -> None:
+    dev = Device(2, Flaws(shot_noise=0.05, adc_bits=20), seed=2)
+    dev.set_codes(codes_for_phases(np.array([np.pi, 0.0, 0.0, 0.0]), 16))  # bar: each input stays on its port
+    ratios = []
+    for power in (0.1, 0.3, 0.9):
+        x = np.tile([np.sqrt(power), 0.0], (20000, 1))
+        out = dev.measure(x)[:, 0] / dev.adc_max
+        ratios.append(out.var() / out.mean())
+    assert max(ratios) / min(ratios) < 1.1 and abs(np.mean(ratios) - 0.05**2) < 0.1 * 0.05**2
+
+
+def test_drift_is_a_random_walk_of_the_phases() -> None:
+    dev = Device(4, Flaws(drift=0.01), seed=3)
+    for _ in range(400):
+        dev.measure(unit_inputs(4, 1))
+    assert 0.5 * 0.01 * np.sqrt(400) < dev.drift.std() < 1.5 * 0.01 * np.sqrt(400)
+
+
+def test_the_chip_shows_codes_and_detectors_only() -> None:
+    """Training code gets a Chip: set_codes, measure, the ledger and sizes; no attribute holds the mesh, a phase, a
+    flaw or the device, and it cannot be given one."""
+    dev = Device(6, preset("l2ight"), seed=1)
+    chip = Chip(dev)
+    public = {name for name in dir(chip) if not name.startswith("_")}
+    assert public == {"set_codes", "measure", "ledger", "n_modes", "n_codes", "dac_bits", "adc_bits"}
+    assert not hasattr(chip, "__dict__")
+    for name in public:
+        value = getattr(chip, name)
+        assert not isinstance(value, Device | np.ndarray | Flaws)
+    with pytest.raises(AttributeError):
+        chip.device = dev  # type: ignore[attr-defined]
+    chip.set_codes(np.zeros(chip.n_codes, dtype=np.int64))
+    assert chip.measure(unit_inputs(6, 3)).shape == (3, 6) and chip.ledger.queries == 1
+
+
+@pytest.mark.parametrize(("call", "named"), [
+    (lambda: preset("flawless"), "unknown flaw preset 'flawless'; expected one of: ideal, l2ight, pai2023"),
+    (lambda: Device(4, Flaws(phase_noise=-0.1)), "`phase_noise` must be a finite number >= 0, got -0.1"),
+    (lambda: Device(4, Flaws(dac_bits=40)), "`dac_bits` must be an integer in [1, 24], got 40"),
+    (lambda: Device(4, Flaws(dac_bits=8)).set_codes(np.full(16, 256)), "code 0 is 256, outside [0, 255]"),
+    (lambda: Device(4).set_codes(np.zeros(5, dtype=np.int64)), "expected 16 DAC codes"),
+    (lambda: Device(4).measure(np.zeros((2, 5))), "expected input amplitudes of shape (batch, 4)"),
+])
+def test_bad_chip_input_is_named(call, named: str) -> None:
+    with pytest.raises(DeviceError) as exc:
+        call()
+    assert named in str(exc.value)

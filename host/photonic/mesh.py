@@ -50,6 +50,18 @@ class Layout:
         edges = np.searchsorted(self.columns, np.arange(self.depth + 1))
         return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
+    def column_modes(self) -> list[slice | I64]:
+        """Each column's upper modes: a strided slice where they are evenly spaced by 2 (every Clements column:
+        views, no gather), else the index array."""
+        out: list[slice | I64] = []
+        for cols in self.column_slices():
+            m = self.modes[cols]
+            if m.size and np.all(np.diff(m) == 2):
+                out.append(slice(int(m[0]), int(m[-1]) + 1, 2))
+            else:
+                out.append(m)
+        return out
+
 
 def layout(n: int, kind: str = "clements") -> Layout:
     """Clements: column c holds the MZIs on pairs (m, m + 1) with m ≡ c (mod 2), N columns (1 for N = 2). Reck: N − 1
@@ -108,23 +120,28 @@ class Mesh:
         return t
 
     def propagate(self, field: C128) -> C128:
-        """The output field of an input field (N, batch) or (N,), one column at a time."""
+        """The output field of an input field (N, batch) or (N,), one column at a time. A batch wider than the mesh
+        goes through the unitary instead (built by the same column-by-column propagation of the identity, then
+        one matrix product): the same result, N² per column instead of N x batch."""
         e = np.array(field, dtype=np.complex128)
         vector = e.ndim == 1
         if vector:
             e = e[:, None]
+        if e.shape[1] > self.layout.n:
+            out = self.unitary() @ e
+            return out[:, 0] if vector else out
         blocks = self.blocks()
-        for cols in self.layout.column_slices():
-            m = self.layout.modes[cols]
+        for cols, m in zip(self.layout.column_slices(), self.layout.column_modes(), strict=True):
             t = blocks[cols]
-            top, bottom = e[m], e[m + 1]
-            e[m] = t[:, 0, 0, None] * top + t[:, 0, 1, None] * bottom
-            e[m + 1] = t[:, 1, 0, None] * top + t[:, 1, 1, None] * bottom
+            below = slice(m.start + 1, m.stop + 1, 2) if isinstance(m, slice) else m + 1
+            top, bottom = e[m], e[below]
+            e[m], e[below] = (t[:, 0, 0, None] * top + t[:, 0, 1, None] * bottom,
+                              t[:, 1, 0, None] * top + t[:, 1, 1, None] * bottom)
         e *= np.exp(1j * self.screen)[:, None]
         return e[:, 0] if vector else e
 
     def unitary(self) -> C128:
-        """The mesh's transfer matrix U (N, N): the propagation of the identity."""
+        """The mesh's transfer matrix U (N, N): the propagation of the identity (N columns: not wider than N)."""
         return self.propagate(np.eye(self.layout.n, dtype=np.complex128))
 
 

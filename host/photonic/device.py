@@ -1,0 +1,238 @@
+"""A flawed photonic chip, reachable only as a lab bench reaches one: write phase-shifter DAC codes, read detector
+ADC codes. Every flaw of shared/photonics.md's table is here, each sized in `Flaws` and switchable (0 = off):
+
+static, drawn once from the device seed (the same chip every time):
+  splitter_sigma   coupler error ε ~ N(0, σ) rad per coupler (two per MZI)
+  loss_db          insertion loss per MZI, N(loss_db, loss_db_sigma) dB, as an amplitude 10^(−dB/20)
+  gamma_sigma      the thermo-optic law φ = γ V² per shifter, γ = π / V_π² · (1 + N(0, σ))
+  phase_bias       an unknown offset per shifter, U(−b, b) rad
+  crosstalk        heater crosstalk c: a shifter also gets c times the phase of each neighbour (same column, next
+                   MZI up or down; same mode pair region, next column), kernel [[0, c, 0], [c, 1, c], [0, c, 0]]
+dynamic, drawn per query from a counter-based stream (seed, query index): reproducible query by query
+  phase_noise      N(0, σ) rad on every shifter, per query
+  drift            a random walk of every shifter's phase, N(0, σ) rad per query, accumulated
+  shot_noise       detector shot noise: N(0, σ² I) on an intensity I in units of the full scale
+  thermal_noise    detector thermal noise: N(0, σ²), units of the full scale
+quantisation
+  dac_bits         voltage V = V_max · code / (2^b − 1)
+  adc_bits         intensity codes round(I / full_scale · (2^b − 1)), clipped
+
+The shifters, in code order: every MZI's θ then every MZI's φ (mesh order), then the N output-screen phases."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+from scipy import sparse
+
+from onward.errors import OnwardError
+from onward.photonic.mesh import Layout, Mesh, layout
+from onward.photonic.mzi import C128, F64
+
+V_PI = 4.36  # V for a π shift (L2ight / torchonn's default heater)
+V_MAX = 10.8  # the DAC's full scale (V): φ up to π (V_max / V_π)² ≈ 6.1π
+
+
+class DeviceError(OnwardError, ValueError):
+    """Bad chip parameters or codes: one line naming the field (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Flaws:
+    splitter_sigma: float = 0.0
+    loss_db: float = 0.0
+    loss_db_sigma: float = 0.0
+    gamma_sigma: float = 0.0
+    phase_bias: float = 0.0
+    crosstalk: float = 0.0
+    phase_noise: float = 0.0
+    drift: float = 0.0
+    shot_noise: float = 0.0
+    thermal_noise: float = 0.0
+    dac_bits: int = 16
+    adc_bits: int = 16
+
+    def check(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_bits"):
+                if not isinstance(value, int) or not 1 <= value <= 24:
+                    raise DeviceError(f"`{f.name}` must be an integer in [1, 24], got {value!r}")
+            elif not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise DeviceError(f"`{f.name}` must be a finite number >= 0, got {value!r}")
+
+
+# Named flaw sets. l2ight: Gu et al., "L2ight", NeurIPS 2021 (phase bias U(-1, 1) rad, γ noise 0.002, crosstalk
+# 0.005, 8-bit phases); pai2023: Pai et al., Science 380, 398 (2023), the combined case (phase σ 0.05 rad,
+# amplitude 0.05, as a loss spread, shot noise 0.02); typical: shared/photonics.md's quick study (splitter σ
+# 0.05 rad, 0.2 dB per MZI, 8-bit DAC, phase noise 0.01 rad, detector 0.01, crosstalk 0.005).
+PRESETS = {
+    "ideal": Flaws(),
+    "l2ight": Flaws(phase_bias=1.0, gamma_sigma=0.002, crosstalk=0.005, dac_bits=8),
+    "pai2023": Flaws(phase_noise=0.05, loss_db_sigma=0.45, shot_noise=0.02),
+    "typical": Flaws(splitter_sigma=0.05, loss_db=0.2, dac_bits=8, phase_noise=0.01, thermal_noise=0.01,
+                     crosstalk=0.005),
+}
+
+
+def preset(name: str, **overrides: float) -> Flaws:
+    if name not in PRESETS:
+        raise DeviceError(f"unknown flaw preset {name!r}; expected one of: {', '.join(PRESETS)}")
+    flaws = replace(PRESETS[name], **overrides)
+    flaws.check()
+    return flaws
+
+
+@dataclass
+class Ledger:
+    """What training cost on the chip: queries (one set of codes measured on a batch), samples, chip time (s)."""
+
+    queries: int = 0
+    samples: int = 0
+    chip_time: float = 0.0
+
+
+def neighbours(lay: Layout) -> sparse.csr_matrix:
+    """Heater adjacency among one kind of MZI shifter (θ or φ): the next MZI up and down in the same column
+    (mode ± 2), and the MZIs of the next column over the same modes (mode ± 1)."""
+    where = {(int(c), int(m)): k for k, (c, m) in enumerate(zip(lay.columns, lay.modes, strict=True))}
+    rows, cols = [], []
+    for k, (c, m) in enumerate(zip(lay.columns, lay.modes, strict=True)):
+        for dc, dm in ((0, -2), (0, 2), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+            j = where.get((int(c) + dc, int(m) + dm))
+            if j is not None:
+                rows.append(k)
+                cols.append(j)
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(lay.size, lay.size))
+
+
+@dataclass
+class Device:
+    """The chip's physics (the matrices live here; training code gets a Chip, which has none of them)."""
+
+    n: int
+    flaws: Flaws = field(default_factory=Flaws)
+    seed: int = 0
+    kind: str = "clements"
+    sample_time: float = 1e-9  # chip time per sample (a detector integration), for the ledger
+
+    def __post_init__(self) -> None:
+        self.flaws.check()
+        self.layout = layout(self.n, self.kind)
+        k, n, f = self.layout.size, self.n, self.flaws
+        self.n_codes = 2 * k + n
+        rng = np.random.default_rng([self.seed, 0])  # static flaws: the device seed alone
+        self.eps1 = rng.normal(0.0, f.splitter_sigma, k) if f.splitter_sigma else np.zeros(k)
+        self.eps2 = rng.normal(0.0, f.splitter_sigma, k) if f.splitter_sigma else np.zeros(k)
+        loss = rng.normal(f.loss_db, f.loss_db_sigma, k) if (f.loss_db or f.loss_db_sigma) else np.zeros(k)
+        self.transmission = 10.0 ** (-np.maximum(loss, 0.0) / 20.0)
+        self.gamma = np.pi / V_PI**2 * (1.0 + (rng.normal(0.0, f.gamma_sigma, self.n_codes) if f.gamma_sigma
+                                               else 0.0))
+        self.bias = rng.uniform(-f.phase_bias, f.phase_bias, self.n_codes) if f.phase_bias else np.zeros(self.n_codes)
+        adj = neighbours(self.layout)
+        self.crosstalk = sparse.block_diag([adj, adj, sparse.csr_matrix((n, n))]).tocsr() * f.crosstalk
+        self.codes = np.zeros(self.n_codes, dtype=np.int64)
+        self.drift = np.zeros(self.n_codes)
+        self.ledger = Ledger()
+
+    @property
+    def dac_max(self) -> int:
+        return (1 << self.flaws.dac_bits) - 1
+
+    @property
+    def adc_max(self) -> int:
+        return (1 << self.flaws.adc_bits) - 1
+
+    def set_codes(self, codes: object) -> None:
+        c = np.asarray(codes)
+        if c.shape != (self.n_codes,):
+            raise DeviceError(f"set_codes: expected {self.n_codes} DAC codes (every MZI's θ and φ, then {self.n} "
+                              f"output phases), got shape {c.shape}")
+        if not np.issubdtype(c.dtype, np.integer):
+            raise DeviceError(f"set_codes: DAC codes are integers, got dtype {c.dtype}")
+        if c.min(initial=0) < 0 or c.max(initial=0) > self.dac_max:
+            bad = int(np.argmax((c < 0) | (c > self.dac_max)))
+            raise DeviceError(f"set_codes: code {bad} is {int(c[bad])}, outside [0, {self.dac_max}] "
+                              f"({self.flaws.dac_bits}-bit DAC)")
+        self.codes = c.astype(np.int64)
+
+    def phases(self, codes: np.ndarray | None = None) -> F64:
+        """The static phases the codes set: γ V² + bias, then the heaters' crosstalk."""
+        v = V_MAX * (self.codes if codes is None else codes) / self.dac_max
+        phase = self.gamma * v**2 + self.bias
+        return phase + self.crosstalk @ phase if self.flaws.crosstalk else phase
+
+    def mesh(self, phases: F64) -> Mesh:
+        k = self.layout.size
+        return Mesh(self.layout, phases[:k], phases[k:2 * k], phases[2 * k:], self.eps1, self.eps2,
+                    self.transmission)
+
+    def measure(self, amplitudes: object) -> np.ndarray:
+        """One query: the input amplitudes (batch, N) through the mesh the codes set (with this query's phase
+        noise and drift), |E|² on every output, detector noise, the ADC. Returns codes (batch, N)."""
+        x = np.asarray(amplitudes)
+        if x.ndim != 2 or x.shape[1] != self.n:
+            raise DeviceError(f"measure: expected input amplitudes of shape (batch, {self.n}), got {x.shape}")
+        f = self.flaws
+        rng = np.random.default_rng([self.seed, 1, self.ledger.queries])  # this query's noise, reproducible
+        phase = self.phases()
+        if f.drift:
+            self.drift += rng.normal(0.0, f.drift, self.n_codes)
+            phase = phase + self.drift
+        if f.phase_noise:
+            phase = phase + rng.normal(0.0, f.phase_noise, self.n_codes)
+        out = self.mesh(phase).propagate(np.asarray(x, dtype=np.complex128).T)
+        intensity = (out.real**2 + out.imag**2).T  # full scale 1: a unit-power input on one detector
+        if f.shot_noise:
+            intensity = intensity + rng.normal(0.0, 1.0, intensity.shape) * f.shot_noise * np.sqrt(intensity)
+        if f.thermal_noise:
+            intensity = intensity + rng.normal(0.0, f.thermal_noise, intensity.shape)
+        self.ledger.queries += 1
+        self.ledger.samples += x.shape[0]
+        self.ledger.chip_time += x.shape[0] * self.sample_time
+        return np.clip(np.rint(intensity * self.adc_max), 0, self.adc_max).astype(np.int64)
+
+    def ideal_unitary(self) -> C128:
+        """The unitary the codes would set on a flawless chip (tests and the ideal-model baseline, not training)."""
+        return Mesh(self.layout, *np.split(np.pi / V_PI**2 * (V_MAX * self.codes / self.dac_max) ** 2,
+                                           [self.layout.size, 2 * self.layout.size])).unitary()
+
+
+def codes_for_phases(phases: F64, dac_bits: int) -> np.ndarray:
+    """The DAC codes that set `phases` (wrapped into [0, 2π)) on a nominal heater (γ = π / V_π², no bias): what a
+    user deploying an ideal model's phases writes. The voltage is within half a DAC step of √(φ / γ)."""
+    top = (1 << dac_bits) - 1
+    volts = np.sqrt(np.mod(phases, 2 * np.pi) / (np.pi / V_PI**2))
+    return np.clip(np.rint(volts / V_MAX * top), 0, top).astype(np.int64)
+
+
+class Chip:
+    """What training code gets: set_codes, measure and the ledger, and the sizes it needs. No matrix, phase or flaw
+    is reachable through it (tests/test_photonic.py checks that): the device sits in a closure."""
+
+    __slots__ = ("_ledger", "_measure", "_set", "adc_bits", "dac_bits", "n_codes", "n_modes")
+
+    def __init__(self, device: Device) -> None:
+        object.__setattr__(self, "_set", lambda codes: device.set_codes(codes))
+        object.__setattr__(self, "_measure", lambda x: device.measure(x))
+        object.__setattr__(self, "_ledger", lambda: replace(device.ledger))
+        object.__setattr__(self, "n_modes", device.n)
+        object.__setattr__(self, "n_codes", device.n_codes)
+        object.__setattr__(self, "dac_bits", device.flaws.dac_bits)
+        object.__setattr__(self, "adc_bits", device.flaws.adc_bits)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Chip is read-only: use set_codes")
+
+    def set_codes(self, codes: object) -> None:
+        self._set(codes)
+
+    def measure(self, amplitudes: object) -> np.ndarray:
+        return self._measure(amplitudes)
+
+    @property
+    def ledger(self) -> Ledger:
+        """A copy: queries, samples and chip time so far."""
+        return self._ledger()
