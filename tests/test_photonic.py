@@ -10,6 +10,7 @@ from scipy.stats import unitary_group
 from onward.photonic.device import V_MAX, V_PI, Chip, Device, DeviceError, Flaws, Ledger, codes_for_phases, preset
 from onward.photonic.mesh import MeshError, decompose, layout, mesh_of
 from onward.photonic.mzi import coupler, mzi, solve
+from onward.photonic.train import Task, chip_intensity, estimate, fit_in_situ, ideal_intensity
 
 RNG = np.random.default_rng(7)
 
@@ -220,3 +221,41 @@ def test_bad_chip_input_is_named(call, named: str) -> None:
     with pytest.raises(DeviceError) as exc:
         call()
     assert named in str(exc.value)
+
+
+# --- in-situ estimators (shared/photonics.md, test 7) --------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "directions"), [("spsa", 1), ("gaussian", 4), ("directional", 4)])
+def test_estimators_point_along_the_gradient(kind: str, directions: int) -> None:
+    """Averaged over many directions, each estimator points along the finite-difference gradient of a mesh's loss
+    (cosine > 0.9)."""
+    task = Task(n_modes=4, classes=2)
+    rng = np.random.default_rng(11)
+    x, y = rng.uniform(0, 1, (30, 2)), rng.integers(0, 2, 30)
+    k = layout(4).size
+    p = rng.uniform(0, 2 * np.pi, 2 * k)
+
+    def loss(q: np.ndarray) -> float:
+        return task.loss(ideal_intensity(4, q, task, x), y)
+
+    h = 1e-6
+    exact = np.array([(loss(p + h * e) - loss(p - h * e)) / (2 * h) for e in np.eye(p.size)])
+    mean = np.mean([estimate(kind, loss, p, 1e-3, rng, directions) for _ in range(600)], axis=0)
+    cosine = mean @ exact / (np.linalg.norm(mean) * np.linalg.norm(exact))
+    assert cosine > 0.9, cosine
+
+
+def test_in_situ_training_uses_codes_only_and_counts_queries() -> None:
+    """A short SPSA run on a flawed chip: it learns (the loss falls on the training data) and every training query
+    is on the ledger (two a step)."""
+    task = Task(n_modes=4, classes=2)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, (64, 2))
+    y = (x[:, 0] > x[:, 1]).astype(np.int64)
+    chip = Chip(Device(4, preset("typical"), seed=2))
+    codes = rng.uniform(0, 255, 2 * layout(4).size)
+    before = task.loss(chip_intensity(chip, codes, task, x), y)
+    trained, curve = fit_in_situ(chip, task, codes, x, y, x, y, kind="spsa", steps=300, every=100)
+    assert task.loss(chip_intensity(chip, trained, task, x), y) < before
+    assert curve.queries == [0, 200, 400, 600]
+    assert len(curve.accuracy) == 4

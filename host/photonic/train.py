@@ -1,0 +1,155 @@
+"""In-situ training through the chip's codes alone, and the digital-twin baseline it is measured against.
+
+The network is one mesh: the input's features as amplitudes on the first modes, a constant bias mode after them
+(|E|² detection would lose the features' sign without one), the vector scaled to unit power; the logits are the
+first C detectors' intensities times a scale s; the loss is the softmax cross-entropy. The trainable parameters
+are the MZIs' θ and φ codes as real numbers (rounded at set_codes); the output screen does not change intensities
+and stays at code 0.
+
+Estimators of the loss gradient from forward queries only, each query one set_codes + measure on a mini-batch:
+- `spsa`: Rademacher direction d, (L(c + δd) − L(c − δd)) / 2δ · d: two queries a step (Spall 1992);
+- `gaussian` (FLOPS-style, Gu et al. DAC 2020): Q Gaussian directions u_q, Σ_q (L(c + δu_q) − L(c)) / δ · u_q / Q:
+  1 + Q queries a step;
+- `directional` (FFzero's directional derivative, layer-local: with one mesh the layer's loss is the network's):
+  K Rademacher directions, each a central difference: 2K queries a step.
+The baseline `fit_ideal` trains the same network on the ideal model of the chip (host only, exact gradients by
+central differences of the ideal mesh) and `deploy` writes its phases with the nominal heater law."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from onward.photonic.device import Chip, codes_for_phases
+from onward.photonic.mesh import Mesh, layout
+from onward.photonic.mzi import F64
+
+ESTIMATORS = ("spsa", "gaussian", "directional")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A classification task on an N-mode mesh: features in [0, 1] (n_features <= N - 1), C classes <= N."""
+
+    n_modes: int
+    classes: int
+    scale: float = 30.0  # logits = scale · intensity (intensities sum to at most 1)
+
+    def encode(self, x: F64) -> F64:
+        """Amplitudes (batch, N): the features, then the bias mode 1, the rest 0, scaled to unit power."""
+        a = np.zeros((len(x), self.n_modes))
+        a[:, :x.shape[1]] = x
+        a[:, x.shape[1]] = 1.0
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+    def loss(self, intensity: F64, y: np.ndarray) -> float:
+        z = self.scale * intensity[:, :self.classes]
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+
+    def accuracy(self, intensity: F64, y: np.ndarray) -> float:
+        return float(np.mean(intensity[:, :self.classes].argmax(axis=1) == y))
+
+
+def chip_intensity(chip: Chip, codes: F64, task: Task, x: F64) -> F64:
+    """One query: the codes (rounded, clipped to the DAC's range; the screen at 0), the batch, intensities in
+    units of the full scale."""
+    top = (1 << chip.dac_bits) - 1
+    full = np.zeros(chip.n_codes, dtype=np.int64)
+    full[:len(codes)] = np.clip(np.rint(codes), 0, top).astype(np.int64)
+    chip.set_codes(full)
+    return chip.measure(task.encode(x)) / ((1 << chip.adc_bits) - 1)
+
+
+def estimate(kind: str, loss: Callable[[F64], float], c: F64, delta: float, rng: np.random.Generator,
+             directions: int = 1) -> F64:
+    """The gradient estimate of `kind` at c from loss evaluations only (each one chip query)."""
+    if kind == "spsa":
+        d = rng.choice([-1.0, 1.0], size=c.size)
+        return (loss(c + delta * d) - loss(c - delta * d)) / (2 * delta) * d
+    if kind == "gaussian":
+        base = loss(c)
+        g = np.zeros_like(c)
+        for _ in range(directions):
+            u = rng.normal(size=c.size)
+            g += (loss(c + delta * u) - base) / delta * u
+        return g / directions
+    if kind == "directional":
+        g = np.zeros_like(c)
+        for _ in range(directions):
+            d = rng.choice([-1.0, 1.0], size=c.size)
+            g += (loss(c + delta * d) - loss(c - delta * d)) / (2 * delta) * d
+        return g / directions
+    raise ValueError(f"unknown estimator {kind!r}; expected one of: {', '.join(ESTIMATORS)}")
+
+
+@dataclass
+class Curve:
+    """Test accuracy after every `every` steps, with the chip's query count then."""
+
+    queries: list[int]
+    accuracy: list[float]
+
+
+def fit_in_situ(chip: Chip, task: Task, codes: F64, x: F64, y: np.ndarray, x_test: F64, y_test: np.ndarray,
+                kind: str = "spsa", steps: int = 2000, batch: int = 32, lr: float = 2.0, delta: float = 2.0,
+                directions: int = 1, seed: int = 0, every: int = 100) -> tuple[F64, Curve]:
+    """Train the codes on the chip from forward queries only; the test accuracy is measured on the chip too (its
+    queries are counted in the ledger, not in the curve's x axis: that is the training's queries)."""
+    rng = np.random.default_rng(seed)
+    top = (1 << chip.dac_bits) - 1
+    c = np.asarray(codes, dtype=np.float64).copy()
+    curve = Curve([], [])
+    spent = 0
+    for step in range(steps + 1):
+        if step % every == 0 or step == steps:  # evaluation queries are not counted in `spent`
+            curve.queries.append(spent)
+            curve.accuracy.append(task.accuracy(chip_intensity(chip, c, task, x_test), y_test))
+        if step == steps:
+            break
+        idx = rng.choice(len(y), size=min(batch, len(y)), replace=False)
+
+        def loss(cc: F64, idx: np.ndarray = idx) -> float:
+            return task.loss(chip_intensity(chip, cc, task, x[idx]), y[idx])
+
+        before = chip.ledger.queries
+        g = estimate(kind, loss, c, delta, rng, directions)
+        spent += chip.ledger.queries - before
+        c = np.clip(c - lr * g, 0, top)
+    return c, curve
+
+
+def ideal_intensity(n: int, phases: F64, task: Task, x: F64) -> F64:
+    lay = layout(n)
+    k = lay.size
+    mesh = Mesh(lay, phases[:k], phases[k:2 * k], np.zeros(n))
+    return np.abs(task.encode(x) @ mesh.unitary().T) ** 2
+
+
+def fit_ideal(task: Task, x: F64, y: np.ndarray, steps: int = 400, lr: float = 0.05, seed: int = 0) -> F64:
+    """The digital-twin baseline: the θ, φ phases of the ideal mesh, trained by Adam on the exact gradient (central
+    differences of the ideal model: host only, no chip queries)."""
+    n = task.n_modes
+    k = layout(n).size
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 2 * np.pi, 2 * k)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    h = 1e-6
+    for t in range(1, steps + 1):
+        g = np.zeros_like(p)
+        for j in range(p.size):
+            e = np.zeros_like(p)
+            e[j] = h
+            g[j] = (task.loss(ideal_intensity(n, p + e, task, x), y)
+                    - task.loss(ideal_intensity(n, p - e, task, x), y)) / (2 * h)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        p = p - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return p
+
+
+def deploy(phases: F64, dac_bits: int) -> F64:
+    """The codes a user writes for an ideal model's θ, φ phases: the nominal heater law (no bias, nominal γ)."""
+    return codes_for_phases(phases, dac_bits).astype(np.float64)
