@@ -10,7 +10,7 @@ from scipy.stats import unitary_group
 from onward.photonic.device import V_MAX, V_PI, Chip, Device, DeviceError, Flaws, Ledger, codes_for_phases, preset
 from onward.photonic.mesh import MeshError, decompose, layout, mesh_of
 from onward.photonic.mzi import coupler, mzi, solve
-from onward.photonic.train import Task, chip_intensity, estimate, fit_in_situ, ideal_intensity
+from onward.photonic.train import Task, chip_intensity, estimate, fit_in_situ, ideal_intensity, loss_and_gradient
 
 RNG = np.random.default_rng(7)
 
@@ -259,3 +259,18 @@ def test_in_situ_training_uses_codes_only_and_counts_queries() -> None:
     assert task.loss(chip_intensity(chip, trained, task, x), y) < before
     assert curve.queries == [0, 200, 400, 600]
     assert len(curve.accuracy) == 4
+
+
+@pytest.mark.parametrize("n", [3, 6, 9])
+def test_the_twins_gradient_is_exact(n: int) -> None:
+    """The adjoint gradient of the ideal mesh's loss equals central differences."""
+    task = Task(n_modes=n, classes=2)
+    rng = np.random.default_rng(n)
+    x, y = rng.uniform(0, 1, (20, n - 1)), rng.integers(0, 2, 20)
+    p = rng.uniform(0, 2 * np.pi, 2 * layout(n).size)
+    loss, grad = loss_and_gradient(n, p, task, x, y)
+    assert abs(loss - task.loss(ideal_intensity(n, p, task, x), y)) < 1e-12
+    h = 1e-6
+    numeric = np.array([(task.loss(ideal_intensity(n, p + h * e, task, x), y)
+                         - task.loss(ideal_intensity(n, p - h * e, task, x), y)) / (2 * h) for e in np.eye(p.size)])
+    assert np.abs(grad - numeric).max() < 1e-6 * max(1.0, np.abs(numeric).max())

@@ -24,7 +24,7 @@ import numpy as np
 
 from onward.photonic.device import Chip, codes_for_phases
 from onward.photonic.mesh import Mesh, layout
-from onward.photonic.mzi import F64
+from onward.photonic.mzi import F64, coupler, mzi
 
 ESTIMATORS = ("spsa", "gaussian", "directional")
 
@@ -128,22 +128,66 @@ def ideal_intensity(n: int, phases: F64, task: Task, x: F64) -> F64:
     return np.abs(task.encode(x) @ mesh.unitary().T) ** 2
 
 
+def loss_and_gradient(n: int, phases: F64, task: Task, x: F64, y: np.ndarray) -> tuple[float, F64]:
+    """The ideal mesh's loss and its exact gradient in θ, φ by the adjoint method: one forward pass keeping each
+    column's input field, one backward pass of the adjoint field b = (D T_K ⋯ T_{k+1})^H w with w = dL/dI ∘ y;
+    then dL/dθ_k = 2 Re Σ b^H (∂T_k/∂θ) u, u the MZI's input field (and the same for φ)."""
+    lay = layout(n)
+    k = lay.size
+    theta, phi = phases[:k], phases[k:2 * k]
+    blocks = mzi(theta, phi)
+    b2 = coupler()
+    inner = np.zeros((k, 2, 2), dtype=np.complex128)
+    inner[:, 0, 0] = 1j * np.exp(1j * theta)
+    outer = np.zeros((k, 2, 2), dtype=np.complex128)
+    outer[:, 0, 0] = np.exp(1j * phi)
+    outer[:, 1, 1] = 1.0
+    d_theta = b2 @ inner @ b2 @ outer  # ∂T/∂θ
+    d_phi = blocks @ np.diag([1j, 0.0])  # ∂T/∂φ = T diag(i, 0)
+    e = task.encode(x).T.astype(np.complex128)
+    columns = lay.column_slices()
+    saved = []
+    for cols in columns:
+        m = lay.modes[cols]
+        saved.append(e[[*m, *(m + 1)]].copy())
+        t = blocks[cols]
+        top, bottom = e[m], e[m + 1]
+        e[m], e[m + 1] = (t[:, 0, 0, None] * top + t[:, 0, 1, None] * bottom,
+                          t[:, 1, 0, None] * top + t[:, 1, 1, None] * bottom)
+    intensity = (e.real**2 + e.imag**2).T
+    z = task.scale * intensity[:, :task.classes]
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1.0
+    d_intensity = np.zeros_like(intensity)
+    d_intensity[:, :task.classes] = task.scale * p / len(y)
+    b = d_intensity.T * e  # w = dL/dI ∘ y; the screen is 0 (the identity)
+    grad = np.zeros(2 * k)
+    for cols, fields in zip(reversed(columns), reversed(saved), strict=True):
+        m = lay.modes[cols]
+        half = len(m)
+        u0, u1 = fields[:half], fields[half:]
+        b0, b1 = b[m], b[m + 1]
+        for deriv, at in ((d_theta[cols], 0), (d_phi[cols], k)):
+            dy0 = deriv[:, 0, 0, None] * u0 + deriv[:, 0, 1, None] * u1
+            dy1 = deriv[:, 1, 0, None] * u0 + deriv[:, 1, 1, None] * u1
+            grad[at + cols.start:at + cols.stop] = 2 * np.real(np.conj(b0) * dy0 + np.conj(b1) * dy1).sum(axis=1)
+        t = blocks[cols]
+        b[m], b[m + 1] = (np.conj(t[:, 0, 0, None]) * b0 + np.conj(t[:, 1, 0, None]) * b1,
+                          np.conj(t[:, 0, 1, None]) * b0 + np.conj(t[:, 1, 1, None]) * b1)
+    return task.loss(intensity, y), grad
+
+
 def fit_ideal(task: Task, x: F64, y: np.ndarray, steps: int = 400, lr: float = 0.05, seed: int = 0) -> F64:
-    """The digital-twin baseline: the θ, φ phases of the ideal mesh, trained by Adam on the exact gradient (central
-    differences of the ideal model: host only, no chip queries)."""
+    """The digital-twin baseline: the θ, φ phases of the ideal mesh, trained by Adam on the exact gradient
+    (loss_and_gradient: host only, no chip queries)."""
     n = task.n_modes
     k = layout(n).size
     rng = np.random.default_rng(seed)
     p = rng.uniform(0, 2 * np.pi, 2 * k)
     m, v = np.zeros_like(p), np.zeros_like(p)
-    h = 1e-6
     for t in range(1, steps + 1):
-        g = np.zeros_like(p)
-        for j in range(p.size):
-            e = np.zeros_like(p)
-            e[j] = h
-            g[j] = (task.loss(ideal_intensity(n, p + e, task, x), y)
-                    - task.loss(ideal_intensity(n, p - e, task, x), y)) / (2 * h)
+        g = loss_and_gradient(n, p, task, x, y)[1]
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
         p = p - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
