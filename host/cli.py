@@ -85,6 +85,27 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_photonic(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from onward.photonic.experiment import as_json, load_photonic_spec, plot, run, table
+
+    spec = load_photonic_spec(args.spec)
+    if args.queries:
+        spec = dataclasses.replace(spec, queries=args.queries)
+    results = run(spec, progress=not args.json)
+    path = plot(results, args.plot or args.build_dir / "photonic" / f"{spec.name}.png")
+    if args.json:
+        print(json.dumps(as_json(results), indent=1))
+    else:
+        print(f"{spec.name}: {spec.data} on a {spec.modes}-mode Clements chip, {spec.preset} flaws, "
+              f"{len(spec.seeds)} chips\n")
+        print(table(results))
+        print(f"\naccuracy vs queries: {path}")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from onward.deploy import deploy
 
@@ -210,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="armv6m", help="mpy-cross -march: armv6m (RP2040, default), armv7emsp "
                    "(STM32F4), armv7emdp, xtensawin (ESP32), rv32imc")
     p.set_defaults(func=cmd_deploy)
+    p = add("photonic", "a data set on an emulated flawed photonic chip: the digital twin deployed vs forward-only "
+            "training in situ through the codes")
+    p.add_argument("--queries", type=positive_int, help="training queries per method and chip (default: the spec's)")
+    p.add_argument("--plot", type=Path, help="the accuracy-vs-queries PNG (default: <build-dir>/photonic/<name>.png)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(func=cmd_photonic)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from onward.cli import main
 from onward.paths import EXAMPLES
 from onward.rules import rule_names
+from onward.spec import SpecError
 
 # --- a small TOML writer (the standard library reads TOML only) ------------------------------------------------
 
@@ -153,3 +154,57 @@ def test_the_four_former_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixtur
     blocked.write_text("a file, not a folder")
     code, err = run_cli(capsys, ["generate", str(EXAMPLES / "digits_pepita.toml"), "-o", str(blocked / "c")])
     assert code == 2 and err.startswith(f"error: -o {blocked / 'c'}: cannot write the C there") and err.count("\n") == 1
+
+
+# --- the other file kinds: photonic specs and sweep files -------------------------------------------------------
+
+PHOTONIC_KEYS = {"data": ["set", "pool", "test_fraction", "split_seed", "bogus"],
+                 "chip": ["modes", "preset", "seeds", "phase_noise", "dac_bits", "crosstalk", "adc_bits", "bogus"],
+                 "train": ["methods", "queries", "batch", "step", "perturbation", "gaussian_directions",
+                           "directional_directions", "twin_steps", "twin_lr", "bogus"]}
+PHOTONIC = {"name": "p", "data": {"set": "iris"}, "chip": {"modes": 8, "preset": "l2ight", "seeds": [1]},
+            "train": {"methods": ["spsa"], "queries": 10, "twin_steps": 1}}
+
+
+@st.composite
+def photonic_documents(draw: st.DrawFn) -> str:
+    doc: dict[str, Any] = json.loads(json.dumps(PHOTONIC))
+    for _ in range(draw(st.integers(1, 4))):
+        section = draw(st.sampled_from([*PHOTONIC_KEYS, "top"]))
+        if section == "top":
+            doc[draw(st.sampled_from(["name", "bogus", "data"]))] = draw(VALUES)
+        elif isinstance(doc.get(section), dict):
+            doc[section][draw(st.sampled_from(PHOTONIC_KEYS[section]))] = draw(VALUES)
+    return toml_document(doc)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=photonic_documents())
+def test_photonic_specs_never_give_a_traceback(text: str, tmp_path: Path) -> None:
+    """A photonic spec is read and checked whole before anything runs: a spec, or one SpecError line."""
+    from onward.photonic.experiment import load_photonic_spec
+
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_photonic_spec(path)
+    except SpecError as exc:
+        assert len(str(exc).splitlines()) == 1, str(exc)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(key=st.sampled_from(["output", "base", "targets", "record", "grid", "run", "bogus"]), value=VALUES,
+       run_key=st.sampled_from(["name", "base", "kind", "targets", "set", "bogus"]), run_value=VALUES)
+def test_sweep_files_never_give_a_traceback(key: str, value: Any, run_key: str, run_value: Any,
+                                            tmp_path: Path) -> None:
+    from onward.sweep.plan import SweepError, load_sweep
+
+    doc = {"base": str(EXAMPLES / "digits_pepita.toml"), key: value, "run": [{run_key: run_value}]}
+    path = tmp_path / "s.toml"
+    path.write_text(toml_document(doc), encoding="utf-8")
+    try:
+        load_sweep(path)
+    except (SweepError, SpecError) as exc:
+        assert len(str(exc).splitlines()) == 1, str(exc)

@@ -3,11 +3,17 @@ that equals the matrix (shared/photonics.md, "Tests that mean something", 1-4)."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import unitary_group
 
+from onward.cli import main
+from onward.paths import EXAMPLES
 from onward.photonic.device import V_MAX, V_PI, Chip, Device, DeviceError, Flaws, Ledger, codes_for_phases, preset
+from onward.photonic.experiment import load_photonic_spec
 from onward.photonic.mesh import MeshError, decompose, layout, mesh_of
 from onward.photonic.mzi import coupler, mzi, solve
 from onward.photonic.train import Task, chip_intensity, estimate, fit_in_situ, ideal_intensity, loss_and_gradient
@@ -274,3 +280,43 @@ def test_the_twins_gradient_is_exact(n: int) -> None:
     numeric = np.array([(task.loss(ideal_intensity(n, p + h * e, task, x), y)
                          - task.loss(ideal_intensity(n, p - h * e, task, x), y)) / (2 * h) for e in np.eye(p.size)])
     assert np.abs(grad - numeric).max() < 1e-6 * max(1.0, np.abs(numeric).max())
+
+
+# --- `onward photonic SPEC` --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("edit", "named"), [
+    (("chip", "modes = 8", "modes = 40"), "`chip.modes` must be in [5, 10] for iris (4 features + the bias mode"),
+    (("chip", "modes = 8", "modes = 4"), "`chip.modes` must be in [5, 10]"),
+    (("chip", 'preset = "l2ight"', 'preset = "perfect"'), "unknown flaw preset 'perfect'"),
+    (("chip", "seeds = [1, 2, 3]", "seeds = [1]\nphase_noise = -0.5"), "`phase_noise` must be a finite number >= 0"),
+    (("chip", "seeds = [1, 2, 3]", "seeds = [1]\ndac_bits = 0"), "`dac_bits` must be an integer in [1, 24], got 0"),
+    (("chip", "seeds = [1, 2, 3]", "seeds = [1]\nwobble = 1.0"), "unknown key `chip.wobble`"),
+    (("train", 'methods = ["spsa", "gaussian", "directional"]', 'methods = ["adam"]'), "`train.methods` must list"),
+    (("train", "queries = 48000", "queries = 0"), "`train.queries` must be an integer >= 1, got 0"),
+    (("train", "queries = 48000", 'queries = "many"'), "`train.queries` must be an integer, got 'many'"),
+])
+def test_a_bad_photonic_spec_is_one_line_naming_the_key(edit: tuple[str, str, str], named: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _, old, new = edit
+    text = (EXAMPLES / "photonic_iris.toml").read_text()
+    assert old in text
+    spec = tmp_path / "p.toml"
+    spec.write_text(text.replace(old, new, 1))
+    assert main(["photonic", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err, err
+
+
+def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A short run of the Iris example: the twin, the deployed phases and every method, as JSON, and the plot."""
+    plot = tmp_path / "iris.png"
+    assert main(["photonic", str(EXAMPLES / "photonic_iris.toml"), "--queries", "40", "--json",
+                 "--plot", str(plot)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spec"] == "photonic_iris" and out["ideal"] > 0.8
+    assert set(out["methods"]) == {"deployed", "spsa", "gaussian", "directional"}
+    assert len(out["methods"]["deployed"]["per_chip"]) == 3
+    assert out["methods"]["spsa"]["queries"] == 40 and out["methods"]["gaussian"]["queries"] == 40
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for example in ("photonic_digits.toml", "photonic_digits_pooled.toml"):
+        load_photonic_spec(EXAMPLES / example)  # the other examples are valid

@@ -132,6 +132,8 @@ def load_sweep(path: Path, output: Path | None = None) -> Sweep:
     for key in raw:
         if key not in _TOP:
             raise SweepError(f"{path}: unknown key `{key}`; expected one of: {', '.join(sorted(_TOP))}")
+    if "output" in raw and not isinstance(raw["output"], str):
+        raise SweepError(f"{path}: `output` must be a file name (a string), got {raw['output']!r}")
     record = tuple(_strings(raw.get("record", []), f"{path}: `record`"))
     for item in record:
         if item not in RECORD:
