@@ -298,7 +298,7 @@ def test_the_twins_gradient_is_exact(n: int) -> None:
 def test_a_bad_photonic_spec_is_one_line_naming_the_key(edit: tuple[str, str, str], named: str, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     _, old, new = edit
-    text = (EXAMPLES / "photonic_iris.toml").read_text()
+    text = (EXAMPLES / "photonic" / "iris.toml").read_text()
     assert old in text
     spec = tmp_path / "p.toml"
     spec.write_text(text.replace(old, new, 1))
@@ -310,7 +310,7 @@ def test_a_bad_photonic_spec_is_one_line_naming_the_key(edit: tuple[str, str, st
 def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A short run of the Iris example: the twin, the deployed phases and every method, as JSON, and the plot."""
     plot = tmp_path / "iris.png"
-    assert main(["photonic", str(EXAMPLES / "photonic_iris.toml"), "--queries", "40", "--json",
+    assert main(["photonic", str(EXAMPLES / "photonic" / "iris.toml"), "--queries", "40", "--json",
                  "--plot", str(plot)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["spec"] == "photonic_iris" and out["ideal"] > 0.8
@@ -318,5 +318,5 @@ def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(out["methods"]["deployed"]["per_chip"]) == 3
     assert out["methods"]["spsa"]["queries"] == 40 and out["methods"]["gaussian"]["queries"] == 40
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for example in ("photonic_digits.toml", "photonic_digits_pooled.toml"):
-        load_photonic_spec(EXAMPLES / example)  # the other examples are valid
+    for example in ("digits.toml", "digits_pooled.toml"):
+        load_photonic_spec(EXAMPLES / "photonic" / example)  # the other examples are valid
