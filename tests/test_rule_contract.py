@@ -35,7 +35,7 @@ def test_the_registry_is_the_package() -> None:
         assert issubclass(module.Options, RuleOptions)
         assert not own_keys(name) & COMMON_KEYS, f"{name}: an option shadows a common [rule] key"
         assert (ROOT / "firmware" / "src" / f"rule_{name}.c").exists() or name == "mempepita", name
-        for attr in ("TASKS", "init_model", "Float", "Fixed"):
+        for attr in ("TASKS", "init_model", "Float", "Fixed", "forward_evals"):
             assert hasattr(module, attr), f"{name} lacks {attr}"
 
 
