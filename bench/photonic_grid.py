@@ -1,5 +1,6 @@
 """Shen-style robustness grid: the digital twin's phases deployed, and SPSA in situ, over a grid of flaw magnitudes
-(phase noise per query σ_phase x detector noise σ_D), on a photonic spec's data and chip (default: Iris, 8 modes).
+(a static phase error per shifter σ_phase, N(0, σ) as Shen et al. 2017's phase-encoding error, x detector
+noise σ_D), on a photonic spec's data and chip (default: Iris, 8 modes).
 The twin is trained once, on the ideal model; each cell is a fresh chip (seed 1) with only those two flaws.
 
     python3 bench/photonic_grid.py [SPEC] [--phase 0 0.05 0.1 0.2] [--detector 0 0.02 0.05 0.1] [--queries 12000]
@@ -27,7 +28,7 @@ from onward.photonic.train import Task, chip_intensity, deploy, fit_ideal, fit_i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("spec", nargs="?", type=Path, default=EXAMPLES / "photonic" / "iris.toml")
-    parser.add_argument("--phase", nargs="+", type=float, default=[0.0, 0.05, 0.1, 0.2])
+    parser.add_argument("--phase", nargs="+", type=float, default=[0.0, 0.1, 0.2, 0.4])
     parser.add_argument("--detector", nargs="+", type=float, default=[0.0, 0.02, 0.05, 0.1])
     parser.add_argument("--queries", type=int, default=12000)
     parser.add_argument("--plot", type=Path)
@@ -44,7 +45,7 @@ def main() -> int:
     in_situ = np.zeros_like(deployed)
     cells = [(i, j) for i in range(len(args.phase)) for j in range(len(args.detector))]
     for i, j in tqdm(cells, desc="grid", file=sys.stderr):
-        flaws = preset("ideal", phase_noise=args.phase[i], thermal_noise=args.detector[j], dac_bits=spec_bits(spec))
+        flaws = preset("ideal", phase_error=args.phase[i], thermal_noise=args.detector[j], dac_bits=spec_bits(spec))
         chip = Chip(Device(spec.modes, flaws, seed=1))
         codes = deploy(phases, chip.dac_bits)
         deployed[i, j] = task.accuracy(chip_intensity(chip, codes, task, x_te), y_te)
@@ -86,7 +87,7 @@ def plot(args: argparse.Namespace, deployed: np.ndarray, in_situ: np.ndarray, id
         ax.set_xticks(range(len(args.detector)), [f"{d:g}" for d in args.detector])
         ax.set_yticks(range(len(args.phase)), [f"{p:g}" for p in args.phase])
         ax.set_xlabel("detector noise σ_D (of full scale)")
-        ax.set_ylabel("phase noise σ_phase (rad, per query)")
+        ax.set_ylabel("static phase error σ_phase (rad)")
         ax.set_title(title)
         for (i, j), v in np.ndenumerate(values):
             ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color="white", fontsize=9)

@@ -6,6 +6,7 @@ static, drawn once from the device seed (the same chip every time):
   loss_db          insertion loss per MZI, N(loss_db, loss_db_sigma) dB, as an amplitude 10^(−dB/20)
   gamma_sigma      the thermo-optic law φ = γ V² per shifter, γ = π / V_π² · (1 + N(0, σ))
   phase_bias       an unknown offset per shifter, U(−b, b) rad
+  phase_error      an unknown offset per shifter, N(0, σ) rad (Shen et al. 2017's phase-encoding error)
   crosstalk        heater crosstalk c: a shifter also gets c times the phase of each neighbour (same column, next
                    MZI up or down; same mode pair region, next column), kernel [[0, c, 0], [c, 1, c], [0, c, 0]]
 dynamic, drawn per query from a counter-based stream (seed, query index): reproducible query by query
@@ -46,6 +47,7 @@ class Flaws:
     loss_db_sigma: float = 0.0
     gamma_sigma: float = 0.0
     phase_bias: float = 0.0
+    phase_error: float = 0.0
     crosstalk: float = 0.0
     phase_noise: float = 0.0
     drift: float = 0.0
@@ -131,6 +133,8 @@ class Device:
         self.gamma = np.pi / V_PI**2 * (1.0 + (rng.normal(0.0, f.gamma_sigma, self.n_codes) if f.gamma_sigma
                                                else 0.0))
         self.bias = rng.uniform(-f.phase_bias, f.phase_bias, self.n_codes) if f.phase_bias else np.zeros(self.n_codes)
+        if f.phase_error:
+            self.bias = self.bias + rng.normal(0.0, f.phase_error, self.n_codes)
         adj = neighbours(self.layout)
         self.crosstalk = sparse.block_diag([adj, adj, sparse.csr_matrix((n, n))]).tocsr() * f.crosstalk
         self.codes = np.zeros(self.n_codes, dtype=np.int64)
