@@ -139,11 +139,11 @@ int main() { setup(); for (;;) loop(); }
 """
 
 
-@pytest.mark.skipif("ONW_NO_MAIN" not in (FIRMWARE_SRC / "app.c").read_text(), reason="app.c has no ONW_NO_MAIN")
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_arduino_port_on_a_stub_framework(tmp_path: Path) -> None:
     """boards/platformio/arduino/arduino_port.cpp, with the runtime built -D ONW_NO_MAIN, against a stub
     Arduino.h whose Serial is stdin/stdout: the Arduino envs' port and setup() speak the protocol bit-exact."""
+    assert "ONW_NO_MAIN" in (FIRMWARE_SRC / "app.c").read_text()
+    assert shutil.which("g++") is not None, "needs g++"
     data, model = prepare(load_spec(SPEC))
     gen = generate_c(model)
     write_model(gen, tmp_path)
