@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from onward.paths import EXAMPLES
 from onward.photonic.device import Chip, Device, preset
-from onward.photonic.experiment import load_data, load_photonic_spec
-from onward.photonic.train import Task, chip_intensity, deploy, fit_ideal, fit_in_situ, ideal_intensity
+from onward.photonic.experiment import load_photonic_spec, train_twin
+from onward.photonic.train import chip_intensity, deploy, fit_in_situ
 
 
 def main() -> int:
@@ -35,12 +34,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     spec = load_photonic_spec(args.spec)
-    x, y = load_data(spec)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_fraction, random_state=spec.split_seed,
-                                              stratify=y)
-    task = Task(spec.modes, int(y.max()) + 1)
-    phases = fit_ideal(task, x_tr, y_tr, steps=spec.twin_steps, lr=spec.twin_lr)
-    ideal = task.accuracy(ideal_intensity(spec.modes, phases, task, x_te), y_te)
+    twin = train_twin(spec)
+    task, phases, ideal = twin.task, twin.phases, twin.ideal
+    x_tr, y_tr, x_te, y_te = twin.x_train, twin.y_train, twin.x_test, twin.y_test
     deployed = np.zeros((len(args.phase), len(args.detector)))
     in_situ = np.zeros_like(deployed)
     cells = [(i, j) for i in range(len(args.phase)) for j in range(len(args.detector))]

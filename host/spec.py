@@ -228,22 +228,27 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     return spec
 
 
-def load_spec(path: str | Path) -> Spec:
-    path = Path(path)
+def read_toml(path: Path, what: str = "the spec", error: type[OnwardError] = SpecError) -> dict[str, Any]:
+    """A TOML file's table, or one line naming the file and what is wrong with it (`error`: exit status 2). The
+    model specs, the sweep files and the photonic specs are all read here."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read the spec ({exc.strerror})") from None
+        raise error(f"{path}: cannot read {what} ({exc.strerror})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02X}); a TOML file is UTF-8, "
-                        f"save it as UTF-8") from None
+        raise error(f"{path}: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02X}); a TOML file is UTF-8, "
+                    f"save it as UTF-8") from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_spec(raw, str(path))
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    return parse_spec(read_toml(path), str(path))
 
 
 def _validate(spec: Spec) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import sys
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from onward.photonic.train import (
     fit_in_situ,
     ideal_intensity,
 )
-from onward.spec import SpecError
+from onward.spec import SpecError, read_toml
 
 QUERIES_PER_STEP = {"spsa": lambda k: 2, "gaussian": lambda k: 1 + k, "directional": lambda k: 2 * k}
 DATA_SETS = ("iris", "digits")
@@ -91,12 +90,7 @@ FLAW_KEYS = tuple(f.name for f in fields(Flaws))
 def load_photonic_spec(path: Path) -> PhotonicSpec:
     """Read and check a photonic spec; a bad key or value stops with one line naming it (SpecError, exit 2)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the spec ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "the photonic spec")
     values: dict[str, Any] = {"name": raw.get("name", path.stem)}
     flaws: dict[str, float] = {}
     for key, value in raw.items():
@@ -208,15 +202,36 @@ class Results:
         return (self.summary(method)[0] - self.summary("deployed")[0]) / lost if lost > 0 else float("nan")
 
 
-def run(spec: PhotonicSpec, progress: bool = True) -> Results:
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class Twin:
+    """A spec's fixed split, its task, and the digital twin trained on the ideal model: what every comparison
+    (`run`, bench/photonic_grid.py) starts from."""
 
+    task: Task
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    phases: np.ndarray
+    ideal: float  # the twin's test accuracy on the ideal model
+
+
+def train_twin(spec: PhotonicSpec) -> Twin:
     x, y = load_data(spec)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_fraction, random_state=spec.split_seed,
                                               stratify=y)
     task = Task(spec.modes, int(y.max()) + 1)
     phases = fit_ideal(task, x_tr, y_tr, steps=spec.twin_steps, lr=spec.twin_lr)
     ideal = task.accuracy(ideal_intensity(spec.modes, phases, task, x_te), y_te)
+    return Twin(task, x_tr, y_tr, x_te, y_te, phases, ideal)
+
+
+def run(spec: PhotonicSpec, progress: bool = True) -> Results:
+    from tqdm import tqdm
+
+    twin = train_twin(spec)
+    task, phases, ideal = twin.task, twin.phases, twin.ideal
+    x_tr, y_tr, x_te, y_te = twin.x_train, twin.y_train, twin.x_test, twin.y_test
     flaws = preset(spec.preset, **spec.flaws)
     accuracy: dict[str, list[float]] = {"deployed": []}
     curves: dict[str, list[Curve]] = {}

@@ -26,14 +26,13 @@ import hashlib
 import itertools
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from onward.errors import OnwardError
 from onward.paths import ROOT
-from onward.spec import Spec, parse_spec
+from onward.spec import Spec, parse_spec, read_toml
 from onward.targets.build import TARGETS
 
 HOST_TARGETS = ("float", "fixed")
@@ -123,12 +122,7 @@ def load_sweep(path: Path, output: Path | None = None) -> Sweep:
     """Read a sweep file and expand it into runs, every spec parsed once here so that a bad key stops the sweep
     before anything is submitted."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SweepError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SweepError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "the sweep file", SweepError)
     for key in raw:
         if key not in _TOP:
             raise SweepError(f"{path}: unknown key `{key}`; expected one of: {', '.join(sorted(_TOP))}")
@@ -155,12 +149,7 @@ def load_sweep(path: Path, output: Path | None = None) -> Sweep:
         if not isinstance(base, str):
             raise SweepError(f"{where}: no `base` spec (give it in the run or at the top of the file)")
         base_path = (path.parent / base).resolve()
-        try:
-            base_raw = tomllib.loads(base_path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SweepError(f"{where}: `base` {base_path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SweepError(f"{where}: `base` {base_path}: not valid TOML: {exc}") from None
+        base_raw = read_toml(base_path, f"the `base` spec of {where}", SweepError)
         kind = entry.get("kind", "rule")
         if kind not in KINDS:
             raise SweepError(f"{where}: `kind` {kind!r}; expected one of: {', '.join(KINDS)}")

@@ -34,7 +34,7 @@ TARGETS = available_targets()
 def bare_metal_targets() -> list[str]:
     """The targets built with a linker script (emulated boards and real parts; not native): what `onward report`
     measures."""
-    return [t for t in TARGETS if "linker_script" in json.loads((BOARDS / t / "board.json").read_text())]
+    return [t for t in TARGETS if "linker_script" in load_board(t).config]
 
 
 class BuildError(OnwardError, RuntimeError):
