@@ -16,7 +16,16 @@ from onward.photonic.device import V_MAX, V_PI, Chip, Device, DeviceError, Flaws
 from onward.photonic.experiment import load_photonic_spec
 from onward.photonic.mesh import MeshError, decompose, layout, mesh_of
 from onward.photonic.mzi import coupler, mzi, solve
-from onward.photonic.train import Task, chip_intensity, estimate, fit_in_situ, ideal_intensity, loss_and_gradient
+from onward.photonic.train import (
+    Task,
+    chip_intensity,
+    coordinate_order,
+    coordinate_step,
+    estimate,
+    fit_in_situ,
+    ideal_intensity,
+    loss_and_gradient,
+)
 
 RNG = np.random.default_rng(7)
 
@@ -251,6 +260,52 @@ def test_estimators_point_along_the_gradient(kind: str, directions: int) -> None
     assert cosine > 0.9, cosine
 
 
+def test_the_light_cone_holds_every_mzi_that_can_change_the_read_detectors() -> None:
+    """Outside the cone of the first 3 of 9 outputs, no MZI's phases change those outputs' intensities; with every
+    output read, every MZI is inside."""
+    n, read = 9, 3
+    lay = layout(n)
+    cone = lay.light_cone(read)
+    assert 0 < cone.sum() < lay.size
+    assert layout(n).light_cone(n).all()
+    rng = np.random.default_rng(5)
+    theta, phi = rng.uniform(0, 2 * np.pi, (2, lay.size))
+    x = rng.normal(size=(n, 16)) + 1j * rng.normal(size=(n, 16))
+    base = np.abs(mesh_of(lay, theta, phi, np.zeros(n)).propagate(x)[:read]) ** 2
+    for k in range(lay.size):
+        t2, p2 = theta.copy(), phi.copy()
+        t2[k] += 1.0
+        p2[k] += 1.0
+        moved = np.abs(mesh_of(lay, t2, p2, np.zeros(n)).propagate(x)[:read]) ** 2
+        assert np.allclose(moved, base, atol=1e-12) != bool(cone[k]), k
+
+
+def test_a_coordinate_step_minimises_the_batch_loss_along_its_code() -> None:
+    """On a chip with unknown biases and heater gains (no crosstalk or noise: the intensities are then exact
+    sinusoids in one shifter's phase), a coordinate step with damping 1 changes only its code, and the batch loss
+    it reaches is the lowest over every code of that shifter, to within the 64-phase grid (3 queries a step)."""
+    task = Task(n_modes=5, classes=3)
+    rng = np.random.default_rng(8)
+    x, y = rng.uniform(0, 1, (40, 4)), rng.integers(0, 3, 40)
+    chip = Chip(Device(5, Flaws(phase_bias=1.0, gamma_sigma=0.01, dac_bits=10), seed=4))
+    codes = rng.integers(0, 1024, 2 * layout(5).size).astype(float)
+    order = coordinate_order(chip, task)
+    assert len(order) == 2 * layout(5).light_cone(3).sum()
+    for j in order[:6]:
+        queries = chip.ledger.queries
+        stepped = coordinate_step(chip, task, codes, int(j), x, y, damping=1.0)
+        assert chip.ledger.queries == queries + 3
+        assert np.flatnonzero(stepped != codes).tolist() in ([], [j])
+        sweep = []
+        for code in range(0, 1024, 4):
+            trial = codes.copy()
+            trial[j] = code
+            sweep.append(task.loss(chip_intensity(chip, trial, task, x), y))
+        reached = task.loss(chip_intensity(chip, stepped, task, x), y)
+        assert reached <= min(sweep) + 0.01 * (max(sweep) - min(sweep)), (j, reached, min(sweep))
+        codes = stepped
+
+
 def test_in_situ_training_uses_codes_only_and_counts_queries() -> None:
     """A short SPSA run on a flawed chip: it learns (the loss falls on the training data) and every training query
     is on the ledger (two a step)."""
@@ -291,7 +346,9 @@ def test_the_twins_gradient_is_exact(n: int) -> None:
     (("chip", "seeds = [1, 2, 3]", "seeds = [1]\nphase_noise = -0.5"), "`phase_noise` must be a finite number >= 0"),
     (("chip", "seeds = [1, 2, 3]", "seeds = [1]\ndac_bits = 0"), "`dac_bits` must be an integer in [1, 24], got 0"),
     (("chip", "seeds = [1, 2, 3]", "seeds = [1]\nwobble = 1.0"), "unknown key `chip.wobble`"),
-    (("train", 'methods = ["spsa", "gaussian", "directional"]', 'methods = ["adam"]'), "`train.methods` must list"),
+    (("train", 'methods = ["spsa", "gaussian", "directional", "coordinate"]', 'methods = ["adam"]'),
+     "`train.methods` must list"),
+    (("train", "coordinate_damping = 0.5", "coordinate_damping = 1.5"), "`train.coordinate_damping` must be in (0, 1]"),
     (("train", "queries = 48000", "queries = 0"), "`train.queries` must be an integer >= 1, got 0"),
     (("train", "queries = 48000", 'queries = "many"'), "`train.queries` must be an integer, got 'many'"),
 ])
@@ -314,9 +371,10 @@ def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[st
                  "--plot", str(plot)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["spec"] == "photonic_iris" and out["ideal"] > 0.8
-    assert set(out["methods"]) == {"deployed", "spsa", "gaussian", "directional"}
+    assert set(out["methods"]) == {"deployed", "spsa", "gaussian", "directional", "coordinate"}
     assert len(out["methods"]["deployed"]["per_chip"]) == 3
     assert out["methods"]["spsa"]["queries"] == 40 and out["methods"]["gaussian"]["queries"] == 40
+    assert out["methods"]["coordinate"]["queries"] == 39  # 3 a step
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for example in ("digits.toml", "digits_pooled.toml"):
         load_photonic_spec(EXAMPLES / "photonic" / example)  # the other examples are valid

@@ -200,8 +200,13 @@ class Device:
 
     def ideal_unitary(self) -> C128:
         """The unitary the codes would set on a flawless chip (tests and the ideal-model baseline, not training)."""
-        return Mesh(self.layout, *np.split(np.pi / V_PI**2 * (V_MAX * self.codes / self.dac_max) ** 2,
+        return Mesh(self.layout, *np.split(nominal_phases(self.codes, self.flaws.dac_bits),
                                            [self.layout.size, 2 * self.layout.size])).unitary()
+
+
+def nominal_phases(codes: np.ndarray, dac_bits: int) -> F64:
+    """The phase a code sets on a nominal heater (γ = π / V_π², no bias, no crosstalk): the law a user knows."""
+    return np.pi / V_PI**2 * (V_MAX * np.asarray(codes) / ((1 << dac_bits) - 1)) ** 2
 
 
 def codes_for_phases(phases: F64, dac_bits: int) -> np.ndarray:

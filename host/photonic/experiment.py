@@ -20,6 +20,8 @@ budget, mean ± sd over chips (each chip seed: other static flaws).
     perturbation = 2.0        # DAC LSB
     gaussian_directions = 4
     directional_directions = 2
+    coordinate_batch = 256    # the coordinate method's mini-batch (its chip time shows the extra samples)
+    coordinate_damping = 0.5  # the share of the way to the fitted optimum a coordinate step moves
     twin_steps = 600
     twin_lr = 0.05
 """
@@ -49,7 +51,8 @@ from onward.photonic.train import (
 )
 from onward.spec import SpecError, read_toml
 
-QUERIES_PER_STEP = {"spsa": lambda k: 2, "gaussian": lambda k: 1 + k, "directional": lambda k: 2 * k}
+QUERIES_PER_STEP = {"spsa": lambda k: 2, "gaussian": lambda k: 1 + k, "directional": lambda k: 2 * k,
+                    "coordinate": lambda k: 3}
 DATA_SETS = ("iris", "digits")
 
 
@@ -71,6 +74,8 @@ class PhotonicSpec:
     perturbation: float = 2.0
     gaussian_directions: int = 4
     directional_directions: int = 2
+    coordinate_batch: int = 256
+    coordinate_damping: float = 0.5
     twin_steps: int = 600
     twin_lr: float = 0.05
 
@@ -82,7 +87,8 @@ SECTIONS = {
     "data": {"set": "data", "pool": "pool", "test_fraction": "test_fraction", "split_seed": "split_seed"},
     "chip": {"modes": "modes", "preset": "preset", "seeds": "seeds"},
     "train": {k: k for k in ("methods", "queries", "batch", "step", "perturbation", "gaussian_directions",
-                             "directional_directions", "twin_steps", "twin_lr")},
+                             "directional_directions", "coordinate_batch", "coordinate_damping",
+                             "twin_steps", "twin_lr")},
 }
 FLAW_KEYS = tuple(f.name for f in fields(Flaws))
 
@@ -121,7 +127,8 @@ TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "data": (str,), "pool": (int,), "test_fraction": (int, float), "split_seed": (int,),
     "modes": (int,), "preset": (str,), "seeds": (tuple,), "methods": (tuple,), "queries": (int,), "batch": (int,),
     "step": (int, float), "perturbation": (int, float), "gaussian_directions": (int,),
-    "directional_directions": (int,), "twin_steps": (int,), "twin_lr": (int, float),
+    "directional_directions": (int,), "coordinate_batch": (int,), "coordinate_damping": (int, float),
+    "twin_steps": (int,), "twin_lr": (int, float),
 }
 KEY_NAMES = {"name": "name", **{attr: f"{section}.{key}" for section, keys in SECTIONS.items()
                                 for key, attr in keys.items()}}
@@ -157,13 +164,16 @@ def check(spec: PhotonicSpec, path: Path) -> None:
     bad = [m for m in spec.methods if not isinstance(m, str) or m not in ESTIMATORS]
     _need(not bad and len(spec.methods) >= 1, path,
           f"`train.methods` must list some of {', '.join(ESTIMATORS)}, got {list(spec.methods)}")
-    for key in ("queries", "batch", "gaussian_directions", "directional_directions", "twin_steps"):
+    for key in ("queries", "batch", "gaussian_directions", "directional_directions", "coordinate_batch",
+                "twin_steps"):
         value = getattr(spec, key)
         _need(isinstance(value, int) and value >= 1, path, f"`train.{key}` must be an integer >= 1, got {value!r}")
     for key in ("step", "perturbation", "twin_lr"):
         value = getattr(spec, key)
         _need(isinstance(value, int | float) and math.isfinite(value) and value > 0, path,
               f"`train.{key}` must be a number > 0, got {value!r}")
+    _need(0 < spec.coordinate_damping <= 1, path,
+          f"`train.coordinate_damping` must be in (0, 1], got {spec.coordinate_damping!r}")
 
 
 def data_shape(spec: PhotonicSpec) -> tuple[int, int]:
@@ -248,9 +258,10 @@ def run(spec: PhotonicSpec, progress: bool = True) -> Results:
                 accuracy["deployed"].append(task.accuracy(chip_intensity(chip, codes, task, x_te), y_te))
             k = spec.directions(method)
             steps = max(1, spec.queries // QUERIES_PER_STEP[method](k))
+            batch = spec.coordinate_batch if method == "coordinate" else spec.batch
             _, curve = fit_in_situ(chip, task, codes, x_tr, y_tr, x_te, y_te, kind=method, steps=steps,
-                                   batch=spec.batch, lr=spec.step, delta=spec.perturbation, directions=k, seed=seed,
-                                   every=max(1, steps // 20))
+                                   batch=batch, lr=spec.step, delta=spec.perturbation, directions=k, seed=seed,
+                                   every=max(1, steps // 20), damping=spec.coordinate_damping)
             accuracy.setdefault(method, []).append(curve.accuracy[-1])
             curves.setdefault(method, []).append(curve)
             queries[method] = curve.queries[-1]

@@ -63,6 +63,20 @@ class Layout:
         return out
 
 
+    def light_cone(self, detectors: int) -> np.ndarray:
+        """Which MZIs can change what the first `detectors` outputs see (a bool per MZI): walking back from the
+        output, an MZI is inside when it touches a mode already inside, and then both its modes are. The rest
+        (in a Clements mesh read on 10 of 65 detectors, a third of the MZIs) only steer light to unread outputs."""
+        inside = np.zeros(self.n + 1, dtype=bool)
+        inside[:detectors] = True
+        keep = np.zeros(self.size, dtype=bool)
+        for cols in reversed(self.column_slices()):
+            m = self.modes[cols]
+            hit = inside[m] | inside[m + 1]
+            keep[cols] = hit
+            inside[m[hit]] = inside[m[hit] + 1] = True
+        return keep
+
 def layout(n: int, kind: str = "clements") -> Layout:
     """Clements: column c holds the MZIs on pairs (m, m + 1) with m ≡ c (mod 2), N columns (1 for N = 2). Reck: N − 1
     diagonals of N − 1, N − 2, ..., 1 MZIs, each from mode 0 down, layered greedily into 2N − 3 columns."""

@@ -11,7 +11,9 @@ Estimators of the loss gradient from forward queries only, each query one set_co
 - `gaussian` (FLOPS-style, Gu et al. DAC 2020): Q Gaussian directions u_q, Σ_q (L(c + δu_q) − L(c)) / δ · u_q / Q:
   1 + Q queries a step;
 - `directional` (FFzero's directional derivative, layer-local: with one mesh the layer's loss is the network's):
-  K Rademacher directions, each a central difference: 2K queries a step.
+  K Rademacher directions, each a central difference: 2K queries a step;
+- `coordinate`: one code at a time, its sinusoid fitted from 3 queries and the loss minimised on the fit
+  (coordinate_step): 3 queries a step.
 The baseline `fit_ideal` trains the same network on the ideal model of the chip (host only, exact gradients by
 central differences of the ideal mesh) and `deploy` writes its phases with the nominal heater law."""
 
@@ -22,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onward.photonic.device import Chip, codes_for_phases
+from onward.photonic.device import Chip, codes_for_phases, nominal_phases
 from onward.photonic.mesh import Mesh, layout
 from onward.photonic.mzi import F64, coupler, mzi
 
-ESTIMATORS = ("spsa", "gaussian", "directional")
+ESTIMATORS = ("spsa", "gaussian", "directional", "coordinate")
+GRID = 64  # phases a coordinate step tries on its fitted sinusoids
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,13 @@ class Task:
         return a / np.linalg.norm(a, axis=1, keepdims=True)
 
     def loss(self, intensity: F64, y: np.ndarray) -> float:
-        z = self.scale * intensity[:, :self.classes]
-        z = z - z.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+        return float(self.losses(intensity, y))
+
+    def losses(self, intensity: F64, y: np.ndarray) -> F64:
+        """The mean cross-entropy of intensities shaped (..., batch, N): one loss per leading index."""
+        z = self.scale * intensity[..., :self.classes]
+        z = z - z.max(axis=-1, keepdims=True)
+        return np.mean(np.log(np.exp(z).sum(axis=-1)) - z[..., np.arange(len(y)), y], axis=-1)
 
     def accuracy(self, intensity: F64, y: np.ndarray) -> float:
         return float(np.mean(intensity[:, :self.classes].argmax(axis=1) == y))
@@ -85,6 +92,44 @@ def estimate(kind: str, loss: Callable[[F64], float], c: F64, delta: float, rng:
     raise ValueError(f"unknown estimator {kind!r}; expected one of: {', '.join(ESTIMATORS)}")
 
 
+def coordinate_order(chip: Chip, task: Task) -> np.ndarray:
+    """The codes a coordinate sweep visits, in the order light meets them: θ then φ of every MZI in the read
+    detectors' light cone (the others cannot change the loss)."""
+    lay = layout(chip.n_modes)
+    inside = np.flatnonzero(lay.light_cone(task.classes))
+    return np.stack([inside, lay.size + inside], axis=1).reshape(-1)
+
+
+def nearest_code(phase: float, psi: F64) -> int:
+    """The code whose nominal phase `psi[code]` is nearest `phase` modulo 2π."""
+    return int(np.argmin(np.abs(np.angle(np.exp(1j * (psi - phase))))))
+
+
+def coordinate_step(chip: Chip, task: Task, c: F64, j: int, x: F64, y: np.ndarray, damping: float) -> F64:
+    """One code's update from 3 queries (sequential minimal optimisation: Nakanishi et al. 2020, Ostaszewski et
+    al.'s Rotosolve 2021; MixedTrain-style coordinate descent on a chip). Every output field is linear in
+    e^{iφ} of any one shifter, so every detector's intensity is a + b cos φ + c sin φ in that shifter's phase: three
+    settings 2π/3 apart (through the nominal heater law; the unknown bias only shifts the sinusoid) fit it for every
+    sample, the mini-batch loss is minimised over a grid of phases on the fit, and the code moves `damping` of the
+    way there (a full move overfits the mini-batch)."""
+    psi = nominal_phases(np.arange(1 << chip.dac_bits), chip.dac_bits)
+    now = psi[int(np.rint(c[j]))]
+    probes = [nearest_code(now + shift, psi) for shift in (0.0, 2 * np.pi / 3, 4 * np.pi / 3)]
+    measured = []
+    for code in probes:
+        trial = c.copy()
+        trial[j] = code
+        measured.append(chip_intensity(chip, trial, task, x)[:, :task.classes].reshape(-1))
+    basis = np.stack([np.ones(3), np.cos(psi[probes]), np.sin(psi[probes])], axis=1)
+    fit = np.linalg.lstsq(basis, np.stack(measured), rcond=None)[0]  # (3, batch · classes)
+    grid = now + np.linspace(-np.pi, np.pi, GRID, endpoint=False)
+    predicted = np.stack([np.ones(GRID), np.cos(grid), np.sin(grid)], axis=1) @ fit
+    best = grid[int(np.argmin(task.losses(predicted.reshape(GRID, len(y), task.classes), y)))]
+    out = c.copy()
+    out[j] = nearest_code(now + damping * (best - now), psi)
+    return out
+
+
 @dataclass
 class Curve:
     """Test accuracy after every `every` steps, with the chip's query count then."""
@@ -95,12 +140,14 @@ class Curve:
 
 def fit_in_situ(chip: Chip, task: Task, codes: F64, x: F64, y: np.ndarray, x_test: F64, y_test: np.ndarray,
                 kind: str = "spsa", steps: int = 2000, batch: int = 32, lr: float = 2.0, delta: float = 2.0,
-                directions: int = 1, seed: int = 0, every: int = 100) -> tuple[F64, Curve]:
+                directions: int = 1, seed: int = 0, every: int = 100, damping: float = 0.5) -> tuple[F64, Curve]:
     """Train the codes on the chip from forward queries only; the test accuracy is measured on the chip too (its
-    queries are counted in the ledger, not in the curve's x axis: that is the training's queries)."""
+    queries are counted in the ledger, not in the curve's x axis: that is the training's queries). A `coordinate`
+    step updates one code (coordinate_step; lr, delta, directions unused), the others every code at once."""
     rng = np.random.default_rng(seed)
     top = (1 << chip.dac_bits) - 1
     c = np.asarray(codes, dtype=np.float64).copy()
+    order = coordinate_order(chip, task) if kind == "coordinate" else None
     curve = Curve([], [])
     spent = 0
     for step in range(steps + 1):
@@ -110,6 +157,10 @@ def fit_in_situ(chip: Chip, task: Task, codes: F64, x: F64, y: np.ndarray, x_tes
         if step == steps:
             break
         idx = rng.choice(len(y), size=min(batch, len(y)), replace=False)
+        if order is not None:
+            c = coordinate_step(chip, task, c, int(order[step % len(order)]), x[idx], y[idx], damping)
+            spent += 3
+            continue
 
         def loss(cc: F64, idx: np.ndarray = idx) -> float:
             return task.loss(chip_intensity(chip, cc, task, x[idx]), y[idx])
