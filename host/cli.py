@@ -94,7 +94,7 @@ def cmd_photonic(args: argparse.Namespace) -> int:
     spec = load_photonic_spec(args.spec)
     if args.queries:
         spec = dataclasses.replace(spec, queries=args.queries)
-    results = run(spec, progress=not args.json)
+    results = run(spec, progress=not args.json, workers=args.workers)
     path = plot(results, args.plot or args.build_dir / "photonic" / f"{spec.name}.png")
     if args.json:
         print(json.dumps(as_json(results), indent=1))
@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
             "training in situ through the codes")
     p.add_argument("--queries", type=positive_int, help="training queries per method and chip (default: the spec's)")
     p.add_argument("--plot", type=Path, help="the accuracy-vs-queries PNG (default: <build-dir>/photonic/<name>.png)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="processes running the (chip, method) jobs (default 1; the results do not depend on it)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(func=cmd_photonic)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)

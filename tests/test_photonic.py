@@ -376,5 +376,9 @@ def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert out["methods"]["spsa"]["queries"] == 40 and out["methods"]["gaussian"]["queries"] == 40
     assert out["methods"]["coordinate"]["queries"] == 39  # 3 a step
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = tmp_path / "again.png"
+    assert main(["photonic", str(EXAMPLES / "photonic" / "iris.toml"), "--queries", "40", "--json", "--workers", "2",
+                 "--plot", str(again)]) == 0
+    assert json.loads(capsys.readouterr().out) == out  # every job is seeded: the pool changes nothing
     for example in ("digits.toml", "digits_pooled.toml"):
         load_photonic_spec(EXAMPLES / "photonic" / example)  # the other examples are valid

@@ -236,39 +236,63 @@ def train_twin(spec: PhotonicSpec) -> Twin:
     return Twin(task, x_tr, y_tr, x_te, y_te, phases, ideal)
 
 
-def run(spec: PhotonicSpec, progress: bool = True) -> Results:
+@dataclass(frozen=True)
+class Outcome:
+    """One method trained on one chip."""
+
+    seed: int
+    method: str
+    deployed: float  # the twin's phases on this chip, before training
+    curve: Curve
+    chip_time: float
+
+
+def train_on_chip(spec: PhotonicSpec, twin: Twin, seed: int, method: str) -> Outcome:
+    """A fresh chip of this seed (its own ledger), the twin's phases deployed, then `method` in situ."""
+    chip = Chip(Device(spec.modes, preset(spec.preset, **spec.flaws), seed=seed))
+    codes = deploy(twin.phases, chip.dac_bits)
+    deployed = twin.task.accuracy(chip_intensity(chip, codes, twin.task, twin.x_test), twin.y_test)
+    k = spec.directions(method)
+    steps = max(1, spec.queries // QUERIES_PER_STEP[method](k))
+    batch = spec.coordinate_batch if method == "coordinate" else spec.batch
+    _, curve = fit_in_situ(chip, twin.task, codes, twin.x_train, twin.y_train, twin.x_test, twin.y_test, kind=method,
+                           steps=steps, batch=batch, lr=spec.step, delta=spec.perturbation, directions=k, seed=seed,
+                           every=max(1, steps // 20), damping=spec.coordinate_damping)
+    return Outcome(seed, method, deployed, curve, chip.ledger.chip_time)
+
+
+def run(spec: PhotonicSpec, progress: bool = True, workers: int = 1) -> Results:
+    """Every (chip, method) of the spec, on `workers` processes (each job is independent and seeded: the
+    results do not depend on the number of workers)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm import tqdm
 
     twin = train_twin(spec)
-    task, phases, ideal = twin.task, twin.phases, twin.ideal
-    x_tr, y_tr, x_te, y_te = twin.x_train, twin.y_train, twin.x_test, twin.y_test
-    flaws = preset(spec.preset, **spec.flaws)
-    accuracy: dict[str, list[float]] = {"deployed": []}
+    jobs = [(seed, method) for seed in spec.seeds for method in spec.methods]
+    bar = tqdm(total=len(jobs), desc=spec.name, file=sys.stderr, disable=not progress)
+    outcomes: list[Outcome] = []
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            futures = [pool.submit(train_on_chip, spec, twin, seed, method) for seed, method in jobs]
+            for future in futures:
+                outcomes.append(future.result())
+                bar.update(1)
+    else:
+        for seed, method in jobs:
+            outcomes.append(train_on_chip(spec, twin, seed, method))
+            bar.update(1)
+    bar.close()
+    accuracy: dict[str, list[float]] = {"deployed": [o.deployed for o in outcomes if o.method == spec.methods[0]]}
     curves: dict[str, list[Curve]] = {}
     queries: dict[str, int] = {}
     chip_time: dict[str, list[float]] = {}
-    jobs = [(seed, method) for seed in spec.seeds for method in spec.methods]
-    bar = tqdm(total=len(jobs), desc=spec.name, file=sys.stderr, disable=not progress)
-    for seed in spec.seeds:
-        codes = None
-        for method in spec.methods:
-            chip = Chip(Device(spec.modes, flaws, seed=seed))  # a fresh ledger per method (the same chip)
-            codes = deploy(phases, chip.dac_bits)
-            if method == spec.methods[0]:
-                accuracy["deployed"].append(task.accuracy(chip_intensity(chip, codes, task, x_te), y_te))
-            k = spec.directions(method)
-            steps = max(1, spec.queries // QUERIES_PER_STEP[method](k))
-            batch = spec.coordinate_batch if method == "coordinate" else spec.batch
-            _, curve = fit_in_situ(chip, task, codes, x_tr, y_tr, x_te, y_te, kind=method, steps=steps,
-                                   batch=batch, lr=spec.step, delta=spec.perturbation, directions=k, seed=seed,
-                                   every=max(1, steps // 20), damping=spec.coordinate_damping)
-            accuracy.setdefault(method, []).append(curve.accuracy[-1])
-            curves.setdefault(method, []).append(curve)
-            queries[method] = curve.queries[-1]
-            chip_time.setdefault(method, []).append(chip.ledger.chip_time)
-            bar.update(1)
-    bar.close()
-    return Results(spec, ideal, accuracy, curves, queries, {k: float(np.mean(v)) for k, v in chip_time.items()})
+    for o in outcomes:
+        accuracy.setdefault(o.method, []).append(o.curve.accuracy[-1])
+        curves.setdefault(o.method, []).append(o.curve)
+        queries[o.method] = o.curve.queries[-1]
+        chip_time.setdefault(o.method, []).append(o.chip_time)
+    return Results(spec, twin.ideal, accuracy, curves, queries, {k: float(np.mean(v)) for k, v in chip_time.items()})
 
 
 def table(r: Results) -> str:
