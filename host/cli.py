@@ -94,13 +94,15 @@ def cmd_photonic(args: argparse.Namespace) -> int:
     spec = load_photonic_spec(args.spec)
     if args.queries:
         spec = dataclasses.replace(spec, queries=args.queries)
-    results = run(spec, progress=not args.json, workers=args.workers)
+    results = run(spec, progress=not args.json, workers=args.workers, validation=args.validation)
     path = plot(results, args.plot or args.build_dir / "photonic" / f"{spec.name}.png")
     if args.json:
         print(json.dumps(as_json(results), indent=1))
     else:
-        print(f"{spec.name}: {spec.data} on a {spec.modes}-mode Clements chip, {spec.preset} flaws, "
-              f"{len(spec.seeds)} chips\n")
+        meshes = f"{spec.layers} x {spec.modes}-mode Clements meshes" if spec.layers > 1 else \
+            f"a {spec.modes}-mode Clements chip"
+        split = " (validation: a fifth of the training split, not the test set)" if args.validation else ""
+        print(f"{spec.name}: {spec.data} on {meshes}, {spec.preset} flaws, {len(spec.seeds)} chips{split}\n")
         print(table(results))
         print(f"\naccuracy vs queries: {path}")
     return 0
@@ -235,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
             "training in situ through the codes")
     p.add_argument("--queries", type=positive_int, help="training queries per method and chip (default: the spec's)")
     p.add_argument("--plot", type=Path, help="the accuracy-vs-queries PNG (default: <build-dir>/photonic/<name>.png)")
+    p.add_argument("--validation", action="store_true",
+                   help="score on a fifth of the training split instead of the test set (to tune on)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="processes running the (chip, method) jobs (default 1; the results do not depend on it)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")

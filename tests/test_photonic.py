@@ -12,10 +12,23 @@ from scipy.stats import unitary_group
 
 from onward.cli import main
 from onward.paths import EXAMPLES
-from onward.photonic.device import V_MAX, V_PI, Chip, Device, DeviceError, Flaws, Ledger, codes_for_phases, preset
+from onward.photonic.activation import Activation
+from onward.photonic.device import (
+    V_MAX,
+    V_PI,
+    Chip,
+    Device,
+    DeviceError,
+    Flaws,
+    Ledger,
+    codes_for_phases,
+    nominal_phases,
+    preset,
+)
 from onward.photonic.experiment import load_photonic_spec
 from onward.photonic.mesh import MeshError, decompose, layout, mesh_of
 from onward.photonic.mzi import coupler, mzi, solve
+from onward.photonic.network import LocalTask, ideal_readings
 from onward.photonic.train import (
     Task,
     chip_intensity,
@@ -25,6 +38,7 @@ from onward.photonic.train import (
     fit_in_situ,
     ideal_intensity,
     loss_and_gradient,
+    mesh_gradient,
 )
 
 RNG = np.random.default_rng(7)
@@ -213,7 +227,7 @@ def test_the_chip_shows_codes_and_detectors_only() -> None:
     dev = Device(6, preset("l2ight"), seed=1)
     chip = Chip(dev)
     public = {name for name in dir(chip) if not name.startswith("_")}
-    assert public == {"set_codes", "measure", "ledger", "n_modes", "n_codes", "dac_bits", "adc_bits"}
+    assert public == {"set_codes", "measure", "ledger", "n_modes", "n_codes", "dac_bits", "adc_bits", "layers"}
     assert not hasattr(chip, "__dict__")
     for name in public:
         value = getattr(chip, name)
@@ -293,7 +307,8 @@ def test_a_coordinate_step_minimises_the_batch_loss_along_its_code() -> None:
     assert len(order) == 2 * layout(5).light_cone(3).sum()
     for j in order[:6]:
         queries = chip.ledger.queries
-        stepped = coordinate_step(chip, task, codes, int(j), x, y, damping=1.0)
+        stepped = coordinate_step(chip, codes, int(j), lambda cc: task.reading(chip_intensity(chip, cc, task, x), 0),
+                                  lambda r: task.losses(r, y), damping=1.0)
         assert chip.ledger.queries == queries + 3
         assert np.flatnonzero(stepped != codes).tolist() in ([], [j])
         sweep = []
@@ -337,6 +352,105 @@ def test_the_twins_gradient_is_exact(n: int) -> None:
     assert np.abs(grad - numeric).max() < 1e-6 * max(1.0, np.abs(numeric).max())
 
 
+# --- networks of several meshes (onward.photonic.activation, network) --------------------------------------------
+
+def test_the_activation_is_williamsons() -> None:
+    """|f(z)| = √(1 − α) |sin(gP|z|²/2)| |z| at φ_b = π; what is tapped and what passes never exceed what came in."""
+    act = Activation()
+    z = np.random.default_rng(1).normal(size=200) * 0.4 + 1j * np.random.default_rng(2).normal(size=200) * 0.4
+    out = act(z)
+    power = np.abs(z) ** 2
+    assert np.allclose(np.abs(out), np.sqrt(1 - act.alpha) * np.abs(np.sin(act.gain * act.power * power / 2))
+                       * np.abs(z), atol=1e-15)
+    assert np.all(act.tap(z) + np.abs(out) ** 2 <= power + 1e-15)
+    assert np.allclose(act.tap(z), 0.1 * power)
+
+
+def test_a_chip_of_two_layers_reads_what_the_ideal_network_computes() -> None:
+    """Flaws off: every layer's readings (the activation's taps, then the output detectors) are the quantised
+    readings of the ideal network for the nominal phases of the codes; one layer's taps are its outputs."""
+    task = LocalTask(n_modes=6, classes=3, layers=2)
+    dev = Device(6, Flaws(dac_bits=12, adc_bits=20), layers=2)
+    k = layout(6).size
+    rng = np.random.default_rng(4)
+    dev.set_codes(np.concatenate([rng.integers(0, 4096, 4 * k), np.zeros(12, dtype=np.int64)]))
+    x = rng.uniform(0, 1, (9, 5))
+    got = dev.measure(task.encode(x), taps=True)
+    assert got.shape == (9, 2, 6) and np.array_equal(dev.measure(task.encode(x)), got[:, -1])
+    want = ideal_readings(task, nominal_phases(dev.codes[:4 * k], 12), x)
+    assert np.abs(got / ((1 << 20) - 1) - want).max() <= 0.5 / ((1 << 20) - 1) + 1e-12
+    single = Device(6, Flaws(), seed=3)
+    assert np.array_equal(single.measure(task.encode(x), taps=True)[:, 0], single.measure(task.encode(x)))
+
+
+def test_the_local_loss_slope_and_the_twins_gradient_are_exact() -> None:
+    """The hinge's derivative in the readings, and a layer's exact gradient for a complex input field (what the
+    twin trains the second layer on), equal central differences."""
+    task = LocalTask(n_modes=5, classes=3, layers=2)
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 12)
+    intensity = rng.uniform(0.01, 1, (12, 5))
+    value, slope = task.loss_and_slope(intensity, y)
+    assert abs(value - task.loss(intensity, y)) < 1e-12
+    h = 1e-7
+    numeric = np.zeros_like(intensity)
+    for i in np.ndindex(intensity.shape):
+        e = np.zeros_like(intensity)
+        e[i] = h
+        numeric[i] = (task.loss(intensity + e, y) - task.loss(intensity - e, y)) / (2 * h)
+    assert np.abs(slope - numeric).max() < 1e-6
+    field = rng.normal(size=(5, 12)) + 1j * rng.normal(size=(5, 12))
+    p = rng.uniform(0, 2 * np.pi, 2 * layout(5).size)
+
+    def loss_of(q: np.ndarray) -> float:
+        out = mesh_of(layout(5), q[:10], q[10:], np.zeros(5)).propagate(field)
+        return task.loss((np.abs(out) ** 2).T, y)
+
+    value, grad = mesh_gradient(5, p, field, lambda i: task.loss_and_slope(i, y))
+    assert abs(value - loss_of(p)) < 1e-12
+    numeric = np.array([(loss_of(p + 1e-6 * e) - loss_of(p - 1e-6 * e)) / 2e-6 for e in np.eye(p.size)])
+    assert np.abs(grad - numeric).max() < 1e-5 * max(1.0, np.abs(numeric).max())
+
+
+class ScoresAreReadings(LocalTask):
+    """Readings that are the scores themselves: the vote alone under test."""
+
+    def scores(self, intensity: np.ndarray) -> np.ndarray:
+        return intensity[..., :self.classes]
+
+
+def test_the_vote_goes_to_the_majority_and_ties_to_the_deeper_layer() -> None:
+    one_hot = np.eye(4)  # a layer voting c reads e_c
+    votes = np.array([[0, 0, 1], [1, 2, 2], [2, 1, 0], [0, 1, 2]])  # per sample, layers 0, 1, 2
+    readings = one_hot[votes]
+    assert ScoresAreReadings(n_modes=4, classes=3, layers=3).predict(readings).tolist() == [0, 2, 0, 2]
+    assert ScoresAreReadings(n_modes=4, classes=3, layers=2).predict(readings[:, :2]).tolist() == [0, 2, 1, 1]
+
+
+def test_layers_train_one_after_the_other_on_their_own_loss() -> None:
+    """FFzero's schedule on a chip of two meshes: the first half of the steps moves only the first layer's codes,
+    the second half the second's; a coordinate sweep of each layer makes each layer's local loss fall."""
+    task = LocalTask(n_modes=5, classes=2, layers=2)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (64, 4))
+    y = (x[:, 0] > x[:, 1]).astype(np.int64)
+    chip = Chip(Device(5, preset("l2ight"), seed=1, layers=2))
+    k = layout(5).size
+    codes = rng.uniform(0, 255, 4 * k)
+    for steps in (1, 3):  # of 3 steps, the first two are layer 0's (step · layers // steps)
+        early, _ = fit_in_situ(chip, task, codes, x, y, x, y, kind="directional", steps=steps, lr=8.0)
+        assert np.array_equal(early[2 * k:], codes[2 * k:]) == (steps == 1) and not np.array_equal(early, codes)
+    full, curve = fit_in_situ(chip, task, codes, x, y, x, y, kind="coordinate", steps=2 * len(
+        coordinate_order(chip, task)), every=50, batch=64)
+    first, second = (full != codes)[:2 * k], (full != codes)[2 * k:]
+    assert first.any() and second.any()
+    for layer, trained in ((0, full), (1, full)):
+        before = task.loss(task.reading(chip_intensity(chip, codes, task, x), layer), y)
+        after = task.loss(task.reading(chip_intensity(chip, trained, task, x), layer), y)
+        assert after < before, (layer, before, after)
+    assert curve.queries[-1] == 3 * 2 * len(coordinate_order(chip, task))
+
+
 # --- `onward photonic SPEC` --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("edit", "named"), [
@@ -346,6 +460,8 @@ def test_the_twins_gradient_is_exact(n: int) -> None:
     (("chip", "seeds = [1, 2, 3]", "seeds = [1]\nphase_noise = -0.5"), "`phase_noise` must be a finite number >= 0"),
     (("chip", "seeds = [1, 2, 3]", "seeds = [1]\ndac_bits = 0"), "`dac_bits` must be an integer in [1, 24], got 0"),
     (("chip", "seeds = [1, 2, 3]", "seeds = [1]\nwobble = 1.0"), "unknown key `chip.wobble`"),
+    (("chip", "seeds = [1, 2, 3]", "seeds = [1]\nlayers = 0"), "`chip.layers` must be an integer in [1, 16], got 0"),
+    (("chip", "seeds = [1, 2, 3]", "seeds = [1]\npower = -1"), "`chip.power` must be a number > 0, got -1"),
     (("train", 'methods = ["spsa", "gaussian", "directional", "coordinate"]', 'methods = ["adam"]'),
      "`train.methods` must list"),
     (("train", "coordinate_damping = 0.5", "coordinate_damping = 1.5"), "`train.coordinate_damping` must be in (0, 1]"),

@@ -18,7 +18,11 @@ quantisation
   dac_bits         voltage V = V_max · code / (2^b − 1)
   adc_bits         intensity codes round(I / full_scale · (2^b − 1)), clipped
 
-The shifters, in code order: every MZI's θ then every MZI's φ (mesh order), then the N output-screen phases."""
+A chip may hold several meshes in a row (`layers`), with the electro-optic activation (onward.photonic.activation)
+between them; static flaws are drawn for every layer's shifters and couplers, the layers' heaters do not cross-talk.
+
+The shifters, in code order: layer 0's MZIs' θ then their φ (mesh order), then layer 1's, ..., then every layer's N
+output-screen phases (one layer: θ, φ, screen)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import numpy as np
 from scipy import sparse
 
 from onward.errors import OnwardError
+from onward.photonic.activation import Activation
 from onward.photonic.mesh import Layout, Mesh, layout
 from onward.photonic.mzi import C128, F64
 
@@ -119,12 +124,17 @@ class Device:
     seed: int = 0
     kind: str = "clements"
     sample_time: float = 1e-9  # chip time per sample (a detector integration), for the ledger
+    layers: int = 1
+    activation: Activation = field(default_factory=Activation)
 
     def __post_init__(self) -> None:
         self.flaws.check()
+        if not isinstance(self.layers, int) or isinstance(self.layers, bool) or not 1 <= self.layers <= 16:
+            raise DeviceError(f"`layers` must be an integer in [1, 16], got {self.layers!r}")
         self.layout = layout(self.n, self.kind)
-        k, n, f = self.layout.size, self.n, self.flaws
-        self.n_codes = 2 * k + n
+        n, f = self.n, self.flaws
+        k = self.layout.size * self.layers  # every layer's MZIs, layer after layer
+        self.n_codes = 2 * k + n * self.layers
         rng = np.random.default_rng([self.seed, 0])  # static flaws: the device seed alone
         self.eps1 = rng.normal(0.0, f.splitter_sigma, k) if f.splitter_sigma else np.zeros(k)
         self.eps2 = rng.normal(0.0, f.splitter_sigma, k) if f.splitter_sigma else np.zeros(k)
@@ -136,7 +146,9 @@ class Device:
         if f.phase_error:
             self.bias = self.bias + rng.normal(0.0, f.phase_error, self.n_codes)
         adj = neighbours(self.layout)
-        self.crosstalk = sparse.block_diag([adj, adj, sparse.csr_matrix((n, n))]).tocsr() * f.crosstalk
+        self.crosstalk = sparse.block_diag([adj, adj] * self.layers
+                                           + [sparse.csr_matrix((n * self.layers, n * self.layers))]).tocsr()
+        self.crosstalk *= f.crosstalk
         self.codes = np.zeros(self.n_codes, dtype=np.int64)
         self.drift = np.zeros(self.n_codes)
         self.ledger = Ledger()
@@ -168,14 +180,18 @@ class Device:
         phase = self.gamma * v**2 + self.bias
         return phase + self.crosstalk @ phase if self.flaws.crosstalk else phase
 
-    def mesh(self, phases: F64) -> Mesh:
-        k = self.layout.size
-        return Mesh(self.layout, phases[:k], phases[k:2 * k], phases[2 * k:], self.eps1, self.eps2,
-                    self.transmission)
+    def mesh(self, phases: F64, layer: int = 0) -> Mesh:
+        k, n = self.layout.size, self.n
+        at, mzis = 2 * k * layer, slice(k * layer, k * (layer + 1))
+        screen = 2 * k * self.layers + n * layer
+        return Mesh(self.layout, phases[at:at + k], phases[at + k:at + 2 * k], phases[screen:screen + n],
+                    self.eps1[mzis], self.eps2[mzis], self.transmission[mzis])
 
-    def measure(self, amplitudes: object) -> np.ndarray:
-        """One query: the input amplitudes (batch, N) through the mesh the codes set (with this query's phase
-        noise and drift), |E|² on every output, detector noise, the ADC. Returns codes (batch, N)."""
+    def measure(self, amplitudes: object, taps: bool = False) -> np.ndarray:
+        """One query: the input amplitudes (batch, N) through the meshes the codes set (with this query's phase
+        noise and drift) and the activations between them, |E|² on every output, detector noise, the ADC.
+        Returns codes (batch, N); with `taps`, every layer's readings (batch, layers, N): each activation's
+        photodiode α|z|², then the output detectors (one layer: the output detectors)."""
         x = np.asarray(amplitudes)
         if x.ndim != 2 or x.shape[1] != self.n:
             raise DeviceError(f"measure: expected input amplitudes of shape (batch, {self.n}), got {x.shape}")
@@ -187,8 +203,15 @@ class Device:
             phase = phase + self.drift
         if f.phase_noise:
             phase = phase + rng.normal(0.0, f.phase_noise, self.n_codes)
-        out = self.mesh(phase).propagate(np.asarray(x, dtype=np.complex128).T)
-        intensity = (out.real**2 + out.imag**2).T  # full scale 1: a unit-power input on one detector
+        e = np.asarray(x, dtype=np.complex128).T
+        readings = []
+        for layer in range(self.layers):
+            e = self.mesh(phase, layer).propagate(e)
+            if layer < self.layers - 1:
+                readings.append(self.activation.tap(e).T)
+                e = self.activation(e)
+        readings.append((e.real**2 + e.imag**2).T)  # full scale 1: a unit-power input on one detector
+        intensity = np.stack(readings, axis=1) if taps else readings[-1]
         if f.shot_noise:
             intensity = intensity + rng.normal(0.0, 1.0, intensity.shape) * f.shot_noise * np.sqrt(intensity)
         if f.thermal_noise:
@@ -198,10 +221,12 @@ class Device:
         self.ledger.chip_time += x.shape[0] * self.sample_time
         return np.clip(np.rint(intensity * self.adc_max), 0, self.adc_max).astype(np.int64)
 
-    def ideal_unitary(self) -> C128:
+    def ideal_unitary(self, layer: int = 0) -> C128:
         """The unitary the codes would set on a flawless chip (tests and the ideal-model baseline, not training)."""
-        return Mesh(self.layout, *np.split(nominal_phases(self.codes, self.flaws.dac_bits),
-                                           [self.layout.size, 2 * self.layout.size])).unitary()
+        k, n = self.layout.size, self.n
+        p = nominal_phases(self.codes, self.flaws.dac_bits)
+        at, screen = 2 * k * layer, 2 * k * self.layers + n * layer
+        return Mesh(self.layout, p[at:at + k], p[at + k:at + 2 * k], p[screen:screen + n]).unitary()
 
 
 def nominal_phases(codes: np.ndarray, dac_bits: int) -> F64:
@@ -221,14 +246,15 @@ class Chip:
     """What training code gets: set_codes, measure and the ledger, and the sizes it needs. No matrix, phase or flaw
     is reachable through it (tests/test_photonic.py checks that): the device sits in a closure."""
 
-    __slots__ = ("_ledger", "_measure", "_set", "adc_bits", "dac_bits", "n_codes", "n_modes")
+    __slots__ = ("_ledger", "_measure", "_set", "adc_bits", "dac_bits", "layers", "n_codes", "n_modes")
 
     def __init__(self, device: Device) -> None:
         object.__setattr__(self, "_set", lambda codes: device.set_codes(codes))
-        object.__setattr__(self, "_measure", lambda x: device.measure(x))
+        object.__setattr__(self, "_measure", lambda x, taps: device.measure(x, taps))
         object.__setattr__(self, "_ledger", lambda: replace(device.ledger))
         object.__setattr__(self, "n_modes", device.n)
         object.__setattr__(self, "n_codes", device.n_codes)
+        object.__setattr__(self, "layers", device.layers)
         object.__setattr__(self, "dac_bits", device.flaws.dac_bits)
         object.__setattr__(self, "adc_bits", device.flaws.adc_bits)
 
@@ -238,8 +264,9 @@ class Chip:
     def set_codes(self, codes: object) -> None:
         self._set(codes)
 
-    def measure(self, amplitudes: object) -> np.ndarray:
-        return self._measure(amplitudes)
+    def measure(self, amplitudes: object, taps: bool = False) -> np.ndarray:
+        """ADC codes (batch, N) of the output detectors; with `taps`, of every layer's (batch, layers, N)."""
+        return self._measure(amplitudes, taps)
 
     @property
     def ledger(self) -> Ledger:

@@ -10,6 +10,9 @@ budget, mean ± sd over chips (each chip seed: other static flaws).
     split_seed = 0
     [chip]
     modes = 8                 # at least the features + the bias mode (and the classes), at most twice that
+    layers = 1                # meshes in a row, the electro-optic activation between them (2+: FFzero's local
+                              # losses on every layer's photodiodes, and the vote)
+    power = 20.0              # the input's power in the activation's units (g = 0.05π: π / g = 20)
     preset = "l2ight"         # onward.photonic.device.PRESETS; any Flaws field below overrides it
     seeds = [1, 2, 3]
     [train]
@@ -38,7 +41,9 @@ import numpy as np
 from sklearn.datasets import load_digits, load_iris
 from sklearn.model_selection import train_test_split
 
+from onward.photonic.activation import Activation
 from onward.photonic.device import Chip, Device, Flaws, preset
+from onward.photonic.network import LocalTask, fit_twin, ideal_readings
 from onward.photonic.train import (
     ESTIMATORS,
     Curve,
@@ -64,6 +69,8 @@ class PhotonicSpec:
     test_fraction: float = 0.3
     split_seed: int = 0
     modes: int = 8
+    layers: int = 1
+    power: float = 20.0
     preset: str = "l2ight"
     flaws: dict[str, float] = field(default_factory=dict)
     seeds: tuple[int, ...] = (1, 2, 3)
@@ -85,7 +92,7 @@ class PhotonicSpec:
 
 SECTIONS = {
     "data": {"set": "data", "pool": "pool", "test_fraction": "test_fraction", "split_seed": "split_seed"},
-    "chip": {"modes": "modes", "preset": "preset", "seeds": "seeds"},
+    "chip": {"modes": "modes", "layers": "layers", "power": "power", "preset": "preset", "seeds": "seeds"},
     "train": {k: k for k in ("methods", "queries", "batch", "step", "perturbation", "gaussian_directions",
                              "directional_directions", "coordinate_batch", "coordinate_damping",
                              "twin_steps", "twin_lr")},
@@ -125,7 +132,8 @@ def _need(ok: bool, path: Path, message: str) -> None:
 
 TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "data": (str,), "pool": (int,), "test_fraction": (int, float), "split_seed": (int,),
-    "modes": (int,), "preset": (str,), "seeds": (tuple,), "methods": (tuple,), "queries": (int,), "batch": (int,),
+    "modes": (int,), "layers": (int,), "power": (int, float), "preset": (str,), "seeds": (tuple,),
+    "methods": (tuple,), "queries": (int,), "batch": (int,),
     "step": (int, float), "perturbation": (int, float), "gaussian_directions": (int,),
     "directional_directions": (int,), "coordinate_batch": (int,), "coordinate_damping": (int, float),
     "twin_steps": (int,), "twin_lr": (int, float),
@@ -158,6 +166,8 @@ def check(spec: PhotonicSpec, path: Path) -> None:
     _need(isinstance(spec.modes, int) and least <= spec.modes <= most, path,
           f"`chip.modes` must be in [{least}, {most}] for {spec.data} ({features} features + the bias mode, "
           f"{classes} classes; a larger mesh than the data allows only adds idle modes), got {spec.modes!r}")
+    _need(1 <= spec.layers <= 16, path, f"`chip.layers` must be an integer in [1, 16], got {spec.layers}")
+    _need(math.isfinite(spec.power) and spec.power > 0, path, f"`chip.power` must be a number > 0, got {spec.power}")
     _need(len(spec.seeds) >= 1 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                        for s in spec.seeds), path,
           f"`chip.seeds` must be a list of integers >= 0, got {list(spec.seeds)}")
@@ -226,14 +236,25 @@ class Twin:
     ideal: float  # the twin's test accuracy on the ideal model
 
 
-def train_twin(spec: PhotonicSpec) -> Twin:
+def train_twin(spec: PhotonicSpec, validation: bool = False) -> Twin:
+    """With `validation`, a fifth of the training split (stratified) stands in for the test set, which is then not
+    used at all: the scores to tune on."""
     x, y = load_data(spec)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_fraction, random_state=spec.split_seed,
                                               stratify=y)
-    task = Task(spec.modes, int(y.max()) + 1)
-    phases = fit_ideal(task, x_tr, y_tr, steps=spec.twin_steps, lr=spec.twin_lr)
-    ideal = task.accuracy(ideal_intensity(spec.modes, phases, task, x_te), y_te)
-    return Twin(task, x_tr, y_tr, x_te, y_te, phases, ideal)
+    if validation:
+        x_tr, x_te, y_tr, y_te = train_test_split(x_tr, y_tr, test_size=0.2, random_state=spec.split_seed,
+                                                  stratify=y_tr)
+    classes = int(y.max()) + 1
+    if spec.layers == 1:
+        task = Task(spec.modes, classes)
+        phases = fit_ideal(task, x_tr, y_tr, steps=spec.twin_steps, lr=spec.twin_lr)
+        ideal = task.accuracy(ideal_intensity(spec.modes, phases, task, x_te), y_te)
+        return Twin(task, x_tr, y_tr, x_te, y_te, phases, ideal)
+    local = LocalTask(spec.modes, classes, layers=spec.layers, activation=Activation(power=spec.power))
+    phases = fit_twin(local, x_tr, y_tr, steps=spec.twin_steps, lr=spec.twin_lr)
+    ideal = local.accuracy(ideal_readings(local, phases, x_te), y_te)
+    return Twin(local, x_tr, y_tr, x_te, y_te, phases, ideal)
 
 
 @dataclass(frozen=True)
@@ -249,7 +270,8 @@ class Outcome:
 
 def train_on_chip(spec: PhotonicSpec, twin: Twin, seed: int, method: str) -> Outcome:
     """A fresh chip of this seed (its own ledger), the twin's phases deployed, then `method` in situ."""
-    chip = Chip(Device(spec.modes, preset(spec.preset, **spec.flaws), seed=seed))
+    chip = Chip(Device(spec.modes, preset(spec.preset, **spec.flaws), seed=seed, layers=spec.layers,
+                       activation=Activation(power=spec.power)))
     codes = deploy(twin.phases, chip.dac_bits)
     deployed = twin.task.accuracy(chip_intensity(chip, codes, twin.task, twin.x_test), twin.y_test)
     k = spec.directions(method)
@@ -261,14 +283,14 @@ def train_on_chip(spec: PhotonicSpec, twin: Twin, seed: int, method: str) -> Out
     return Outcome(seed, method, deployed, curve, chip.ledger.chip_time)
 
 
-def run(spec: PhotonicSpec, progress: bool = True, workers: int = 1) -> Results:
+def run(spec: PhotonicSpec, progress: bool = True, workers: int = 1, validation: bool = False) -> Results:
     """Every (chip, method) of the spec, on `workers` processes (each job is independent and seeded: the
     results do not depend on the number of workers)."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
-    twin = train_twin(spec)
+    twin = train_twin(spec, validation)
     jobs = [(seed, method) for seed in spec.seeds for method in spec.methods]
     bar = tqdm(total=len(jobs), desc=spec.name, file=sys.stderr, disable=not progress)
     outcomes: list[Outcome] = []
@@ -332,7 +354,9 @@ def plot(r: Results, path: Path) -> Path:
     ax.axhline(r.summary("deployed")[0], color="red", ls=":", label="twin's phases deployed")
     ax.set_xlabel("training queries (one set of codes measured on a mini-batch)")
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"{r.spec.name}: {r.spec.modes}-mode Clements chip, {r.spec.preset} flaws, "
+    mesh = f"{r.spec.layers} x {r.spec.modes}-mode Clements meshes" if r.spec.layers > 1 else \
+        f"{r.spec.modes}-mode Clements chip"
+    ax.set_title(f"{r.spec.name}: {mesh}, {r.spec.preset} flaws, "
                  f"mean of {len(r.spec.seeds)} chips")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

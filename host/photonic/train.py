@@ -26,7 +26,7 @@ import numpy as np
 
 from onward.photonic.device import Chip, codes_for_phases, nominal_phases
 from onward.photonic.mesh import Mesh, layout
-from onward.photonic.mzi import F64, coupler, mzi
+from onward.photonic.mzi import C128, F64, coupler, mzi
 
 ESTIMATORS = ("spsa", "gaussian", "directional", "coordinate")
 GRID = 64  # phases a coordinate step tries on its fitted sinusoids
@@ -39,6 +39,7 @@ class Task:
     n_modes: int
     classes: int
     scale: float = 30.0  # logits = scale · intensity (intensities sum to at most 1)
+    taps = False  # the loss reads the output detectors (onward.photonic.network.LocalTask reads every layer's)
 
     def encode(self, x: F64) -> F64:
         """Amplitudes (batch, N): the features, then the bias mode 1, the rest 0, scaled to unit power."""
@@ -49,6 +50,10 @@ class Task:
 
     def loss(self, intensity: F64, y: np.ndarray) -> float:
         return float(self.losses(intensity, y))
+
+    def reading(self, intensity: F64, layer: int) -> F64:
+        """What `layer`'s loss reads of one query's intensities: here the C class detectors."""
+        return intensity[:, :self.classes]
 
     def losses(self, intensity: F64, y: np.ndarray) -> F64:
         """The mean cross-entropy of intensities shaped (..., batch, N): one loss per leading index."""
@@ -61,13 +66,13 @@ class Task:
 
 
 def chip_intensity(chip: Chip, codes: F64, task: Task, x: F64) -> F64:
-    """One query: the codes (rounded, clipped to the DAC's range; the screen at 0), the batch, intensities in
-    units of the full scale."""
+    """One query: the codes (rounded, clipped to the DAC's range; the screens at 0), the batch, intensities in
+    units of the full scale: (batch, N), or every layer's (batch, layers, N) for a task that reads taps."""
     top = (1 << chip.dac_bits) - 1
     full = np.zeros(chip.n_codes, dtype=np.int64)
     full[:len(codes)] = np.clip(np.rint(codes), 0, top).astype(np.int64)
     chip.set_codes(full)
-    return chip.measure(task.encode(x)) / ((1 << chip.adc_bits) - 1)
+    return chip.measure(task.encode(x), taps=task.taps) / ((1 << chip.adc_bits) - 1)
 
 
 def estimate(kind: str, loss: Callable[[F64], float], c: F64, delta: float, rng: np.random.Generator,
@@ -92,12 +97,14 @@ def estimate(kind: str, loss: Callable[[F64], float], c: F64, delta: float, rng:
     raise ValueError(f"unknown estimator {kind!r}; expected one of: {', '.join(ESTIMATORS)}")
 
 
-def coordinate_order(chip: Chip, task: Task) -> np.ndarray:
-    """The codes a coordinate sweep visits, in the order light meets them: θ then φ of every MZI in the read
-    detectors' light cone (the others cannot change the loss)."""
+def coordinate_order(chip: Chip, task: Task, layer: int = 0) -> np.ndarray:
+    """The codes a coordinate sweep of `layer` visits, in the order light meets them: θ then φ of every MZI whose
+    phases can change the readings the layer's loss uses (the output detectors' light cone for a one-mesh
+    task read on C detectors; every MZI for a layer read on all N)."""
     lay = layout(chip.n_modes)
-    inside = np.flatnonzero(lay.light_cone(task.classes))
-    return np.stack([inside, lay.size + inside], axis=1).reshape(-1)
+    cone = np.ones(lay.size, dtype=bool) if task.taps else lay.light_cone(task.classes)
+    inside = np.flatnonzero(cone)
+    return 2 * lay.size * layer + np.stack([inside, lay.size + inside], axis=1).reshape(-1)
 
 
 def nearest_code(phase: float, psi: F64) -> int:
@@ -105,13 +112,15 @@ def nearest_code(phase: float, psi: F64) -> int:
     return int(np.argmin(np.abs(np.angle(np.exp(1j * (psi - phase))))))
 
 
-def coordinate_step(chip: Chip, task: Task, c: F64, j: int, x: F64, y: np.ndarray, damping: float) -> F64:
+def coordinate_step(chip: Chip, c: F64, j: int, read: Callable[[F64], F64], losses: Callable[[F64], F64],
+                    damping: float) -> F64:
     """One code's update from 3 queries (sequential minimal optimisation: Nakanishi et al. 2020, Ostaszewski et
-    al.'s Rotosolve 2021; MixedTrain-style coordinate descent on a chip). Every output field is linear in
-    e^{iφ} of any one shifter, so every detector's intensity is a + b cos φ + c sin φ in that shifter's phase: three
-    settings 2π/3 apart (through the nominal heater law; the unknown bias only shifts the sinusoid) fit it for every
-    sample, the mini-batch loss is minimised over a grid of phases on the fit, and the code moves `damping` of the
-    way there (a full move overfits the mini-batch)."""
+    al.'s Rotosolve 2021; MixedTrain-style coordinate descent on a chip). The field at any detector of the layer
+    the code drives is linear in e^{iφ} of that shifter, so the intensity is a + b cos φ + c sin φ in its phase:
+    three settings 2π/3 apart (through the nominal heater law; the unknown bias only shifts the sinusoid) fit it for
+    every reading `read(codes) -> (batch, R)` gives, `losses` of the predicted readings (grid, batch, R) is
+    minimised over a grid of phases, and the code moves `damping` of the way there (a full move overfits the
+    mini-batch)."""
     psi = nominal_phases(np.arange(1 << chip.dac_bits), chip.dac_bits)
     now = psi[int(np.rint(c[j]))]
     probes = [nearest_code(now + shift, psi) for shift in (0.0, 2 * np.pi / 3, 4 * np.pi / 3)]
@@ -119,12 +128,13 @@ def coordinate_step(chip: Chip, task: Task, c: F64, j: int, x: F64, y: np.ndarra
     for code in probes:
         trial = c.copy()
         trial[j] = code
-        measured.append(chip_intensity(chip, trial, task, x)[:, :task.classes].reshape(-1))
+        measured.append(read(trial))
+    shape = measured[0].shape
     basis = np.stack([np.ones(3), np.cos(psi[probes]), np.sin(psi[probes])], axis=1)
-    fit = np.linalg.lstsq(basis, np.stack(measured), rcond=None)[0]  # (3, batch · classes)
+    fit = np.linalg.lstsq(basis, np.stack([m.reshape(-1) for m in measured]), rcond=None)[0]  # (3, batch · R)
     grid = now + np.linspace(-np.pi, np.pi, GRID, endpoint=False)
     predicted = np.stack([np.ones(GRID), np.cos(grid), np.sin(grid)], axis=1) @ fit
-    best = grid[int(np.argmin(task.losses(predicted.reshape(GRID, len(y), task.classes), y)))]
+    best = grid[int(np.argmin(losses(predicted.reshape(GRID, *shape))))]
     out = c.copy()
     out[j] = nearest_code(now + damping * (best - now), psi)
     return out
@@ -143,11 +153,13 @@ def fit_in_situ(chip: Chip, task: Task, codes: F64, x: F64, y: np.ndarray, x_tes
                 directions: int = 1, seed: int = 0, every: int = 100, damping: float = 0.5) -> tuple[F64, Curve]:
     """Train the codes on the chip from forward queries only; the test accuracy is measured on the chip too (its
     queries are counted in the ledger, not in the curve's x axis: that is the training's queries). A `coordinate`
-    step updates one code (coordinate_step; lr, delta, directions unused), the others every code at once."""
+    step updates one code (coordinate_step; lr, delta, directions unused), the others every code of the layer at
+    once. On a chip of several layers each layer trains on its own loss for its share of the steps, first to last
+    (FFzero's schedule): a step's queries perturb that layer's codes only."""
     rng = np.random.default_rng(seed)
     top = (1 << chip.dac_bits) - 1
+    k = layout(chip.n_modes).size
     c = np.asarray(codes, dtype=np.float64).copy()
-    order = coordinate_order(chip, task) if kind == "coordinate" else None
     curve = Curve([], [])
     spent = 0
     for step in range(steps + 1):
@@ -156,19 +168,30 @@ def fit_in_situ(chip: Chip, task: Task, codes: F64, x: F64, y: np.ndarray, x_tes
             curve.accuracy.append(task.accuracy(chip_intensity(chip, c, task, x_test), y_test))
         if step == steps:
             break
+        layer = step * chip.layers // steps
         idx = rng.choice(len(y), size=min(batch, len(y)), replace=False)
-        if order is not None:
-            c = coordinate_step(chip, task, c, int(order[step % len(order)]), x[idx], y[idx], damping)
+
+        def read(cc: F64, idx: np.ndarray = idx, layer: int = layer) -> F64:
+            return task.reading(chip_intensity(chip, cc, task, x[idx]), layer)
+
+        if kind == "coordinate":
+            order = coordinate_order(chip, task, layer)
+            first = -(-layer * steps // chip.layers)  # the layer's first step
+            c = coordinate_step(chip, c, int(order[(step - first) % len(order)]), read,
+                                lambda r, idx=idx: task.losses(r, y[idx]), damping)
             spent += 3
             continue
+        block = slice(2 * k * layer, 2 * k * (layer + 1))
 
-        def loss(cc: F64, idx: np.ndarray = idx) -> float:
-            return task.loss(chip_intensity(chip, cc, task, x[idx]), y[idx])
+        def loss(cb: F64, idx: np.ndarray = idx, block: slice = block, base: F64 = c) -> float:
+            cc = base.copy()
+            cc[block] = cb
+            return task.loss(read(cc), y[idx])
 
         before = chip.ledger.queries
-        g = estimate(kind, loss, c, delta, rng, directions)
+        g = estimate(kind, loss, c[block], delta, rng, directions)
         spent += chip.ledger.queries - before
-        c = np.clip(c - lr * g, 0, top)
+        c[block] = np.clip(c[block] - lr * g, 0, top)
     return c, curve
 
 
@@ -180,9 +203,26 @@ def ideal_intensity(n: int, phases: F64, task: Task, x: F64) -> F64:
 
 
 def loss_and_gradient(n: int, phases: F64, task: Task, x: F64, y: np.ndarray) -> tuple[float, F64]:
-    """The ideal mesh's loss and its exact gradient in θ, φ by the adjoint method: one forward pass keeping each
-    column's input field, one backward pass of the adjoint field b = (D T_K ⋯ T_{k+1})^H w with w = dL/dI ∘ y;
-    then dL/dθ_k = 2 Re Σ b^H (∂T_k/∂θ) u, u the MZI's input field (and the same for φ)."""
+    """The ideal mesh's cross-entropy and its exact gradient in θ, φ (mesh_gradient)."""
+
+    def cross_entropy(intensity: F64) -> tuple[float, F64]:
+        z = task.scale * intensity[:, :task.classes]
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(y)), y] -= 1.0
+        d_intensity = np.zeros_like(intensity)
+        d_intensity[:, :task.classes] = task.scale * p / len(y)
+        return task.loss(intensity, y), d_intensity
+
+    return mesh_gradient(n, phases, task.encode(x).T.astype(np.complex128), cross_entropy)
+
+
+def mesh_gradient(n: int, phases: F64, field: C128, loss: Callable[[F64], tuple[float, F64]]
+                  ) -> tuple[float, F64]:
+    """A loss of the ideal mesh's output intensities (`loss(intensity (batch, N)) -> (value, dL/dI)`) for an input
+    field (N, batch), and its exact gradient in θ, φ by the adjoint method: one forward pass keeping each column's
+    input field, one backward pass of the adjoint field b = (D T_K ⋯ T_{k+1})^H w with w = dL/dI ∘ y; then
+    dL/dθ_k = 2 Re Σ b^H (∂T_k/∂θ) u, u the MZI's input field (and the same for φ)."""
     lay = layout(n)
     k = lay.size
     theta, phi = phases[:k], phases[k:2 * k]
@@ -195,7 +235,7 @@ def loss_and_gradient(n: int, phases: F64, task: Task, x: F64, y: np.ndarray) ->
     outer[:, 1, 1] = 1.0
     d_theta = b2 @ inner @ b2 @ outer  # ∂T/∂θ
     d_phi = blocks @ np.diag([1j, 0.0])  # ∂T/∂φ = T diag(i, 0)
-    e = task.encode(x).T.astype(np.complex128)
+    e = np.array(field, dtype=np.complex128)
     columns = lay.column_slices()
     saved = []
     for cols in columns:
@@ -205,13 +245,7 @@ def loss_and_gradient(n: int, phases: F64, task: Task, x: F64, y: np.ndarray) ->
         top, bottom = e[m], e[m + 1]
         e[m], e[m + 1] = (t[:, 0, 0, None] * top + t[:, 0, 1, None] * bottom,
                           t[:, 1, 0, None] * top + t[:, 1, 1, None] * bottom)
-    intensity = (e.real**2 + e.imag**2).T
-    z = task.scale * intensity[:, :task.classes]
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(len(y)), y] -= 1.0
-    d_intensity = np.zeros_like(intensity)
-    d_intensity[:, :task.classes] = task.scale * p / len(y)
+    value, d_intensity = loss((e.real**2 + e.imag**2).T)
     b = d_intensity.T * e  # w = dL/dI ∘ y; the screen is 0 (the identity)
     grad = np.zeros(2 * k)
     for cols, fields in zip(reversed(columns), reversed(saved), strict=True):
@@ -226,23 +260,26 @@ def loss_and_gradient(n: int, phases: F64, task: Task, x: F64, y: np.ndarray) ->
         t = blocks[cols]
         b[m], b[m + 1] = (np.conj(t[:, 0, 0, None]) * b0 + np.conj(t[:, 1, 0, None]) * b1,
                           np.conj(t[:, 0, 1, None]) * b0 + np.conj(t[:, 1, 1, None]) * b1)
-    return task.loss(intensity, y), grad
+    return value, grad
+
+
+def adam(gradient: Callable[[F64], F64], p: F64, steps: int, lr: float) -> F64:
+    """Adam (β 0.9, 0.999) on p for `steps` steps of `gradient`."""
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t in range(1, steps + 1):
+        g = gradient(p)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        p = p - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return p
 
 
 def fit_ideal(task: Task, x: F64, y: np.ndarray, steps: int = 400, lr: float = 0.05, seed: int = 0) -> F64:
     """The digital-twin baseline: the θ, φ phases of the ideal mesh, trained by Adam on the exact gradient
     (loss_and_gradient: host only, no chip queries)."""
     n = task.n_modes
-    k = layout(n).size
-    rng = np.random.default_rng(seed)
-    p = rng.uniform(0, 2 * np.pi, 2 * k)
-    m, v = np.zeros_like(p), np.zeros_like(p)
-    for t in range(1, steps + 1):
-        g = loss_and_gradient(n, p, task, x, y)[1]
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g * g
-        p = p - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    return p
+    p = np.random.default_rng(seed).uniform(0, 2 * np.pi, 2 * layout(n).size)
+    return adam(lambda q: loss_and_gradient(n, q, task, x, y)[1], p, steps, lr)
 
 
 def deploy(phases: F64, dac_bits: int) -> F64:
