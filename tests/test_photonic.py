@@ -496,5 +496,5 @@ def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["photonic", str(EXAMPLES / "photonic" / "iris.toml"), "--queries", "40", "--json", "--workers", "2",
                  "--plot", str(again)]) == 0
     assert json.loads(capsys.readouterr().out) == out  # every job is seeded: the pool changes nothing
-    for example in ("digits.toml", "digits_pooled.toml"):
+    for example in ("digits.toml", "digits_pooled.toml", "iris_2layers.toml", "digits_pooled_2layers.toml"):
         load_photonic_spec(EXAMPLES / "photonic" / example)  # the other examples are valid
