@@ -38,6 +38,8 @@ MACRO_NOTES = {
     "WEIGHT_FRAC": "weights", "FEEDBACK_FRAC": "a rule's feedback matrix", "LR_FRAC": "lr_q = lr * 2^LR_FRAC",
     "UPDATE_SHIFT": "2*ACT_FRAC + LR_FRAC - WEIGHT_FRAC", "FEEDBACK_BOUND": "F ~ U[-bound, bound] LSB",
     "MODEL_HASH": "HELLO reports it; verify checks it",
+    "PERSIST": "1: the state is kept in flash (SAVE, RESTORE, restored at boot)",
+    "PERSIST_EVERY": "save after every this many steps (0: on SAVE only)",
 }
 
 
@@ -62,6 +64,7 @@ def model_hash(model: InitialModel) -> int:
                    spec.format.lr_frac],
         "lr_q": spec.lr_q(spec.rule.learning_rate), "outputs": model.outputs, "stages": model.stages,
         "macros": model.macros, "shapes": [list(w.shape) for w in model.weights_q],
+        **({"persist": spec.persist.every} if spec.persist.enabled else {}),  # absent: the hashes stay as they were
     }, sort_keys=True).encode()
     blobs = [w.astype("<i2").tobytes() for w in model.weights_q]
     blobs += [c.name.encode() + np.asarray(c.values, dtype="<i8").tobytes() for c in model.constants]
@@ -136,6 +139,8 @@ def generate_c(model: InitialModel, max_batch: int | None = None) -> GeneratedC:
         "FEEDBACK_FRAC": str(fmt.feedback_frac), "LR_FRAC": str(fmt.lr_frac),
         "UPDATE_SHIFT": str(fmt.update_shift),
         **model.macros,
+        "PERSIST": "1" if spec.persist.enabled else "0",
+        "PERSIST_EVERY": f"{spec.persist.every}u",
         "LR_Q": f"{spec.lr_q(spec.rule.learning_rate)}u /* {spec.rule.learning_rate:g} * 2^{fmt.lr_frac} */",
         "SEED": f"{spec.seed}u", "MODEL_HASH": f"0x{mhash:08X}u", "MODEL_NAME": json.dumps(spec.name),
     }

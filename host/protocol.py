@@ -15,7 +15,7 @@ from cobs import cobs
 
 from onward.errors import OnwardError
 
-PROTOCOL_VERSION = 3  # 3: TRAIN_BATCH, and HELLO reports the max batch
+PROTOCOL_VERSION = 4  # 3: TRAIN_BATCH, and HELLO reports the max batch; 4: SAVE, RESTORE ([persist] builds)
 MIN_PROTOCOL_VERSION = 2  # the oldest firmware this host still drives (without TRAIN_BATCH)
 REPLY = 0x80
 
@@ -31,6 +31,8 @@ class Cmd(IntEnum):
     SET_LR = 0x08
     SET_STAGE = 0x09
     TRAIN_BATCH = 0x0A  # count u16 | count x (target, x) -> count x (outputs, digest)
+    SAVE = 0x0B  # -> seq u32 | digest u32 (the state written to flash)
+    RESTORE = 0x0C  # -> seq u32 | digest u32 (the newest saved state loaded)
     ERROR = 0x7F
 
 
@@ -43,6 +45,7 @@ ERRORS = {
     6: ("command", "unknown command 0x{got:02X}"),
     7: ("body", "wrong body length (expected {expected} bytes, got {got})"),
     8: ("argument", "argument out of range (limit {expected}, got {got})"),
+    9: ("nothing saved", "no saved state in flash to restore (neither slot holds a valid record)"),
 }
 
 

@@ -116,6 +116,16 @@ class FormatSpec:
 
 
 @dataclass(frozen=True)
+class PersistSpec:
+    """`[persist]`: the learned state kept in flash across power loss (firmware/src/persist.c, host/persist.py).
+    The table's presence turns it on; the device then restores the newest saved state at boot and answers SAVE and
+    RESTORE."""
+
+    enabled: bool = False  # set by the table's presence, not a key
+    every: int = 0  # save after every this many training steps; 0: only on request (SAVE)
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     seed: int
@@ -124,6 +134,7 @@ class Spec:
     data: DataSpec = field(default_factory=DataSpec)
     rule: RuleSpec = field(default_factory=RuleSpec)
     format: FormatSpec = field(default_factory=FormatSpec)
+    persist: PersistSpec = field(default_factory=PersistSpec)
     source: str = "<spec>"
 
     def lr_at_epoch(self, epoch: int) -> float:
@@ -141,7 +152,7 @@ class Spec:
 
 
 _SECTIONS: dict[str, type] = {"data": DataSpec, "format": FormatSpec}
-_TOP_KEYS = {"name": str, "seed": int, "model": dict, "rule": dict, **{k: dict for k in _SECTIONS}}
+_TOP_KEYS = {"name": str, "seed": int, "model": dict, "rule": dict, **{k: dict for k in _SECTIONS}, "persist": dict}
 
 
 def _type_name(t: Any) -> str:
@@ -222,8 +233,11 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
              "`model.conv` must be a list of tables ({ channels = 8, kernel = 5, pool = 2 })")
     conv = tuple(_section(where, f"model.conv[{i}]", c, ConvSpec) for i, c in enumerate(conv_raw))
     sections = {k: _section(where, k, raw.get(k, {}), cls) for k, cls in _SECTIONS.items()}
+    persist = PersistSpec()
+    if "persist" in raw:
+        persist = replace(_section(where, "persist", raw["persist"], PersistSpec), enabled=True)
     spec = Spec(name=raw["name"], seed=raw.get("seed", 0), hidden=hidden, conv=conv, source=source,
-                rule=_rule_section(where, raw.get("rule", {})), **sections)
+                rule=_rule_section(where, raw.get("rule", {})), persist=persist, **sections)
     _validate(spec)
     return spec
 
@@ -297,6 +311,7 @@ def _validate(spec: Spec) -> None:
                         ("lr_frac", 8, 30)):
         value = getattr(f, key)
         _require(lo <= value <= hi, w, f"`format.{key}` must be in [{lo}, {hi}], got {value}")
+    _require(0 <= spec.persist.every < 2**31, w, f"`persist.every` must be in [0, 2**31), got {spec.persist.every}")
     # the update leaves 16 fractional bits for its per-weight dither (onward.nn.dense.update_fixed)
     # (and at most 48, so that the row's rounding offset is one 32-bit word: firmware/src/dense_update.c)
     _require(16 <= f.update_shift <= 48, w,

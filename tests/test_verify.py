@@ -201,5 +201,5 @@ def test_hello_is_checked_against_the_spec_field_by_field(tmp_path: Path) -> Non
         def connect(self) -> Hello:
             return replace(hello, version=1)
 
-    with pytest.raises(ProtocolError, match="the target speaks protocol version 1; this host speaks 2 to 3"):
+    with pytest.raises(ProtocolError, match="the target speaks protocol version 1; this host speaks 2 to 4"):
         check_build(model, OldFirmware(), 0)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("Os")
 #endif
+#include "onward/persist.h"
 #include "onward/port.h"
 #include "onward/protocol.h"
 #include "onward/runtime.h"
@@ -56,6 +57,17 @@ static int32_t get_target(const uint8_t *p)
 static int target_ok(int32_t target)
 {
     return ONW_REGRESSION || (target >= 0 && target < ONW_NUM_CLASSES);
+}
+
+/* One training step, then the save policy ([persist] every = N: after every N-th step). */
+static void train_step(int32_t target)
+{
+    onw_train(sample, target, outputs);
+#if ONW_PERSIST
+    if (ONW_PERSIST_EVERY != 0u && onw_state.steps % ONW_PERSIST_EVERY == 0u) {
+        (void)onw_persist_save();
+    }
+#endif
 }
 
 static uint8_t *put_outputs(uint8_t *p)
@@ -203,7 +215,7 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
             return;
         }
         read_sample(body + 2);
-        onw_train(sample, target, outputs);
+        train_step(target);
         out = put_u32(put_outputs(out), onw_state_digest());
         break;
     }
@@ -230,7 +242,7 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
         for (k = 0; k < count; k++) {
             const uint8_t *s = body + 2 + k * SAMPLE_BYTES;
             read_sample(s + 2);
-            onw_train(sample, get_target(s), outputs);
+            train_step(get_target(s));
             out = put_u32(put_outputs(out), onw_state_digest());
         }
         break;
@@ -272,6 +284,25 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
         onw_state.stage = stage;
         break;
     }
+#if ONW_PERSIST
+    case ONW_CMD_SAVE:
+        NEED_BODY(0);
+        out = put_u32(out, onw_persist_save());
+        out = put_u32(out, onw_state_digest());
+        break;
+    case ONW_CMD_RESTORE: {
+        uint32_t seq;
+        NEED_BODY(0);
+        seq = onw_persist_restore();
+        if (seq == 0u) {
+            error_reply(ONW_ERR_NOTHING_SAVED, cmd, 1, 0);
+            return;
+        }
+        out = put_u32(out, seq);
+        out = put_u32(out, onw_state_digest());
+        break;
+    }
+#endif
     default:
         error_reply(ONW_ERR_COMMAND, cmd, 0, cmd);
         return;
@@ -346,6 +377,9 @@ int onw_main(void)
 {
     onw_port_init();
     onw_reset(ONW_SEED);
+#if ONW_PERSIST
+    (void)onw_persist_restore(); /* the newest saved state, if any: a power cut loses at most the unsaved steps */
+#endif
     return onw_serve();
 }
 

@@ -90,7 +90,8 @@ def compile_command(board: Board, gen_dir: Path, out: Path, extra_cflags: Sequen
     board's, so that they win where they disagree (-fno-lto)."""
     cfg = board.config
     sources = [str(FIRMWARE_SRC / s) for s in RUNTIME_SOURCES] + [str(board.folder / s) for s in cfg["sources"]]
-    cmd = [board.cc, *cfg["cflags"], *extra_cflags, *WARNINGS, f'-DONW_BOARD_NAME="{board.name}"',
+    flash = [f"-DONW_FLASH_PAGE={cfg['flash_page']}u"] if "flash_page" in cfg else []
+    cmd = [board.cc, *cfg["cflags"], *extra_cflags, *WARNINGS, f'-DONW_BOARD_NAME="{board.name}"', *flash,
            "-I", str(FIRMWARE_INCLUDE), "-I", str(gen_dir), *sources, str(gen_dir / "model.c")]
     if "linker_script" in cfg:  # -L: where its INCLUDEs (cortex-m/sections.ld) are looked up
         cmd += ["-T", str(board.folder / cfg["linker_script"]), f"-L{BOARDS}"]
@@ -154,6 +155,10 @@ def build_firmware(
             raise BuildError(f"target {target} has no semihosting (only the emulated boards do); use the UART")
         extra_cflags = (*extra_cflags, *SEMIHOST_CFLAGS)
         variant = f"{variant}-semihost" if variant else "semihost"
+    if model.spec.persist.enabled and "flash_page" not in board.config:
+        with_flash = ", ".join(t for t in TARGETS if "flash_page" in load_board(t).config)
+        raise BuildError(f"{model.spec.source}: [persist] needs a board with a flash driver; {target} has none yet "
+                         f"(targets with one: {with_flash})")
     if shutil.which(board.cc) is None:
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
                          "(scripts/setup.sh installs it)")

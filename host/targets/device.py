@@ -122,6 +122,16 @@ class Device:
     def stats(self) -> Stats:
         return Stats.parse(self.request(Cmd.STATS))
 
+    def save(self) -> tuple[int, int]:
+        """SAVE ([persist] builds): the state written to flash; (the record's seq, the state digest)."""
+        seq, digest = struct.unpack("<II", self.request(Cmd.SAVE))
+        return seq, digest
+
+    def restore(self) -> tuple[int, int]:
+        """RESTORE: the newest saved state loaded; (its seq, the state digest). DeviceError if none is saved."""
+        seq, digest = struct.unpack("<II", self.request(Cmd.RESTORE))
+        return seq, digest
+
     def dump_state(self, size: int, chunk: int) -> bytes:
         return b"".join(self.request(Cmd.DUMP, struct.pack("<IH", at, min(chunk, size - at)))
                         for at in range(0, size, chunk))

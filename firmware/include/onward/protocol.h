@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#define ONW_PROTOCOL_VERSION 3u /* 3: TRAIN_BATCH, and HELLO reports the max batch */
+#define ONW_PROTOCOL_VERSION 4u /* 3: TRAIN_BATCH, and HELLO reports the max batch; 4: SAVE, RESTORE */
 
 enum {
     ONW_CMD_HELLO = 0x01,  /* -> build info */
@@ -25,6 +25,8 @@ enum {
     /* count u16 (1..ONW_MAX_BATCH) | count x (target int16 | x int16[input])
      *   -> count x (outputs int16[ONW_NUM_OUTPUTS] | digest u32): TRAIN count times, one frame each way */
     ONW_CMD_TRAIN_BATCH = 0x0A,
+    ONW_CMD_SAVE = 0x0B,    /* -> seq u32 | digest u32: the state saved to flash (a [persist] build; else COMMAND) */
+    ONW_CMD_RESTORE = 0x0C, /* -> seq u32 | digest u32: the newest saved state loaded; NOTHING_SAVED if none */
     ONW_CMD_ERROR = 0x7F,
     ONW_REPLY = 0x80
 };
@@ -37,7 +39,8 @@ enum {
     ONW_ERR_LENGTH = 5,   /* expected = body bytes present, got = length field */
     ONW_ERR_COMMAND = 6,  /* expected = 0, got = the unknown command */
     ONW_ERR_BODY = 7,     /* expected = body length this command takes, got = body length */
-    ONW_ERR_ARGUMENT = 8  /* expected = the limit, got = the value (target, offset+length, lr, stage, count) */
+    ONW_ERR_ARGUMENT = 8, /* expected = the limit, got = the value (target, offset+length, lr, stage, count) */
+    ONW_ERR_NOTHING_SAVED = 9 /* RESTORE: expected = 1 (a valid record), got = 0; the state is unchanged */
 };
 
 #define ONW_CRC32_INIT 0xFFFFFFFFu
