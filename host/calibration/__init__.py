@@ -1,0 +1,1 @@
+"""On-device sensor calibration: a seeded barometer simulator (sensor.py) for learning a drift correction."""
