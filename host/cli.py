@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from onward.errors import OnwardError
 from onward.paths import EXAMPLES
-from onward.spec import load_spec
+from onward.spec import SpecError, load_spec
 from onward.targets.build import TARGETS, bare_metal_targets
 
 DEFAULT_BUILD_DIR = Path("build")
@@ -90,10 +90,17 @@ def cmd_photonic(args: argparse.Namespace) -> int:
     import json
 
     from onward.photonic.experiment import as_json, load_photonic_spec, plot, run, table
+    from onward.photonic.train import ESTIMATORS
 
     spec = load_photonic_spec(args.spec)
     if args.queries:
         spec = dataclasses.replace(spec, queries=args.queries)
+    if args.methods:
+        methods = tuple(m.strip() for m in args.methods.split(","))
+        bad = [m for m in methods if m not in ESTIMATORS]
+        if bad:
+            raise SpecError(f"--methods: unknown method {bad[0]!r}; expected some of: {', '.join(ESTIMATORS)}")
+        spec = dataclasses.replace(spec, methods=methods)
     results = run(spec, progress=not args.json, workers=args.workers, validation=args.validation)
     path = plot(results, args.plot or args.build_dir / "photonic" / f"{spec.name}.png")
     if args.json:
@@ -237,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
             "training in situ through the codes")
     p.add_argument("--queries", type=positive_int, help="training queries per method and chip (default: the spec's)")
     p.add_argument("--plot", type=Path, help="the accuracy-vs-queries PNG (default: <build-dir>/photonic/<name>.png)")
+    p.add_argument("--methods", help="comma-separated methods to run instead of the spec's (e.g. coordinate)")
     p.add_argument("--validation", action="store_true",
                    help="score on a fifth of the training split instead of the test set (to tune on)")
     p.add_argument("--workers", type=positive_int, default=1,

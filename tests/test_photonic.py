@@ -480,6 +480,18 @@ def test_a_bad_photonic_spec_is_one_line_naming_the_key(edit: tuple[str, str, st
     assert err.count("\n") == 1 and named in err, err
 
 
+def test_photonic_methods_flag_picks_methods_and_names_a_bad_one(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(EXAMPLES / "photonic" / "iris.toml")
+    assert main(["photonic", spec, "--methods", "spsa,adam"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--methods: unknown method 'adam'" in err
+    assert main(["photonic", spec, "--queries", "30", "--methods", "coordinate", "--json", "--validation",
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["methods"]) == {"deployed", "coordinate"} and out["methods"]["coordinate"]["queries"] == 30
+
+
 def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A short run of the Iris example: the twin, the deployed phases and every method, as JSON, and the plot."""
     plot = tmp_path / "iris.png"
