@@ -492,6 +492,16 @@ def test_photonic_methods_flag_picks_methods_and_names_a_bad_one(tmp_path: Path,
     assert set(out["methods"]) == {"deployed", "coordinate"} and out["methods"]["coordinate"]["queries"] == 30
 
 
+def test_photonic_runs_a_two_mesh_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The two-mesh Iris example end to end, briefly: the layer-local twin, every layer's taps, the plot."""
+    plot = tmp_path / "two.png"
+    assert main(["photonic", str(EXAMPLES / "photonic" / "iris_2layers.toml"), "--queries", "24", "--json",
+                 "--methods", "directional,coordinate", "--plot", str(plot)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ideal"] > 0.8 and out["methods"]["coordinate"]["queries"] == 24
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_photonic_runs_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A short run of the Iris example: the twin, the deployed phases and every method, as JSON, and the plot."""
     plot = tmp_path / "iris.png"

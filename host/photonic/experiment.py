@@ -350,6 +350,10 @@ def plot(r: Results, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, cs in r.curves.items():
         ax.plot(cs[0].queries, np.mean([c.accuracy for c in cs], axis=0), label=f"{method} in situ")
+    budget = max(r.queries.values(), default=0)
+    for layer in range(1, r.spec.layers):  # each layer trains for its share of the queries, in order
+        ax.axvline(budget * layer / r.spec.layers, color="gray", ls=":", lw=1,
+                   label="the next layer starts" if layer == 1 else None)
     ax.axhline(r.ideal, color="black", ls="--", label="ideal model (twin)")
     ax.axhline(r.summary("deployed")[0], color="red", ls=":", label="twin's phases deployed")
     ax.set_xlabel("training queries (one set of codes measured on a mini-batch)")
