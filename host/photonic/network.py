@@ -13,6 +13,7 @@ activation), then propagates the training set to the next layer."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,14 +25,17 @@ from onward.photonic.mzi import F64
 from onward.photonic.train import Task, adam, mesh_gradient
 
 
+@functools.lru_cache(maxsize=8)
 def prototypes(classes: int, n: int, seed: int) -> F64:
     """C unit vectors in R^N with pairwise cosine −1/(C − 1) (a regular simplex), rotated by a random orthogonal
-    matrix of the seed."""
+    matrix of the seed. Cached (read-only): every loss evaluation of a task reads them."""
     simplex = np.eye(classes) - 1.0 / classes
     simplex /= np.linalg.norm(simplex, axis=1, keepdims=True)
     embedded = np.zeros((classes, n))
     embedded[:, :classes] = simplex
-    return embedded @ ortho_group.rvs(n, random_state=seed).T
+    out = embedded @ ortho_group.rvs(n, random_state=seed).T
+    out.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True)

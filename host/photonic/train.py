@@ -19,6 +19,7 @@ central differences of the ideal mesh) and `deploy` writes its phases with the n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -107,6 +108,14 @@ def coordinate_order(chip: Chip, task: Task, layer: int = 0) -> np.ndarray:
     return 2 * lay.size * layer + np.stack([inside, lay.size + inside], axis=1).reshape(-1)
 
 
+@functools.lru_cache(maxsize=4)
+def code_phases(dac_bits: int) -> F64:
+    """The nominal phase of every code of a `dac_bits` DAC (read-only; coordinate steps search it every step)."""
+    psi = nominal_phases(np.arange(1 << dac_bits), dac_bits)
+    psi.flags.writeable = False
+    return psi
+
+
 def nearest_code(phase: float, psi: F64) -> int:
     """The code whose nominal phase `psi[code]` is nearest `phase` modulo 2π."""
     return int(np.argmin(np.abs(np.angle(np.exp(1j * (psi - phase))))))
@@ -121,7 +130,7 @@ def coordinate_step(chip: Chip, c: F64, j: int, read: Callable[[F64], F64], loss
     every reading `read(codes) -> (batch, R)` gives, `losses` of the predicted readings (grid, batch, R) is
     minimised over a grid of phases, and the code moves `damping` of the way there (a full move overfits the
     mini-batch)."""
-    psi = nominal_phases(np.arange(1 << chip.dac_bits), chip.dac_bits)
+    psi = code_phases(chip.dac_bits)
     now = psi[int(np.rint(c[j]))]
     probes = [nearest_code(now + shift, psi) for shift in (0.0, 2 * np.pi / 3, 4 * np.pi / 3)]
     measured = []
@@ -160,6 +169,7 @@ def fit_in_situ(chip: Chip, task: Task, codes: F64, x: F64, y: np.ndarray, x_tes
     top = (1 << chip.dac_bits) - 1
     k = layout(chip.n_modes).size
     c = np.asarray(codes, dtype=np.float64).copy()
+    orders = [coordinate_order(chip, task, layer) for layer in range(chip.layers)] if kind == "coordinate" else []
     curve = Curve([], [])
     spent = 0
     for step in range(steps + 1):
@@ -174,8 +184,8 @@ def fit_in_situ(chip: Chip, task: Task, codes: F64, x: F64, y: np.ndarray, x_tes
         def read(cc: F64, idx: np.ndarray = idx, layer: int = layer) -> F64:
             return task.reading(chip_intensity(chip, cc, task, x[idx]), layer)
 
-        if kind == "coordinate":
-            order = coordinate_order(chip, task, layer)
+        if orders:
+            order = orders[layer]
             first = -(-layer * steps // chip.layers)  # the layer's first step
             c = coordinate_step(chip, c, int(order[(step - first) % len(order)]), read,
                                 lambda r, idx=idx: task.losses(r, y[idx]), damping)
