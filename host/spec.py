@@ -21,10 +21,11 @@ DATA_TASKS = {
     "f1": "regression",             # sin(x1) + cos(x2), x ~ U[-1, 1]^2 (a zeroth-order learning benchmark)
     "f2": "regression",             # exp(x1) sin(x2) + x3 cos(x4) - x5 x1, x ~ U[-1, 1]^5 (the same)
     "diabetes": "regression",       # scikit-learn's diabetes (shipped: 442 samples, 10 features)
+    "pressure": "regression",       # the simulated barometer's reference readings (onward.calibration; 3 inputs)
 }
 DATA_SETS = tuple(DATA_TASKS)
 # `data.samples` and `data.test_fraction` when the spec leaves them out: the generic value, then per set.
-# The shipped sets (digits, diabetes) have a fixed size and ignore `data.samples`.
+# The shipped sets (digits, diabetes) and pressure have a fixed size and ignore `data.samples`.
 DATA_DEFAULTS: dict[str, Any] = {"samples": 400, "test_fraction": 0.25}
 DATA_SET_DEFAULTS: dict[str, dict[str, Any]] = {
     "mnist1d": {"samples": 5000, "test_fraction": 0.2},        # the package's 5000 samples, its 4000 / 1000 split
@@ -126,6 +127,18 @@ class PersistSpec:
 
 
 @dataclass(frozen=True)
+class CalibrationSpec:
+    """`[calibration]`: the sensor's life that `onward calibrate` streams through the model (onward.calibration).
+    The table's presence turns it on."""
+
+    enabled: bool = False  # set by the table's presence, not a key
+    scenario: str = "outdoor"  # a preset of onward.calibration.sensor (outdoor, indoor)
+    days: float = 0.0  # the simulated life; 0: the preset's (90 days)
+    steps_per_reference: int = 3  # training steps on each reference reading
+    power_cuts: int = 20  # random power cuts in a device run
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     seed: int
@@ -135,6 +148,7 @@ class Spec:
     rule: RuleSpec = field(default_factory=RuleSpec)
     format: FormatSpec = field(default_factory=FormatSpec)
     persist: PersistSpec = field(default_factory=PersistSpec)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
     source: str = "<spec>"
 
     def lr_at_epoch(self, epoch: int) -> float:
@@ -152,7 +166,8 @@ class Spec:
 
 
 _SECTIONS: dict[str, type] = {"data": DataSpec, "format": FormatSpec}
-_TOP_KEYS = {"name": str, "seed": int, "model": dict, "rule": dict, **{k: dict for k in _SECTIONS}, "persist": dict}
+_TOP_KEYS = {"name": str, "seed": int, "model": dict, "rule": dict, **{k: dict for k in _SECTIONS}, "persist": dict,
+             "calibration": dict}
 
 
 def _type_name(t: Any) -> str:
@@ -236,8 +251,12 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     persist = PersistSpec()
     if "persist" in raw:
         persist = replace(_section(where, "persist", raw["persist"], PersistSpec), enabled=True)
+    calibration = CalibrationSpec()
+    if "calibration" in raw:
+        calibration = replace(_section(where, "calibration", raw["calibration"], CalibrationSpec), enabled=True)
     spec = Spec(name=raw["name"], seed=raw.get("seed", 0), hidden=hidden, conv=conv, source=source,
-                rule=_rule_section(where, raw.get("rule", {})), persist=persist, **sections)
+                rule=_rule_section(where, raw.get("rule", {})), persist=persist, calibration=calibration,
+                **sections)
     _validate(spec)
     return spec
 
@@ -312,12 +331,30 @@ def _validate(spec: Spec) -> None:
         value = getattr(f, key)
         _require(lo <= value <= hi, w, f"`format.{key}` must be in [{lo}, {hi}], got {value}")
     _require(0 <= spec.persist.every < 2**31, w, f"`persist.every` must be in [0, 2**31), got {spec.persist.every}")
+    _validate_calibration(spec)
     # the update leaves 16 fractional bits for its per-weight dither (onward.nn.dense.update_fixed)
     # (and at most 48, so that the row's rounding offset is one 32-bit word: firmware/src/dense_update.c)
     _require(16 <= f.update_shift <= 48, w,
              f"`format`: 2*activation_frac + lr_frac - weight_frac must be in [16, 48], got {f.update_shift}; "
              f"{'raise' if f.update_shift < 16 else 'lower'} `format.lr_frac`")
     r.options.check(spec)
+
+
+def _validate_calibration(spec: Spec) -> None:
+    c, w = spec.calibration, spec.source
+    if not c.enabled:
+        return
+    from onward.calibration.sensor import SCENARIOS
+
+    _require(spec.data.task == "regression", w,
+             f"`[calibration]` needs a regression model (the correction); `data.set` = {spec.data.set!r} is not one")
+    _require(c.scenario in SCENARIOS, w,
+             f"`calibration.scenario` must be one of {tuple(sorted(SCENARIOS))}, got {c.scenario!r}")
+    _require(c.days == 0 or 1 <= c.days <= 3650, w, f"`calibration.days` must be 0 (the preset's) or in [1, 3650], "
+             f"got {c.days}")
+    _require(1 <= c.steps_per_reference <= 100, w,
+             f"`calibration.steps_per_reference` must be in [1, 100], got {c.steps_per_reference}")
+    _require(0 <= c.power_cuts <= 10000, w, f"`calibration.power_cuts` must be in [0, 10000], got {c.power_cuts}")
 
 
 def check_device_rule(spec: Spec, data_max_abs: float) -> None:

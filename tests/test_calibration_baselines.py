@@ -38,7 +38,7 @@ def test_one_point_cancels_a_constant_offset_from_the_first_reading_on_and_never
 def test_rls_learns_an_exact_linear_error_model() -> None:
     tr = short_trace(1)
     f = features(tr)
-    true_w = np.array([120.0, -35.0, 18.0, 9.0])  # Pa: offset, and per unit of each feature
+    true_w = np.array([120.0, -35.0, 18.0])  # Pa: offset, and per unit of each feature
     error = np.concatenate([np.ones((f.shape[0], 1)), f], axis=1) @ true_w
     tr = replace(tr, p_reported_pa=tr.p_true_pa - error, ref_pa=tr.p_true_pa[tr.ref_index])
     corrected = baselines.rls(tr, f, forgetting=1.0, delta=1e6)

@@ -147,9 +147,9 @@ def error_of(**overrides: Any) -> str:
     return str(exc.value)
 
 
-def test_pepita_needs_a_classification_set() -> None:
-    for set_name in ("f1", "f2", "diabetes"):
-        for rule in ("pepita", "mempepita"):
+def test_a_classification_rule_refuses_a_regression_set() -> None:
+    for set_name in ("f1", "f2", "diabetes", "pressure"):
+        for rule in ("ff", "fgrad", "last_layer"):
             msg = error_of(data={"set": set_name}, rule={"name": rule})
             assert (f'`data.set` = "{set_name}" is a regression data set; rule `{rule}` needs classification: '
                     "expected one of digits, synthetic, mnist1d") in msg
@@ -161,8 +161,8 @@ def test_bad_sample_counts() -> None:
         error_of(data={"set": "mnist1d", "samples": 205})
     assert "at least 200 for mnist1d, got 100" in error_of(data={"set": "mnist1d", "samples": 100})
     assert "`data.samples` must be at least 20 for f1, got 10" in error_of(data={"set": "f1", "samples": 10})
-    assert "`data.set` must be one of ('digits', 'synthetic', 'mnist1d', 'f1', 'f2', 'diabetes'), got 'mnist'" in \
-        error_of(data={"set": "mnist"})
+    assert ("`data.set` must be one of ('digits', 'synthetic', 'mnist1d', 'f1', 'f2', 'diabetes', 'pressure'), "
+            "got 'mnist'") in error_of(data={"set": "mnist"})
     assert "`data.test_fraction` must be in [0.05, 0.5], got 0.6" in error_of(data={"set": "f2", "test_fraction": 0.6})
 
 

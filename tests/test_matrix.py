@@ -9,7 +9,7 @@ from helpers import make_spec
 from onward.codegen.micropython import RULES as MICROPYTHON_RULES
 from onward.data import load_dataset
 from onward.model import init_model
-from onward.rules import rule_names
+from onward.rules import rule_module, rule_names
 from onward.session import run_on_target
 from onward.targets.build import TARGETS
 
@@ -57,4 +57,23 @@ def test_bit_exact_on_micropython(rule: str, tmp_path_factory: pytest.TempPathFa
     run = run_on_target(init_model(spec, data), data, "micropython",
                         Path(tmp_path_factory.getbasetemp()) / "matrix", steps=150)
     assert run.train_steps == 150 and run.transport == "pipe"
+    assert run.saturations > 0
+
+
+REGRESSION_RULES = sorted(n for n in rule_names() if "regression" in rule_module(n).TASKS)
+
+
+@pytest.mark.parametrize("rule", REGRESSION_RULES)
+@pytest.mark.parametrize("target", ["native", "qemu-m0", "qemu-m4", "qemu-rv32", "micropython"])
+def test_regression_bit_exact(target: str, rule: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The rules that learn a regression (PEPITA's and MEMPEPITA's squared-error output, FFzero's cosine), on
+    inputs scaled until the error and the modulated input saturate."""
+    if target == "micropython" and rule not in MICROPYTHON_RULES:
+        pytest.fail(f"{rule} learns regression but firmware/micropython/onward_rt.py has no step for it")
+    spec = make_spec(name=f"r_{rule}", rule={"name": rule, "learning_rate": 0.5}, data={"set": "f2", "scale": 3.0,
+                     "samples": 400}, model={"hidden": [11]}, format={"activation_frac": 13, "weight_frac": 12})
+    data = load_dataset(spec)
+    run = run_on_target(init_model(spec, data), data, target, Path(tmp_path_factory.getbasetemp()) / "matrix",
+                        steps=150)
+    assert run.train_steps == 150
     assert run.saturations > 0

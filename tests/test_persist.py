@@ -155,8 +155,8 @@ def test_a_spec_without_persist_has_no_save_and_a_board_without_flash_is_refused
         with pytest.raises(DeviceError) as exc:
             device.save()
         assert exc.value.kind == "command"
-    with pytest.raises(BuildError, match=r"\[persist\] needs a board with a flash driver; qemu-m4 has none"):
-        build_firmware(build[0], "qemu-m4", tmp_path)
+    with pytest.raises(BuildError, match=r"\[persist\] needs a board with a flash driver; qemu-stm32f4 has none"):
+        build_firmware(build[0], "qemu-stm32f4", tmp_path)
 
 
 def test_persist_every_saves_after_every_nth_step(tmp_path: Path) -> None:

@@ -11,14 +11,10 @@
 
 #include "onward/port.h"
 
-#define SYS_OPEN 0x01u
-#define SYS_WRITE 0x05u
-#define SYS_READ 0x06u
-#define SYS_EXIT 0x18u
+#include "semihost.h"
+
 #define MODE_RB 1u /* fopen "rb" */
 #define MODE_WB 5u /* fopen "wb" */
-#define EXIT_OK 0x20026u    /* ADP_Stopped_ApplicationExit: QEMU exits with status 0 */
-#define EXIT_ERROR 0x20023u /* ADP_Stopped_RunTimeErrorUnknown: status 1 */
 
 /* Names the host (host/targets/link.py, SemihostLink) gives the FIFOs, relative to QEMU's working directory. */
 static const char name_in[] = "onward.in";   /* host -> device */
@@ -29,70 +25,29 @@ static uint8_t out_buf[256];
 static uint32_t in_len, in_pos, out_len;
 static int32_t fd_in = -1, fd_out = -1;
 
-static int32_t semihost(uint32_t op, const void *arg)
-{
-#if defined(__riscv)
-    register uint32_t a0 __asm__("a0") = op;
-    register const void *a1 __asm__("a1") = arg;
-    /* QEMU recognises the ebreak as a semihosting call only between these two no-ops, uncompressed and on
-     * one page: 16-byte alignment keeps the 12 bytes off a page boundary. */
-    __asm__ volatile(".option push\n\t.option norvc\n\t.balign 16\n\t"
-                     "slli zero, zero, 0x1f\n\tebreak\n\tsrai zero, zero, 0x7\n\t.option pop"
-                     : "+r"(a0)
-                     : "r"(a1)
-                     : "memory");
-    return (int32_t)a0;
-#else
-    register uint32_t r0 __asm__("r0") = op;
-    register const void *r1 __asm__("r1") = arg;
-    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-    return (int32_t)r0;
-#endif
-}
-
-static void semihost_exit(uint32_t reason)
-{
-    /* On 32-bit targets SYS_EXIT takes the reason itself, not a pointer to a block. */
-    (void)semihost(SYS_EXIT, (const void *)(uintptr_t)reason);
-    for (;;) {
-    }
-}
-
-static int32_t open_file(const char *name, uint32_t length, uint32_t mode)
-{
-    uint32_t args[3];
-    args[0] = (uint32_t)(uintptr_t)name;
-    args[1] = mode;
-    args[2] = length;
-    return semihost(SYS_OPEN, args);
-}
-
 /* Output first: the host opens its reading end without blocking before it waits for the device to open the
  * input, so once the host sees the input opened, the output is open too (an early EOF on it means QEMU died). */
 static void open_channel(void)
 {
-    fd_out = open_file(name_out, sizeof name_out - 1, MODE_WB);
-    fd_in = open_file(name_in, sizeof name_in - 1, MODE_RB);
+    fd_out = semihost_open(name_out, sizeof name_out - 1, MODE_WB);
+    fd_in = semihost_open(name_in, sizeof name_in - 1, MODE_RB);
     if (fd_out < 0 || fd_in < 0) {
-        semihost_exit(EXIT_ERROR);
+        semihost_exit(SEMIHOST_EXIT_ERROR);
     }
 }
 
 int onw_port_getc(void)
 {
     if (in_pos == in_len) {
-        uint32_t args[3];
         int32_t left;
         if (fd_in < 0) {
             open_channel();
         }
-        args[0] = (uint32_t)fd_in;
-        args[1] = (uint32_t)(uintptr_t)in_buf;
-        args[2] = sizeof in_buf;
         /* One read(2) on the host: blocks until a byte is there, then takes all that is (up to the buffer). */
-        left = semihost(SYS_READ, args);
+        left = semihost_transfer(SYS_READ, fd_in, in_buf, sizeof in_buf);
         if (left < 0 || (uint32_t)left >= sizeof in_buf) {
-            semihost_exit(left < 0 ? EXIT_ERROR : EXIT_OK); /* the host closed the channel: done */
+            /* the host closed the channel: done */
+            semihost_exit(left < 0 ? SEMIHOST_EXIT_ERROR : SEMIHOST_EXIT_OK);
         }
         in_len = sizeof in_buf - (uint32_t)left;
         in_pos = 0;
@@ -107,14 +62,9 @@ void onw_port_flush(void)
         open_channel();
     }
     while (done < out_len) {
-        uint32_t args[3];
-        int32_t left;
-        args[0] = (uint32_t)fd_out;
-        args[1] = (uint32_t)(uintptr_t)(out_buf + done);
-        args[2] = out_len - done;
-        left = semihost(SYS_WRITE, args); /* bytes NOT written */
+        int32_t left = semihost_transfer(SYS_WRITE, fd_out, out_buf + done, out_len - done);
         if (left < 0 || (uint32_t)left >= out_len - done) {
-            semihost_exit(EXIT_ERROR); /* nothing written: the host is gone */
+            semihost_exit(SEMIHOST_EXIT_ERROR); /* nothing written: the host is gone */
         }
         done = out_len - (uint32_t)left;
     }

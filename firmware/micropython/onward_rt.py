@@ -346,7 +346,9 @@ def forward_pass(st, x):
 
 
 def output_error(st, logits, label):
-    """onw_mlp_output_error: softmax(z) - onehot(label), Q15 back to Q af."""
+    """onw_mlp_output_error: softmax(z) - onehot(label), Q15 back to Q af; regression: sat16(z - target)."""
+    if st.model.REGRESSION:
+        return [sat16(st, logits[0] - label)]
     p = softmax_q15(logits, st.model.ACT_FRAC)
     p[label] -= ONE_Q15
     return [requant(st, v, 15, st.model.ACT_FRAC) for v in p]

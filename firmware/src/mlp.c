@@ -28,6 +28,11 @@ __attribute__((noinline)) const int16_t *onw_mlp_forward_pass(const int16_t *x, 
 
 void onw_mlp_output_error(const int16_t *logits, int32_t label, int16_t *error)
 {
+#if ONW_REGRESSION
+    /* the squared error's gradient z - y: label is the Q(ACT_FRAC) target */
+    error[0] = onw_sat16_inline((int32_t)logits[0] - label, &onw_saturations);
+#else
     int32_t prob[ONW_NUM_CLASSES];
     onw_softmax_error(logits, ONW_NUM_CLASSES, ONW_ACT_FRAC, label, prob, error, &onw_saturations);
+#endif
 }

@@ -7,12 +7,15 @@
 | mnist1d   | classification | 40       | samples = 5000 (4000 / 1000), generated  | std 0.25, max abs 1.1-1.4      |
 | f1, f2    | regression     | 2, 5     | samples = 12000 (10000 / 2000), generated| U[-1, 1]                       |
 | diabetes  | regression     | 10       | 442 (332 / 110), shipped by sklearn      | sklearn's scaling, max abs 0.2 |
+| pressure  | regression     | 3        | ~400 reference readings, split in time   | 1, swing, warming in [-1, 1]   |
 
 Classification sets have int64 labels 0..classes-1 and are split stratified. Regression sets have float64 targets
 rescaled to [-1, 1] with the training targets' min and max, y_norm = (y - y_min) / (y_max - y_min) * 2 - 1, so
 the training targets span [-1, 1] exactly and the test targets may fall slightly outside. Their `classes` is 1
 (the number of outputs: one target) and `Dataset.denormalise` maps predictions back to the original units
-(R^2 is the same in both units). They are split by a plain seeded shuffle.
+(R^2 is the same in both units). They are split by a plain seeded shuffle; except `pressure` (the simulated
+barometer's reference readings, onward.data.pressure): its targets are scaled by a fixed ±500 Pa, and it is split
+in time, the last test_fraction of the readings for testing.
 """
 
 from __future__ import annotations
@@ -101,6 +104,15 @@ def load_dataset(spec: Spec) -> Dataset:
         from onward.data.diabetes import diabetes
 
         x, y = diabetes()
+    elif d.set == "pressure":
+        from onward.calibration.features import CORRECTION_SCALE
+        from onward.data.pressure import reference_readings
+
+        x, y = reference_readings(spec.seed, spec.calibration.scenario, spec.calibration.days)
+        n_test = _test_count(d.test_fraction, len(y))
+        lo, hi = -CORRECTION_SCALE, CORRECTION_SCALE
+        return Dataset(x[:-n_test] * d.scale, rescale_targets(y[:-n_test], lo, hi), x[-n_test:] * d.scale,
+                       rescale_targets(y[-n_test:], lo, hi), 1, task="regression", y_min=lo, y_max=hi)
     else:
         raise ValueError(f"unknown data set {d.set!r}")
     x_tr, x_te, y_tr, y_te = train_test_split(

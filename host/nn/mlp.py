@@ -47,19 +47,30 @@ def forward_pass_fixed(ref: FixedReference, x: I64) -> list[I64]:
     return h[1:]
 
 
-def output_error_fixed(ref: FixedReference, logits: I64, label: int) -> I64:
-    """onw_mlp_output_error: e = softmax(z) - onehot(label) in Q(activation_frac), saturations counted."""
-    e, sats = fixed.softmax_error(logits, label, ref.fmt.activation_frac)
+def output_error_fixed(ref: FixedReference, logits: I64, target: int) -> I64:
+    """onw_mlp_output_error in Q(activation_frac), saturations counted. Classification: e = softmax(z) -
+    onehot(target), the gradient of the cross-entropy; regression: e = sat16(z_0 - target), the gradient of the
+    squared error (z_0 - y)^2 / 2, with the target in Q(activation_frac) as z_0 is."""
+    if ref.model.spec.data.task == "regression":
+        e, sats = fixed.sat16(fixed.as_i64(logits[:1]) - target)
+    else:
+        e, sats = fixed.softmax_error(logits, target, ref.fmt.activation_frac)
     ref.saturations += sats
     return e
 
 
+def output_error_float(logits: F64, y: F64, regression: bool) -> F64:
+    """The float twin of output_error_fixed: softmax(z) - y (y one-hot), or z - y (y the target column)."""
+    return logits - y if regression else softmax(logits) - y
+
+
 def fit_float(spec: Spec, data: Dataset, epochs: int | None, step: Callable[[F64, F64, float], None],
               score: Callable[[F64, I64], float]) -> list[float]:
-    """A float classifier's training: the schedule (onward.schedule) in mini-batches of rule.batch_size,
-    step(x, onehot, lr); the score on the test set after each epoch."""
+    """A float MLP's training: the schedule (onward.schedule) in mini-batches of rule.batch_size,
+    step(x, y, lr) with y one-hot (classification) or the target column (regression); the score on the test set
+    after each epoch."""
     batch = spec.rule.batch_size
-    onehot = np.eye(data.classes)[data.y_train]
+    onehot = data.y_train[:, None] if data.task == "regression" else np.eye(data.classes)[data.y_train]
     history = []
     for epoch in schedule(spec, len(data.y_train), 1, epochs):
         for start in range(0, len(epoch.order), batch):

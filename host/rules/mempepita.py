@@ -13,7 +13,7 @@ from onward.data import Dataset
 from onward.fixed import I64
 from onward.model import InitialModel
 from onward.nn.dense import F64, dense_float
-from onward.nn.mlp import forward_fixed, output_error_fixed, softmax
+from onward.nn.mlp import forward_fixed, output_error_fixed, output_error_float
 from onward.rules import pepita
 from onward.rules.pepita import apply_update_float, hidden_delta_fixed, modulate_fixed
 from onward.spec import Spec
@@ -37,7 +37,7 @@ def train_step_float(ref: pepita.Float, x: F64, y_onehot: F64) -> F64:
     for layer, w in enumerate(ref.weights):  # pass 1: the error only
         h = dense_float(w, h, relu=layer < last)
     logits = h
-    e = softmax(logits) - y_onehot
+    e = output_error_float(logits, y_onehot, ref.regression)
     h_clean, h_err = x, x + e @ ref.feedback.T
     for layer, w in enumerate(ref.weights):  # passes 2 and 3, interleaved
         if layer < last:

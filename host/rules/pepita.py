@@ -1,6 +1,7 @@
 """PEPITA (Dellaferrera & Kreiman, ICML 2022): learning from two forward passes.
 
-Pass 1 runs the clean input and gives the error e = softmax(h_L) - y. Pass 2 runs the input modulated by a
+Pass 1 runs the clean input and gives the error e = softmax(h_L) - y (regression: e = h_L - y, the gradient of
+the squared error; the output is one linear value). Pass 2 runs the input modulated by a
 fixed random projection of the error, x + F e. Hidden layers learn from the difference of their two
 activations, the output layer from the error: dW_l = (h_l - h_l^err) (h_{l-1}^err)^T, dW_L = e (h_{L-1}^err)^T.
 
@@ -20,15 +21,23 @@ import numpy as np
 from onward import fixed
 from onward.data import Dataset
 from onward.fixed import I64
+from onward.metrics import r2_score
 from onward.model import STREAM_FEEDBACK, InitialModel, he_uniform_weights, quantise_weights
 from onward.nn.dense import F64, dense_float
-from onward.nn.mlp import fit_float, forward_fixed, forward_pass_fixed, logits_float, output_error_fixed, softmax
+from onward.nn.mlp import (
+    fit_float,
+    forward_fixed,
+    forward_pass_fixed,
+    logits_float,
+    output_error_fixed,
+    output_error_float,
+)
 from onward.reference import FixedReference
 from onward.spec import RuleOptions, Spec, check_device_rule, check_weights_fit, require
 
 MICROPYTHON = True  # firmware/micropython/onward_rt.py has its step
 RULE_ID = 1
-TASKS = ("classification",)
+TASKS = ("classification", "regression")
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ def feedback_q(model: InitialModel, seed: int) -> I64:
 def check_fixed_point(spec: Spec, input_dim: int, data_max_abs: float) -> None:
     """The common checks, then the He-uniform weights' and F's formats."""
     check_device_rule(spec, data_max_abs)
-    check_weights_fit(spec, math.sqrt(6.0 / min(input_dim, *spec.hidden)), "sqrt(6/fan_in)")
+    check_weights_fit(spec, math.sqrt(6.0 / min((input_dim, *spec.hidden))), "sqrt(6/fan_in)")
     bound = feedback_bound(spec, input_dim)
     require(1 <= bound <= 32767, spec,
             f"`format.feedback_frac` = {spec.format.feedback_frac} gives F a bound of {bound} LSB; expected "
@@ -99,7 +108,7 @@ def train_step_float(ref: Float, x: F64, y_onehot: F64) -> F64:
     h = [x]
     for layer, w in enumerate(ref.weights):
         h.append(dense_float(w, h[-1], relu=layer < last))
-    e = softmax(h[-1]) - y_onehot
+    e = output_error_float(h[-1], y_onehot, ref.regression)
     h_err = x + e @ ref.feedback.T
     for layer, w in enumerate(ref.weights):
         if layer < last:
@@ -127,7 +136,7 @@ def hidden_delta_fixed(ref: Fixed, h: I64, h_err: I64) -> I64:
     return delta
 
 
-def train_step_fixed(ref: Fixed, x: I64, label: int) -> I64:
+def train_step_fixed(ref: Fixed, x: I64, label: int) -> I64:  # label: the class, or the Q(af) target
     last = ref.num_layers - 1
     h = forward_pass_fixed(ref, x)  # pass 1 keeps every layer's output
     e = output_error_fixed(ref, h[-1], label)
@@ -154,14 +163,16 @@ class Float:
         self.feedback = fixed.from_q(feedback_q(model, model.spec.seed), model.spec.format.feedback_frac)
         self.momentum = model.spec.rule.momentum
         self.lr = model.spec.rule.learning_rate
+        self.regression = model.spec.data.task == "regression"
 
     def logits(self, x: F64) -> F64:
         return logits_float(self.weights, x)
 
-    def score(self, x: F64, y: I64) -> float:
-        """Test accuracy."""
+    def score(self, x: F64, y: I64 | F64) -> float:
+        """Test accuracy, or R² (regression)."""
+        if self.regression:
+            return r2_score(y, self.logits(x)[:, 0])
         return float(np.mean(self.logits(x).argmax(axis=1) == y))
-
 
     def fit(self, data: Dataset, epochs: int | None = None) -> list[float]:
         """Train epoch by epoch (the shared order, the spec's lr schedule); return test accuracy per epoch."""

@@ -159,6 +159,9 @@ def build_firmware(
         with_flash = ", ".join(t for t in TARGETS if "flash_page" in load_board(t).config)
         raise BuildError(f"{model.spec.source}: [persist] needs a board with a flash driver; {target} has none yet "
                          f"(targets with one: {with_flash})")
+    if model.spec.persist.enabled and "qemu" in board.config and transport != "semihost":
+        raise BuildError(f"{model.spec.source}: [persist] on the emulated {target} keeps its flash in a file that "
+                         f"it reaches by semihosting; use the semihost transport (the default), not {transport}")
     if shutil.which(board.cc) is None:
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
                          "(scripts/setup.sh installs it)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from onward.targets.device import Device
 from onward.targets.link import Link, PipeLink, SemihostLink, SerialLink
 
 SEMIHOSTING = ["-semihosting-config", "enable=on,target=native"]
+FLASH_FILE, CUT_FILE = "onward.flash", "onward.cut"  # in QEMU's folder: boards/semihost/flash_semihost.c
 # for reports, "... over the UART"; pipe: the native target's stdin/stdout
 TRANSPORT_NAMES = {"uart": "the UART", "semihost": "semihosting", "pipe": "stdin/stdout"}
 
@@ -29,12 +31,14 @@ def _free_port() -> int:
 
 
 def start_qemu(
-    firmware: Firmware, semihosting: bool = True, timeout: float = 10.0
+    firmware: Firmware, semihosting: bool = True, timeout: float = 10.0, flash: Path | None = None, cut: int = 0,
+    cut_seed: int = 1,
 ) -> tuple[subprocess.Popen[bytes], Link]:
     """Run the firmware under QEMU and connect to it: over the UART (a TCP port; QEMU holds the guest until a
     client connects, wait=on: no byte is lost) or, for a firmware built for it, the semihosting channel.
     semihosting=False leaves QEMU's semihosting off: only to check what a wrong start does. timeout: how long the
-    firmware may take to open its channel."""
+    firmware may take to open its channel. A [persist] firmware's flash is the file `flash` (none: a fresh part
+    that dies with QEMU), with a power cut at its cut-th erase or program (boards/semihost/flash_semihost.c)."""
     import serial
 
     emulator = firmware.board.config["qemu"][0]
@@ -42,7 +46,7 @@ def start_qemu(
         raise ProtocolError(f"target {firmware.board.name} needs `{emulator}`, which is not installed "
                             "(scripts/setup.sh installs it)")
     if firmware.transport == "semihost":
-        return _start_semihost(firmware, semihosting, timeout)
+        return _start_semihost(firmware, semihosting, timeout, flash, cut, cut_seed)
     for _attempt in range(5):
         port = _free_port()
         cmd = [a.format(port=port, elf=firmware.path) for a in firmware.board.config["qemu"]]
@@ -61,13 +65,19 @@ def start_qemu(
     raise ProtocolError("QEMU could not get a free TCP port for its UART")
 
 
-def _start_semihost(firmware: Firmware, semihosting: bool, timeout: float) -> tuple[subprocess.Popen[bytes], Link]:
-    """QEMU in a temporary folder holding the two FIFOs of the channel; the UART goes nowhere."""
+def _start_semihost(firmware: Firmware, semihosting: bool, timeout: float, flash: Path | None = None, cut: int = 0,
+                    cut_seed: int = 1) -> tuple[subprocess.Popen[bytes], Link]:
+    """QEMU in a temporary folder holding the two FIFOs of the channel, and the flash file's link and the power
+    cut's file when there are; the UART goes nowhere."""
     # nobody connects to the UART: a TCP server with wait=on would hold the guest forever
     args = ["null" if "{port}" in a else a for a in firmware.board.config["qemu"]]
     cmd = [a.format(elf=firmware.path) for a in args] + (SEMIHOSTING if semihosting else [])
     folder = Path(tempfile.mkdtemp(prefix="onward-semihost-"))
     SemihostLink.create(folder)
+    if flash is not None:
+        (folder / FLASH_FILE).symlink_to(Path(flash).resolve())
+    if cut:
+        (folder / CUT_FILE).write_text(f"{cut} {cut_seed}\n")
     process = subprocess.Popen(cmd, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     link = SemihostLink(folder, process)
@@ -141,3 +151,28 @@ def open_device(
             process.wait()
             if process.stderr:
                 process.stderr.close()
+
+
+@contextmanager
+def power_on(firmware: Firmware, flash: Path, cut: int = 0, cut_seed: int = 1, timeout: float = 10.0,
+             ) -> Iterator[Device]:
+    """Power a [persist] firmware on with its flash kept in the file `flash` (native: ONWARD_FLASH; an emulated
+    board: the semihosting file) and, with cut = n, the power failing inside its n-th flash erase or program (how
+    far in: cut_seed); HELLO answered. Leaving the block is the power going off: the process is killed."""
+    process: subprocess.Popen[bytes] | None = None
+    if "qemu" in firmware.board.config:
+        process, link = start_qemu(firmware, timeout=timeout, flash=flash, cut=cut, cut_seed=cut_seed)
+    else:
+        env = {**os.environ, "ONWARD_FLASH": str(flash), "ONWARD_FLASH_CUT": str(cut),
+               "ONWARD_FLASH_CUT_SEED": str(cut_seed)}
+        process = subprocess.Popen([str(firmware.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        link = PipeLink(process)
+    device = Device(link, timeout)
+    try:
+        device.connect()
+        yield device
+    finally:
+        device.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
