@@ -1,4 +1,4 @@
-"""The `onward` command: generate, build, verify, report, flash, demo."""
+"""The `onward` command: generate, build, verify, report, flash, demo, and the applications (photonic, calibrate)."""
 
 from __future__ import annotations
 
@@ -113,6 +113,13 @@ def cmd_photonic(args: argparse.Namespace) -> int:
         print(table(results))
         print(f"\naccuracy vs queries: {path}")
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from onward.calibration.run import calibrate
+
+    return calibrate(args.spec, args.target, args.build_dir, seed=args.seed, cuts=args.cuts, plot=args.plot,
+                     as_json=args.json)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -251,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes running the (chip, method) jobs (default 1; the results do not depend on it)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(func=cmd_photonic)
+    p = add("calibrate", "a drifting barometer's life streamed through the device: it learns its correction from "
+            "reference readings, bit-exact with the reference, through power cuts; baselines, summary, plot")
+    p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")
+    p.add_argument("--seed", type=int, help="the life to simulate (default: the spec's seed)")
+    p.add_argument("--cuts", type=int, help="power cuts at random points (default: the spec's calibration.power_cuts)")
+    p.add_argument("--plot", type=Path, help="the error-over-time PNG (default: <build-dir>/calibration/<name>.png)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(func=cmd_calibrate)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")

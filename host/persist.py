@@ -38,6 +38,11 @@ def slot_pages(state_size: int, page: int) -> int:
     return -(-(HEADER + state_size) // page)
 
 
+def ops_per_save(state_size: int, page: int) -> int:
+    """The erases and programs of one save (`save`): the slot's pages, the state's words, the 4 header words."""
+    return slot_pages(state_size, page) + -(-state_size // WORD) + 4
+
+
 @dataclass
 class Flash:
     """A flash region with real erase/program semantics and a fault injector: with `cut_at` = n, the n-th operation

@@ -36,6 +36,7 @@ Figures (and the keys of the `--json` object; every figure is an integer unless 
     training_ram_bytes         = ram_static_bytes: the training firmware's static RAM
     training_ram               its parts: state (header + weights), rule_buffers (the learning rule's
                                activation buffers), io_buffers (frame buffers, sample, outputs), other
+    persist_flash_bytes        a [persist] build: the flash of its two save slots (whole pages); 0 without
 
 Instruction counts are executed instructions under the unicorn emulator (onward.counting): exact and
 repeatable, but not cycles (an LDM of 3 words or a 64-bit SMLALD count as one). Each inference and training
@@ -56,7 +57,7 @@ from typing import Any
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
-from onward import fixed
+from onward import fixed, persist
 from onward.counting import Call, CountingError, Emulator
 from onward.data import Dataset
 from onward.errors import OnwardError
@@ -491,7 +492,16 @@ def collect_model(model: InitialModel, data: Dataset, target: str, build_dir: Pa
         "inference_ram": inference,
         "training_ram_bytes": size.ram,
         "training_ram": training,
+        "persist_flash_bytes": persist_flash(model, firmware),
     }
+
+
+def persist_flash(model: InitialModel, firmware: Firmware) -> int:
+    """The flash a [persist] build keeps its saved state in: two slots of whole pages (host/persist.py); 0 without."""
+    if not model.spec.persist.enabled:
+        return 0
+    page = int(firmware.board.config["flash_page"])
+    return 2 * persist.slot_pages(len(make_fixed(model).state_bytes()), page) * page
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -528,6 +538,8 @@ def format_report(r: dict[str, Any]) -> str:
         row("training RAM (static RAM of this firmware)", f"{r['training_ram_bytes']} B"),
         f"  state {tr['state']} B, rule buffers {tr['rule_buffers']} B, I/O buffers {tr['io_buffers']} B, "
         f"other {tr['other']} B",
+        *([row("flash for the saved state ([persist]: A and B slots)", f"{r['persist_flash_bytes']} B")]
+          if r.get("persist_flash_bytes") else []),
     ]
     return "\n".join(lines)
 

@@ -4,7 +4,6 @@ format bit for bit between the twins, SAVE / RESTORE / restore at boot, and powe
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +19,7 @@ from onward.protocol import Cmd, DeviceError, ProtocolError, encode_frame
 from onward.reference import make_fixed, parse_state, training_stream
 from onward.targets.build import BuildError, Firmware, build_firmware
 from onward.targets.device import Device
-from onward.targets.link import PipeLink
-
-PAGE = 2048  # boards/native/board.json's flash_page
-
+from onward.targets.run import power_on
 
 # --- the Python twin ------------------------------------------------------------------------------------------------
 
@@ -85,17 +81,24 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[InitialModel, Firmw
 
 @contextmanager
 def boot(firmware: Firmware, flash: Path, cut: int = 0, seed: int = 1) -> Iterator[Device]:
-    """Power on the native board with this flash file (and a power cut at the cut-th flash operation)."""
-    env = {**os.environ, "ONWARD_FLASH": str(flash), "ONWARD_FLASH_CUT": str(cut), "ONWARD_FLASH_CUT_SEED": str(seed)}
-    process = subprocess.Popen([str(firmware.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-    device = Device(PipeLink(process), timeout=10.0)
-    try:
+    """Power the board on with this flash file (and a power cut at the cut-th flash operation): native, or an
+    emulated board with its semihosting flash file."""
+    with power_on(firmware, flash, cut=cut, cut_seed=seed) as device:
         yield device
-    finally:
-        device.close()
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+
+
+EMULATED = ["qemu-m0", "qemu-m4", "qemu-rv32"]  # a Cortex-M0 (1 KiB pages, 16 KB RAM), an M4, a RISC-V
+
+
+@pytest.fixture(scope="module", params=EMULATED)
+def emulated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             ) -> tuple[InitialModel, Firmware, list]:
+    spec = make_spec(persist={"every": 0})
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    firmware = build_firmware(model, request.param, Path(tmp_path_factory.mktemp("build")), transport="semihost")
+    steps = [s for s in training_stream(model, data, 2) if s.kind == "train"]
+    return model, firmware, steps
 
 
 def state_size(model: InitialModel) -> int:
@@ -103,10 +106,18 @@ def state_size(model: InitialModel) -> int:
 
 
 def test_save_writes_the_twins_record_and_a_reboot_restores_it(build, tmp_path: Path) -> None:
-    model, firmware, steps = build
+    save_and_reboot(*build, tmp_path)
+
+
+def test_an_emulated_board_keeps_the_twins_record_in_its_flash_file(emulated, tmp_path: Path) -> None:
+    save_and_reboot(*emulated, tmp_path)
+
+
+def save_and_reboot(model: InitialModel, firmware: Firmware, steps: list, tmp_path: Path) -> None:
+    page = int(firmware.board.config["flash_page"])
     ref = make_fixed(model)
     flash_file = tmp_path / "flash.bin"
-    twin = persist.Flash(page=PAGE, pages=2 * persist.slot_pages(state_size(model), PAGE))
+    twin = persist.Flash(page=page, pages=2 * persist.slot_pages(state_size(model), page))
     with boot(firmware, flash_file) as device:
         device.connect()
         with pytest.raises(DeviceError) as exc:
@@ -182,13 +193,22 @@ def test_persist_every_saves_after_every_nth_step(tmp_path: Path) -> None:
 
 
 CUTS = int(os.environ.get("ONWARD_POWER_CUTS", "1000"))
+EMULATED_CUTS = 40  # a QEMU power-on costs ~0.1 s: the 1000 run on native, where the driver logic is the same
 
 
 def test_power_cuts_at_random_points_of_saves_never_corrupt_the_state(build, tmp_path: Path) -> None:
     """CUTS times (default 1000): power on with a flash holding a saved state, train a few steps, SAVE, with the
     power cut at a random erase or program of that save; power on again: the state is exactly the previous save or
     the new one (digest and image compared), and learning continues bit-exact with the reference from there."""
-    model, firmware, steps = build
+    power_cuts(*build, tmp_path, CUTS)
+
+
+def test_power_cuts_on_an_emulated_board(emulated, tmp_path: Path) -> None:
+    power_cuts(*emulated, tmp_path, EMULATED_CUTS)
+
+
+def power_cuts(model: InitialModel, firmware: Firmware, steps: list, tmp_path: Path, cuts: int) -> None:
+    page = int(firmware.board.config["flash_page"])
     size = state_size(model)
     rng = np.random.default_rng(7)
     base = tmp_path / "base.bin"
@@ -200,10 +220,10 @@ def test_power_cuts_at_random_points_of_saves_never_corrupt_the_state(build, tmp
             device.train(step.x, step.target)
         device.save()
         device.save()  # both slots hold records: a save now overwrites an older valid one
-    ops = persist.slot_pages(size, PAGE) + -(-size // 4) + 4  # a save: its erases, the state words, the header
+    ops = persist.ops_per_save(size, page)  # a save: its erases, the state words, the header
     new_images: dict[int, bytes] = {}
     seen = dict.fromkeys(("old", "new", "mid-erase", "mid-program", "completed"), 0)
-    for trial in range(CUTS):
+    for trial in range(cuts):
         k = int(rng.integers(1, 4))  # steps before the save
         cut = int(rng.integers(1, ops + ops // 10 + 1))  # past `ops`: the save completes (no cut)
         flash = tmp_path / "flash.bin"
@@ -223,19 +243,19 @@ def test_power_cuts_at_random_points_of_saves_never_corrupt_the_state(build, tmp
             for step in steps[:5 + k]:
                 ref.train(step.x, step.target)
             new_images[k] = ref.state_bytes()
-        image = persist.Flash(page=PAGE, pages=len(flash.read_bytes()) // PAGE)
+        image = persist.Flash(page=page, pages=len(flash.read_bytes()) // page)
         image.data[:] = flash.read_bytes()
         found = persist.restore(image, size)
         assert found is not None and found[1] in (ref_old.state_bytes(), new_images[k]), (trial, cut)
         seen["new" if found[1] == new_images[k] and found[1] != ref_old.state_bytes() else "old"] += 1
-        erases = persist.slot_pages(size, PAGE)  # a save's first operations are its erases
+        erases = persist.slot_pages(size, page)  # a save's first operations are its erases
         seen["mid-erase" if cut <= erases else "mid-program" if cut <= ops else "completed"] += 1
         ref = make_fixed(model)  # the firmware agrees: it boots into that state, and learns on bit-exact from it
         ref.restore(parse_state(model, found[1]), 0)
         with boot(firmware, flash) as device:
             device.connect()
             assert device.stats().digest == ref.digest(), (trial, cut)
-            if trial % 50 == 0:
+            if trial % 50 == 0 or (cuts < 50 and trial % 10 == 0):
                 for step in steps[20:23]:
                     outputs, digest = device.train(step.x, step.target)
                     assert np.array_equal(outputs, ref.train(step.x, step.target)) and digest == ref.digest()

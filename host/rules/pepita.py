@@ -43,10 +43,16 @@ TASKS = ("classification", "regression")
 @dataclass(frozen=True)
 class Options(RuleOptions):
     feedback_scale: float = 0.05  # F ~ U[-a, a], a = feedback_scale * sqrt(6 / input_dim) (the paper's code)
+    # the He-uniform bounds times this: 0 starts a linear model (model.hidden = []) from zero weights, as a
+    # calibration starts from the factory's (a hidden layer needs > 0: ReLU(0) passes no error on)
+    init_scale: float = 1.0
 
     def check(self, spec: Spec) -> None:
         require(0 < self.feedback_scale <= 1, spec,
                 f"`rule.feedback_scale` must be in (0, 1], got {self.feedback_scale}")
+        require(0 <= self.init_scale <= 1 and (self.init_scale > 0 or not spec.hidden), spec,
+                f"`rule.init_scale` must be in (0, 1] (or 0 for a model without hidden layers), got "
+                f"{self.init_scale}")
 
 
 def feedback_bound(spec: Spec, input_dim: int) -> int:
@@ -83,7 +89,7 @@ def init_mlp(spec: Spec, data: Dataset, ram: dict[str, int]) -> InitialModel:
     """The MLP of the paper: He-uniform weights without biases; F follows the seed (model.h: its bound)."""
     check_fixed_point(spec, data.input_dim, data.max_abs)
     dims = (data.input_dim, *spec.hidden, data.classes)
-    weights = he_uniform_weights(spec, dims)
+    weights = [w * cast(Options, spec.rule.options).init_scale for w in he_uniform_weights(spec, dims)]
     bound = feedback_bound(spec, data.input_dim)
     return InitialModel(spec, dims, weights, quantise_weights(spec, weights), outputs=data.classes, ram=ram,
                         macros={"FEEDBACK_BOUND": str(bound)})

@@ -76,6 +76,7 @@ class Firmware:
     buffers: tuple[str, ...] = ()  # the runtime's static buffers (codegen.static_ram): what size reports read
     rule_buffers: tuple[str, ...] = ()  # those of the learning rule (InitialModel.ram)
     transport: str = "uart"  # how the host reaches it: the UART (every board) or semihosting (emulated only)
+    persist: bool = False  # the spec's [persist]: the state is kept in the board's flash
 
 
 def load_board(target: str) -> Board:
@@ -159,9 +160,6 @@ def build_firmware(
         with_flash = ", ".join(t for t in TARGETS if "flash_page" in load_board(t).config)
         raise BuildError(f"{model.spec.source}: [persist] needs a board with a flash driver; {target} has none yet "
                          f"(targets with one: {with_flash})")
-    if model.spec.persist.enabled and "qemu" in board.config and transport != "semihost":
-        raise BuildError(f"{model.spec.source}: [persist] on the emulated {target} keeps its flash in a file that "
-                         f"it reaches by semihosting; use the semihost transport (the default), not {transport}")
     if shutil.which(board.cc) is None:
         raise BuildError(f"target {target} needs the compiler `{board.cc}`, which is not installed "
                          "(scripts/setup.sh installs it)")
@@ -185,7 +183,8 @@ def build_firmware(
                        board.folder / "board.json", gen_dir / "model.h", gen_dir / "model.c"]):
         inputs.update(src.read_bytes())
     stamp = folder / "build.stamp"
-    firmware = Firmware(out, board, gen, tuple(static_ram(model, batch)), tuple(model.ram), transport)
+    firmware = Firmware(out, board, gen, tuple(static_ram(model, batch)), tuple(model.ram), transport,
+                        model.spec.persist.enabled)
     if out.exists() and stamp.exists() and stamp.read_text() == inputs.hexdigest():
         return firmware
     for stale in [*folder.glob("*.su"), *folder.glob("*.ci")]:  # stack-usage files of an earlier build

@@ -47,6 +47,10 @@ def start_qemu(
                             "(scripts/setup.sh installs it)")
     if firmware.transport == "semihost":
         return _start_semihost(firmware, semihosting, timeout, flash, cut, cut_seed)
+    if firmware.persist:  # its flash driver would trap into a semihosting that the UART run does not serve
+        raise ProtocolError(f"{firmware.board.name}: a [persist] firmware on an emulated board keeps its flash in a "
+                            f"file reached by semihosting; run it over the semihost transport (the default), not "
+                            f"the UART")
     for _attempt in range(5):
         port = _free_port()
         cmd = [a.format(port=port, elf=firmware.path) for a in firmware.board.config["qemu"]]
