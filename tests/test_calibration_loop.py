@@ -52,7 +52,7 @@ def test_the_reference_starts_at_the_factory_calibration_and_learns_the_offset()
     correction is the drifting offset: the error is a fraction of the factory-only one."""
     spec = short(load_spec(SPECS["pepita"]), days=12.0, seed=5)
     model, tr = model_of(spec), compare.lifetime(spec)
-    outputs = loop.run_reference(model, loop.life(model, tr, 3))
+    outputs = loop.run_reference(model, loop.life(model, tr, 5))
     assert np.all(outputs[:tr.ref_index[0]] == 0)
     ours = compare.score(tr, "onward", loop.corrected(model, tr, outputs))
     factory = compare.score(tr, "factory", tr.p_reported_pa)
@@ -100,7 +100,7 @@ def test_calibrate_prints_every_method_and_writes_the_plot(tmp_path: Path, capsy
 @pytest.mark.parametrize(("edit", "message"), [
     (("[calibration]", "[nothing]"), "unknown key `nothing`"),
     (('scenario = "outdoor"', 'scenario = "moon"'), "`calibration.scenario` must be one of ('indoor', 'outdoor')"),
-    (("steps_per_reference = 3", "steps_per_reference = 0"), "`calibration.steps_per_reference` must be in [1, 100]"),
+    (("steps_per_reference = 5", "steps_per_reference = 0"), "`calibration.steps_per_reference` must be in [1, 100]"),
     (("power_cuts = 20", "power_cuts = -1"), "`calibration.power_cuts` must be in [0, 10000], got -1"),
 ])
 def test_calibrate_rejects_a_bad_calibration_table(edit: tuple[str, str], message: str, tmp_path: Path,

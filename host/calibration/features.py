@@ -8,12 +8,12 @@ first-order filter's state at most, so that the device can compute the same numb
 
 `inputs` puts a constant 1 in front: the bias input of the rules whose layers have no bias.
 
-Why these and not the raw reading and temperature (measured, docs/calibration.md): the error that matters is a
-slowly varying offset (soldering, stress, ageing), which the model's bias follows from the reference readings. A
-weight on a slow input (the reading, which moves with the weather; the temperature, which moves with the season)
-is confounded with that offset and carries weather or season into the correction between references; near sea
-level a gain error pivoting at the trim pressure is indistinguishable from an offset anyway. High-passed
-temperature keeps what an offset cannot follow: the daily TCO and hysteresis ripple.
+Why these and not the raw reading and temperature (docs/calibration.md, measured: a little better): the error
+that matters is a slowly varying offset (soldering, stress, ageing), which the model's bias follows from the
+reference readings. A weight on a slow input (the reading, which moves with the weather; the temperature, which
+moves with the season) is confounded with that offset and carries weather or season into the correction between
+references; near sea level a gain error pivoting at the trim pressure is indistinguishable from an offset anyway.
+High-passed temperature keeps what an offset cannot follow: the daily TCO and hysteresis ripple.
 
 The correction a model learns is in Pa, scaled by CORRECTION_SCALE so that ±5 hPa maps to ±1."""
 

@@ -63,7 +63,7 @@ def plot_life(tr: Trace, series: dict[str, F64], path: str | Path, title: str = 
     _panel(whole, tr, series, days, slice(None), cuts_s)
     whole.set_ylim(-300, 300)
     whole.set_title(title or "calibration error over the sensor's life")
-    whole.legend(loc="lower right", fontsize=7, ncol=4)
+    whole.legend(loc="lower left", bbox_to_anchor=(0.0, 0.08), fontsize=7, ncol=4)
     if tr.stress_t_s.size:
         t0 = tr.stress_t_s[np.argmax(np.abs(tr.stress_pa))] / DAY
         span = slice(*np.searchsorted(days, [t0 + CLOSE_UP_DAYS[0], t0 + CLOSE_UP_DAYS[1]]))
