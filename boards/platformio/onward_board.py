@@ -27,17 +27,19 @@ def add_board(env, target):
         CCFLAGS=[flag for flag in config["cflags"] if not flag.startswith("-std=")] + WARNINGS,
         ASFLAGS=[flag for flag in config["cflags"] if not flag.startswith("-std=")],
         ASPPFLAGS=["-x", "assembler-with-cpp"],
-        CPPDEFINES=[("ONW_BOARD_NAME", f'\\"{target}\\"')],
+        CPPDEFINES=[("ONW_BOARD_NAME", f'\\"{target}\\"')]
+        + ([("ONW_FLASH_PAGE", f"{config['flash_page']}u")] if "flash_page" in config else []),
         LINKFLAGS=[flag for flag in config["ldflags"] if not flag.startswith("-l")],
         LIBPATH=[BOARDS],  # where the linker script's INCLUDEs (cortex-m/sections.ld) are looked up
     )
     env.Replace(LIBS=[flag[2:] for flag in config["ldflags"] if flag.startswith("-l")])
-    # The board's startup and port (paths relative to its folder, e.g. ../cortex-m/startup.c); port.c includes
-    # onward/port.h from the runtime (firmware/include).
+    # The board's startup, port and flash driver (paths relative to its folder, e.g. ../cortex-m/startup.c):
+    # port.c includes onward/port.h from the runtime (firmware/include), the flash driver the model's model.h
+    # (the project's src_dir) for its [persist] macros.
     sources = [os.path.normpath(os.path.join(folder, s)) for s in config["sources"]]
     root = os.path.commonpath([os.path.dirname(s) for s in sources])
     board_env = env.Clone()
-    board_env.Append(CPPPATH=[os.path.join(REPO, "firmware", "include")])
+    board_env.Append(CPPPATH=[os.path.join(REPO, "firmware", "include"), "$PROJECT_SRC_DIR", "$PROJECT_INCLUDE_DIR"])
     board_env.BuildSources(
         os.path.join("$BUILD_DIR", "board"), root,
         ["-<*>"] + [f"+<{os.path.relpath(s, root)}>" for s in sources],
