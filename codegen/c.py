@@ -26,6 +26,8 @@ BOARD_NAME_ALLOWANCE = 32  # HELLO carries "<model>@<board>"
 
 
 MACRO_NOTES = {
+    "SAMPLE_DIM": "int16 values of a sample on the wire (INPUT_DIM, or the frozen model's input)",
+    "FRONTEND": "1: a frozen .tflite feature extractor runs before the head (onward/tflite.h)",
     "NUM_WEIGHTS": "int16 parameters of all layers, row-major",
     "NUM_OUTPUTS": "int16 outputs of TRAIN and INFER", "NUM_STAGES": "layers trained one after another (or 1)",
     "SUM_WIDTHS": "outputs of all layers (a store of every activation)",
@@ -72,8 +74,8 @@ def model_hash(model: InitialModel) -> int:
 
 
 def sample_bytes(model: InitialModel) -> int:
-    """One TRAIN sample on the wire: target int16, x int16[input]."""
-    return 2 + 2 * model.dims[0]
+    """One TRAIN sample on the wire: target int16, x int16[sample] (the head's inputs, or the frozen model's)."""
+    return 2 + 2 * model.sample_dim
 
 
 def result_bytes(model: InitialModel) -> int:
@@ -95,11 +97,12 @@ def layout(model: InitialModel, max_batch: int | None = None) -> dict[str, int]:
     batch = default_batch(model) if max_batch is None else max_batch
     if batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {batch}")
-    request_body = max(2 + 2 * input_dim, 4 + CHUNK, 6, 2 + batch * sample_bytes(model))
+    request_body = max(2 * model.sample_dim, 4 + CHUNK, 6, 2 + batch * sample_bytes(model))
     reply_body = max(24 + 2 * len(d) + len(spec.name) + 1 + BOARD_NAME_ALLOWANCE, result_bytes(model), CHUNK, 24,
                      batch * result_bytes(model))
     return {
-        "NUM_LAYERS": len(d) - 1, "INPUT_DIM": input_dim,
+        "NUM_LAYERS": len(d) - 1, "INPUT_DIM": input_dim, "SAMPLE_DIM": model.sample_dim,
+        "FRONTEND": int(model.frontend is not None),
         "NUM_CLASSES": 1 if regression else model.outputs, "REGRESSION": int(regression),
         "NUM_OUTPUTS": model.outputs, "NUM_STAGES": model.stages,
         "NUM_WEIGHTS": model.num_weights,
@@ -115,7 +118,7 @@ def static_ram(model: InitialModel, max_batch: int | None = None) -> dict[str, i
     return {
         "onw_state": (STATE_HEADER.size + 2 * sizes["NUM_WEIGHTS"] + 3) // 4 * 4,  # a struct of uint32s: padded to 4
         "rx": sizes["RX_MAX"], "tx": 3 + sizes["MAX_REPLY_BODY"] + 4,
-        "sample": 2 * sizes["INPUT_DIM"], "outputs": 2 * sizes["NUM_OUTPUTS"],
+        "sample": 2 * sizes["SAMPLE_DIM"], "outputs": 2 * sizes["NUM_OUTPUTS"],
         **model.ram,  # the rule's own buffers
     }
 

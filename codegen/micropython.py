@@ -46,6 +46,9 @@ def generate_micropython(model: InitialModel, max_batch: int | None = None, boar
                                f"{', '.join(RULES)} (use a C target for the others)")
     if spec.conv:
         raise MicroPythonError("the MicroPython target has dense layers only; `model.conv` needs a C target")
+    if model.frontend is not None:
+        raise MicroPythonError("the MicroPython target has no frozen .tflite extractor yet; `[frozen]` needs a C "
+                               "target")
     sizes = layout(model, max_batch)
     mhash = model_hash(model)
     weights = b"".join(w.astype("<i2").tobytes() for w in model.weights_q)

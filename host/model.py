@@ -5,8 +5,10 @@ builds it (its module's init_model); `init_model` dispatches on the spec's rule.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +47,12 @@ class InitialModel:
     constants: tuple[Constant, ...] = ()
     macros: dict[str, str] = field(default_factory=dict)  # extra `#define ONW_<key> <value>` lines of model.h
     ram: dict[str, int] = field(default_factory=dict)  # the rule's static buffers: C symbol -> bytes
+    frontend: Any = None  # a frozen .tflite feature extractor in front of the head (onward.tflite.frontend)
+
+    @property
+    def sample_dim(self) -> int:
+        """Values per sample on the wire: the frozen model's int8 input, else the head's inputs (dims[0])."""
+        return int(self.frontend.raw_dim) if self.frontend is not None else self.dims[0]
 
     @property
     def num_layers(self) -> int:
@@ -61,10 +69,37 @@ class InitialModel:
 
 
 def init_model(spec: Spec, data: Dataset) -> InitialModel:
-    """The spec's rule builds the model (onward.rules)."""
+    """The spec's rule builds the model (onward.rules); with `[frozen]`, on the frozen extractor's features."""
     from onward.rules import rule_module
 
-    return rule_module(spec.rule.name).init_model(spec, data)  # type: ignore[no-any-return]
+    if not spec.frozen.enabled:
+        return rule_module(spec.rule.name).init_model(spec, data)  # type: ignore[no-any-return]
+    from onward.tflite.frontend import Frontend
+
+    fe = Frontend.load(spec.frozen.tflite, spec.frozen.cut, spec.format.activation_frac)
+    features = dataclasses.replace(data, x_train=fe.features_float(fe.encode(data.x_train)),
+                                   x_test=fe.features_float(fe.encode(data.x_test)), image_shape=None)
+    model = rule_module(spec.rule.name).init_model(spec, features)
+    table = fe.table()
+    zp, q, shift = fe.feature_rescale
+    constants = (Constant("onw_tfl_ops", table["ops"], "int32_t", f"the frozen operators, {len(table['ops'])} x "
+                          "FIELDS of onward.tflite.frontend"),
+                 Constant("onw_tfl_weights", table["weights"], "int8_t", "their int8 weights"),
+                 Constant("onw_tfl_bias", table["bias"], "int32_t", "their int32 biases"),
+                 Constant("onw_tfl_quant", table["quant"], "int32_t", "their multipliers and shifts, per channel"))
+    macros = {"FRONTEND_OPS": str(len(table["ops"])), "FRONTEND_MAX_TENSOR": str(fe.max_tensor),
+              "FRONTEND_ZP": str(zp), "FRONTEND_Q": str(q), "FRONTEND_SHIFT": str(shift),
+              "TFL_FIELDS": str(len(table["ops"][0]))}
+    ram = {"frontend_buffers": 2 * fe.max_tensor, "frontend_features": 2 * fe.features}
+    return dataclasses.replace(model, frontend=fe, constants=model.constants + constants,
+                               macros={**model.macros, **macros}, ram={**model.ram, **ram})
+
+
+def device_inputs(model: InitialModel, x: F64) -> I64:
+    """Float samples as the device receives them: the frozen model's int8 input, else Q(activation_frac)."""
+    if model.frontend is not None:
+        return model.frontend.encode(x)  # type: ignore[no-any-return]
+    return fixed.to_q(x, model.spec.format.activation_frac)[0]
 
 
 def he_uniform_weights(spec: Spec, dims: tuple[int, ...]) -> list[F64]:

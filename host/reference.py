@@ -18,7 +18,7 @@ from onward import fixed
 from onward.data import Dataset
 from onward.fixed import I64
 from onward.metrics import r2_score
-from onward.model import STREAM_ROUNDING, InitialModel
+from onward.model import STREAM_ROUNDING, InitialModel, device_inputs
 from onward.nn.dense import update_fixed
 from onward.rules import rule_module
 from onward.schedule import schedule
@@ -44,6 +44,15 @@ class FixedReference:
         self.num_layers = model.num_layers
         self.regression = model.spec.data.task == "regression"
         self.reset()
+        if model.frontend is not None:  # the frozen extractor first, on the wire's int8 input (as onw_frontend)
+            rule_infer = self.infer
+            self.infer = lambda x: rule_infer(self.frontend_input(x))  # type: ignore[method-assign]
+
+    def frontend_input(self, x: I64) -> I64:
+        """The frozen extractor's features of one raw sample, in Q(activation_frac); saturations counted."""
+        q, sats = self.model.frontend.features_q(np.asarray(x)[None])
+        self.saturations += sats
+        return q[0]  # type: ignore[no-any-return]
 
     def reset(self, seed: int | None = None) -> None:
         spec = self.model.spec
@@ -70,6 +79,8 @@ class FixedReference:
         self.stage = stage
 
     def train(self, x: I64, target: int) -> I64:
+        if self.model.frontend is not None:
+            x = self.frontend_input(x)
         outputs = self.train_step(fixed.as_i64(x), int(target))
         self.steps = (self.steps + 1) & fixed.MASK32
         return outputs
@@ -170,7 +181,7 @@ def training_stream(model: InitialModel, data: Dataset, epochs: int,
     shared order, with a set_lr wherever the schedule changes lr and a set_stage where a stage begins.
     steps_per_stage cuts every stage short after that many samples (a quick verify that visits every stage)."""
     spec = model.spec
-    x_q, _ = fixed.to_q(data.x_train, spec.format.activation_frac)
+    x_q = device_inputs(model, data.x_train)
     targets = training_targets(model, data.y_train)
     lr_q = spec.lr_q(spec.rule.learning_rate)
     taken = 0

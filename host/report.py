@@ -37,6 +37,10 @@ Figures (and the keys of the `--json` object; every figure is an integer unless 
     training_ram               its parts: state (header + weights), rule_buffers (the learning rule's
                                activation buffers), io_buffers (frame buffers, sample, outputs), other
     persist_flash_bytes        a [persist] build: the flash of its two save slots (whole pages); 0 without
+    frontend_flash_bytes       a [frozen] build: the extractor's tables in flash (operators, int8 weights, int32
+                               biases, multipliers); frontend_ram_bytes its buffers (two int8 ping-pong
+                               activations, the features); instructions_frontend its instructions per sample,
+                               included in the inference's and the training step's; all 0 without
 
 Instruction counts are executed instructions under the unicorn emulator (onward.counting): exact and
 repeatable, but not cycles (an LDM of 3 words or a 64-bit SMLALD count as one). Each inference and training
@@ -57,11 +61,11 @@ from typing import Any
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
-from onward import fixed, persist
+from onward import persist
 from onward.counting import Call, CountingError, Emulator
 from onward.data import Dataset
 from onward.errors import OnwardError
-from onward.model import InitialModel
+from onward.model import InitialModel, device_inputs
 from onward.nn.dense import dense_fixed
 from onward.reference import STATE_HEADER, FixedReference, make_fixed, training_stream
 from onward.session import prepare
@@ -108,6 +112,7 @@ def board_cpu(firmware: Firmware) -> str | None:
 
 
 INITIAL_WEIGHTS = "onw_weights_init"  # codegen/c.py: the model's initial int16 weights, in flash
+FRONTEND_CONSTANTS = ("onw_tfl_ops", "onw_tfl_weights", "onw_tfl_bias", "onw_tfl_quant")  # a [frozen] model's
 
 
 def symbol_size(firmware: Firmware, name: str) -> int:
@@ -135,6 +140,7 @@ class Counts:
     training_step: int
     dense_64x64: int | None  # None: the rule does not link onw_dense
     train_stack: int
+    frontend: int = 0  # the frozen extractor's part of each (onw_frontend), 0 without one
 
     @property
     def per_mac(self) -> float | None:
@@ -156,19 +162,19 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
     spec, fmt = model.spec, model.spec.format
     try:
         emu = Emulator(firmware.path, board_cpu(firmware))
-        sample, logits = _buffer(emu, "sample", 2 * model.dims[0]), _buffer(emu, "outputs", 2 * model.outputs)
+        logits = _buffer(emu, "outputs", 2 * model.outputs)
         ref = make_fixed(model)
 
-        x_test, _ = fixed.to_q(data.x_test[:1], fmt.activation_frac)
+        x_test = device_inputs(model, data.x_test[:1])
         emu.call("onw_reset", [spec.seed], count=False)
         ref.reset(spec.seed)
-        emu.write(sample, _i16(x_test[0]))
-        inference = emu.call("onw_infer", [sample, logits]).instructions
+        sample, front = _model_input(emu, model, x_test[0])
+        inference = front + emu.call("onw_infer", [sample, logits]).instructions
         _check(emu, logits, ref.infer(x_test[0]), "onw_infer on test sample 0")
 
         train = _count_step(emu, ref, model, data, 0)
         if "onw_dense" not in emu.symbols:  # a rule with kernels of its own
-            return Counts(inference, train.instructions, None, train.stack)
+            return Counts(inference, train.instructions, None, train.stack, front)
         rng = np.random.default_rng(0)
         w = rng.integers(-(1 << 11), 1 << 11, size=(DENSE_DIM, DENSE_DIM))
         x = rng.integers(0, 1 << 10, size=DENSE_DIM)
@@ -180,7 +186,18 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
         _check(emu, y_at, expected, "onw_dense on a 64x64 layer")
     except CountingError as exc:
         raise ReportError(str(exc)) from None
-    return Counts(inference, train.instructions, dense.instructions, train.stack)
+    return Counts(inference, train.instructions, dense.instructions, train.stack, front)
+
+
+def _model_input(emu: Emulator, model: InitialModel, x: np.ndarray) -> tuple[int, int]:
+    """Where the rule's input lies, and the instructions it took to make it: the sample itself, or the frozen
+    extractor's features of the raw sample (onw_frontend, counted as part of the inference or training step)."""
+    sample = _buffer(emu, "sample", 2 * model.sample_dim)
+    emu.write(sample, _i16(x))
+    if model.frontend is None:
+        return sample, 0
+    features = _buffer(emu, "frontend_features", 2 * model.dims[0])
+    return features, emu.call("onw_frontend", [sample, features]).instructions
 
 
 def _count_step(emu: Emulator, ref: FixedReference, model: InitialModel, data: Dataset, stage: int) -> Call:
@@ -199,9 +216,10 @@ def _count_step(emu: Emulator, ref: FixedReference, model: InitialModel, data: D
     if stage:
         emu.write(emu.address("onw_state") + STATE_HEADER.size - 4, stage.to_bytes(4, "little"))
         ref.stage = stage
-    sample, logits = _buffer(emu, "sample", 2 * model.dims[0]), _buffer(emu, "outputs", 2 * model.outputs)
-    emu.write(sample, _i16(step.x))
+    logits = _buffer(emu, "outputs", 2 * model.outputs)
+    sample, front = _model_input(emu, model, step.x)
     train = emu.call("onw_train", [sample, step.target & 0xFFFFFFFF, logits])
+    train = Call(front + train.instructions, train.result, train.stack)
     where = "the first training sample" + (f" of stage {stage}" if stage else "")
     _check(emu, logits, ref.train(step.x, step.target), f"onw_train on {where}")
     digest = emu.call("onw_state_digest", count=False).result
@@ -493,6 +511,9 @@ def collect_model(model: InitialModel, data: Dataset, target: str, build_dir: Pa
         "training_ram_bytes": size.ram,
         "training_ram": training,
         "persist_flash_bytes": persist_flash(model, firmware),
+        "frontend_flash_bytes": sum(symbol_size(firmware, n) for n in FRONTEND_CONSTANTS),
+        "frontend_ram_bytes": sum(v for k, v in model.ram.items() if k.startswith("frontend_")),
+        "instructions_frontend": counts.frontend,
     }
 
 
@@ -540,6 +561,10 @@ def format_report(r: dict[str, Any]) -> str:
         f"other {tr['other']} B",
         *([row("flash for the saved state ([persist]: A and B slots)", f"{r['persist_flash_bytes']} B")]
           if r.get("persist_flash_bytes") else []),
+        *([row("frozen .tflite extractor: flash / RAM", f"{r['frontend_flash_bytes']} / "
+               f"{r['frontend_ram_bytes']} B"),
+           row("  its instructions, in each inference and training step", r["instructions_frontend"])]
+          if r.get("frontend_ram_bytes") else []),
     ]
     return "\n".join(lines)
 

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from onward import fixed
 from onward.codegen.c import model_hash
 from onward.data import Dataset, load_dataset
-from onward.model import InitialModel, init_model
+from onward.model import InitialModel, device_inputs, init_model
 from onward.protocol import ProtocolError
 from onward.reference import Step, make_fixed, training_stream
 from onward.spec import Spec
@@ -60,7 +59,7 @@ def run_on_target(
         per_stage = math.ceil(steps / model.stages)
         total = steps
         stream = _first_train_steps(training_stream(model, data, math.ceil(per_stage / n_train), per_stage), steps)
-    probes, _ = fixed.to_q(data.x_test[:64], spec.format.activation_frac)
+    probes = device_inputs(model, data.x_test[:64])
     save_dir = Path(build_dir) / f"{spec.name}-{target}" / "mismatch"
     ref = make_fixed(model)
     transport = resolve_transport(target, transport, port)

@@ -127,6 +127,16 @@ class PersistSpec:
 
 
 @dataclass(frozen=True)
+class FrozenSpec:
+    """`[frozen]`: an int8 .tflite model run frozen in front of the learned head (onward.tflite.frontend). The
+    table's presence turns it on."""
+
+    enabled: bool = False  # set by the table's presence, not a key
+    tflite: str = ""  # the model file, relative to the spec's folder
+    cut: int = -1  # the tensor whose values are the head's inputs; -1: the last FULLY_CONNECTED's input
+
+
+@dataclass(frozen=True)
 class CalibrationSpec:
     """`[calibration]`: the sensor's life that `onward calibrate` streams through the model (onward.calibration).
     The table's presence turns it on."""
@@ -149,6 +159,7 @@ class Spec:
     format: FormatSpec = field(default_factory=FormatSpec)
     persist: PersistSpec = field(default_factory=PersistSpec)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+    frozen: FrozenSpec = field(default_factory=FrozenSpec)
     source: str = "<spec>"
 
     def lr_at_epoch(self, epoch: int) -> float:
@@ -167,7 +178,7 @@ class Spec:
 
 _SECTIONS: dict[str, type] = {"data": DataSpec, "format": FormatSpec}
 _TOP_KEYS = {"name": str, "seed": int, "model": dict, "rule": dict, **{k: dict for k in _SECTIONS}, "persist": dict,
-             "calibration": dict}
+             "calibration": dict, "frozen": dict}
 
 
 def _type_name(t: Any) -> str:
@@ -254,9 +265,15 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     calibration = CalibrationSpec()
     if "calibration" in raw:
         calibration = replace(_section(where, "calibration", raw["calibration"], CalibrationSpec), enabled=True)
+    frozen = FrozenSpec()
+    if "frozen" in raw:
+        frozen = replace(_section(where, "frozen", raw["frozen"], FrozenSpec), enabled=True)
+        _require(bool(frozen.tflite), where, "missing required key `frozen.tflite` (the .tflite model's path)")
+        if source != "<spec>" and not Path(frozen.tflite).is_absolute():  # relative to the spec's folder
+            frozen = replace(frozen, tflite=str(Path(source).parent / frozen.tflite))
     spec = Spec(name=raw["name"], seed=raw.get("seed", 0), hidden=hidden, conv=conv, source=source,
                 rule=_rule_section(where, raw.get("rule", {})), persist=persist, calibration=calibration,
-                **sections)
+                frozen=frozen, **sections)
     _validate(spec)
     return spec
 
@@ -332,6 +349,8 @@ def _validate(spec: Spec) -> None:
         _require(lo <= value <= hi, w, f"`format.{key}` must be in [{lo}, {hi}], got {value}")
     _require(0 <= spec.persist.every < 2**31, w, f"`persist.every` must be in [0, 2**31), got {spec.persist.every}")
     _validate_calibration(spec)
+    _require(not spec.frozen.enabled or not spec.conv, w,
+             "`[frozen]` and `model.conv`: the frozen .tflite model is the feature extractor; leave out model.conv")
     # the update leaves 16 fractional bits for its per-weight dither (onward.nn.dense.update_fixed)
     # (and at most 48, so that the row's rounding offset is one 32-bit word: firmware/src/dense_update.c)
     _require(16 <= f.update_shift <= 48, w,

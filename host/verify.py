@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from onward import fixed
 from onward.data import Dataset
 from onward.errors import OnwardError
-from onward.model import InitialModel
+from onward.model import InitialModel, device_inputs
 from onward.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ProtocolError
 from onward.reference import FixedReference, FixedState, Step, apply_step, parse_state, score, state_size
 from onward.rules import rule_id
@@ -223,7 +222,7 @@ def _shown(key: str, value: object) -> str:
 def evaluate(ref: FixedReference, device: Device, data: Dataset, save_dir: Path) -> tuple[float, float]:
     """Test accuracy (R² for regression) of the reference and of the device, each from its own outputs, which
     must be equal."""
-    x_q, _ = fixed.to_q(data.x_test, ref.fmt.activation_frac)
+    x_q = device_inputs(ref.model, data.x_test)
     ref_out, dev_out = [], []
     for i, x in enumerate(x_q):
         ref_out.append(ref.infer(x))

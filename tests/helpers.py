@@ -124,6 +124,7 @@ def _signatures() -> dict[str, tuple[list[Any], Any]]:
         "onw_conv_normalise_wide": ([p, u32, i32, c.c_int32, p], None),
         "onw_relu_maxpool": ([p, u16, u16, u16, c.c_uint8, c.c_uint8, p], None),
         "onw_conv_project": ([p, p, u32, u16, p], None),
+        "onw_frontend": ([p, p], None),
     }
 
 

@@ -15,11 +15,11 @@
 #define MIN_FRAME 7u /* command, length, CRC */
 #define STATS_BODY 24u
 #define REPLY_MAX (3u + ONW_MAX_REPLY_BODY + 4u)
-#define SAMPLE_BYTES (2u + 2u * ONW_INPUT_DIM) /* target int16, x int16[input] */
+#define SAMPLE_BYTES (2u + 2u * ONW_SAMPLE_DIM) /* target int16, x int16[sample] */
 
 static uint8_t rx[ONW_RX_MAX];
 static uint8_t tx[REPLY_MAX];
-static int16_t sample[ONW_INPUT_DIM];
+static int16_t sample[ONW_SAMPLE_DIM]; /* the head's inputs, or the frozen extractor's int8 input */
 static int16_t outputs[ONW_NUM_OUTPUTS];
 static uint32_t frames_ok, frames_bad;
 
@@ -43,10 +43,27 @@ static uint8_t *put_u32(uint8_t *p, uint32_t v)
 static void read_sample(const uint8_t *p)
 {
     uint32_t i;
-    for (i = 0; i < ONW_INPUT_DIM; i++) {
+    for (i = 0; i < ONW_SAMPLE_DIM; i++) {
         sample[i] = (int16_t)(uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
     }
 }
+
+#if ONW_FRONTEND
+#include "onward/tflite.h"
+static int16_t frontend_features[ONW_INPUT_DIM];
+
+/* What the rule learns from: the frozen extractor's features of the sample. */
+static int16_t *model_input(void)
+{
+    onw_frontend(sample, frontend_features);
+    return frontend_features;
+}
+#else
+static int16_t *model_input(void)
+{
+    return sample;
+}
+#endif
 
 static int32_t get_target(const uint8_t *p)
 {
@@ -62,7 +79,7 @@ static int target_ok(int32_t target)
 /* One training step, then the save policy ([persist] every = N: after every N-th step). */
 static void train_step(int32_t target)
 {
-    onw_train(sample, target, outputs);
+    onw_train(model_input(), target, outputs);
 #if ONW_PERSIST
     if (ONW_PERSIST_EVERY != 0u && onw_state.steps % ONW_PERSIST_EVERY == 0u) {
         (void)onw_persist_save();
@@ -248,9 +265,9 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
         break;
     }
     case ONW_CMD_INFER:
-        NEED_BODY(2 * ONW_INPUT_DIM);
+        NEED_BODY(2 * ONW_SAMPLE_DIM);
         read_sample(body);
-        onw_infer(sample, outputs);
+        onw_infer(model_input(), outputs);
         out = put_outputs(out);
         break;
     case ONW_CMD_STATS:

@@ -11,9 +11,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from onward import fixed
 from onward.data import Dataset, load_dataset
-from onward.model import InitialModel, init_model
+from onward.model import InitialModel, device_inputs, init_model
 from onward.reference import apply_step, make_fixed, make_float, training_stream
 from onward.rules import rule_module
 from onward.spec import Spec
@@ -69,7 +68,7 @@ def fixed_curve(model: InitialModel, data: Dataset, every_epoch: bool) -> tuple[
     """The fixed-point reference trained on the spec's stream: its test score after every epoch of every stage (or
     only at the end), and its saturation count."""
     ref = make_fixed(model)
-    x_q, _ = fixed.to_q(data.x_test, model.spec.format.activation_frac)
+    x_q = device_inputs(model, data.x_test)
     n_train, trained, curve = len(data.y_train), 0, []
     for step in training_stream(model, data, model.spec.rule.epochs):
         apply_step(ref, step)

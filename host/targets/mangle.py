@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from onward import fixed
 from onward.data import Dataset
 from onward.errors import OnwardError
-from onward.model import InitialModel
+from onward.model import InitialModel, device_inputs
 from onward.protocol import ProtocolError
 from onward.targets.link import Link
 
@@ -88,7 +87,7 @@ def mangled_session(model: InitialModel, data: Dataset, build_dir: Path, rng: np
     from onward.verify import Mismatch, lockstep
 
     ref = make_fixed(model)
-    probes = fixed.to_q(data.x_test[:4], model.spec.format.activation_frac)[0]
+    probes = device_inputs(model, data.x_test[:4])
     start = time.perf_counter()
     with open_device(model, "native", build_dir, timeout=timeout) as device:
         device.hello()

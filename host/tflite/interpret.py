@@ -31,6 +31,18 @@ def prepared(graph: Graph) -> list[tuple[Operator, Any]]:
     return out
 
 
+def prepared_until(graph: Graph, stop: int) -> list[tuple[Operator, Any]]:
+    """The operators up to the one that computes tensor `stop` (none past it, no SOFTMAX), prepared."""
+    out = []
+    for op, params in prepared(graph):
+        if op.kind == "SOFTMAX":
+            break
+        out.append((op, params))
+        if op.outputs[0] == stop:
+            break
+    return out
+
+
 def run(graph: Graph, x: I64, stop: int | None = None, ops: list[tuple[Operator, Any]] | None = None) -> I64:
     values: dict[int, I64] = {graph.inputs[0]: np.asarray(x, dtype=np.int64)}
     target = graph.outputs[0] if stop is None else stop
