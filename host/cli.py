@@ -122,6 +122,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                      as_json=args.json)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from onward.tflite.importer import import_spec
+
+    print(import_spec(args.model, args.output, tuple(args.head), args.rule, args.cut, args.data, args.shift))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from onward.tflite.export import export_spec
+
+    print(export_spec(args.spec, args.tflite, args.state))
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from onward.deploy import deploy
 
@@ -266,6 +280,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, help="the error-over-time PNG (default: <build-dir>/calibration/<name>.png)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(func=cmd_calibrate)
+    p = add("import", "a spec from an int8 .tflite model: frozen up to a cut on the device, a head learning "
+            "forward-only on its features", spec_required=False)
+    p.add_argument("model", type=Path, help="the int8 .tflite model")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the spec to write (TOML)")
+    p.add_argument("--head", type=positive_int, nargs="*", default=[], metavar="HIDDEN",
+                   help="the head's hidden layer widths (default: none, a linear head)")
+    p.add_argument("--rule", default="pepita", help="the head's rule (default pepita)")
+    p.add_argument("--cut", type=int, default=-1, help="the tensor whose values are the features (default: the "
+                   "last FULLY_CONNECTED's input)")
+    p.add_argument("--data", default="digits", help="the data set the head learns (default digits)")
+    p.add_argument("--shift", default="none", help="digits only: none, invert, rotate, noise")
+    p.set_defaults(func=cmd_import)
+    p = add("export", "the learned model as an int8 .tflite: the frozen part as imported, the head requantised")
+    p.add_argument("--tflite", type=Path, required=True, help="the .tflite file to write")
+    p.add_argument("--state", type=Path, help="a device's state image (DUMP) to export; default: train the "
+                   "fixed-point reference as the spec says (what the device learns, bit for bit)")
+    p.set_defaults(func=cmd_export)
     p = add("demo", "digits on an emulated Cortex-M4: learn on the device, verify, report", spec_required=False)
     p.add_argument("spec", type=Path, nargs="?", default=EXAMPLES / "digits_pepita.toml")
     p.add_argument("--target", choices=list(TARGETS), default="qemu-m4")

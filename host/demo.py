@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from onward.model import head_dataset
 from onward.reference import make_float
 from onward.session import prepare, run_on_target
 from onward.size import size_report
@@ -23,7 +24,7 @@ def demo(spec_path: Path, target: str, epochs: int, build_dir: Path, transport: 
           f"{len(data.y_train)} training / {len(data.y_test)} test samples, {epochs} epochs{per_layer} "
           f"(lr {spec.rule.learning_rate:g}, x{spec.rule.lr_decay:g} at epochs {list(spec.rule.lr_decay_epochs)})")
     t0 = time.perf_counter()
-    float_acc = make_float(model).fit(data)[-1]
+    float_acc = make_float(model).fit(head_dataset(model, data))[-1]
     print(f"float reference trained in {time.perf_counter() - t0:.1f} s")
     firmware = build_firmware(model, target, build_dir)  # the UART build, as a real board carries it: its sizes
     size = size_report(firmware)

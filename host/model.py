@@ -77,9 +77,7 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     from onward.tflite.frontend import Frontend
 
     fe = Frontend.load(spec.frozen.tflite, spec.frozen.cut, spec.format.activation_frac)
-    features = dataclasses.replace(data, x_train=fe.features_float(fe.encode(data.x_train)),
-                                   x_test=fe.features_float(fe.encode(data.x_test)), image_shape=None)
-    model = rule_module(spec.rule.name).init_model(spec, features)
+    model = rule_module(spec.rule.name).init_model(spec, features_dataset(fe, data))
     table = fe.table()
     zp, q, shift = fe.feature_rescale
     constants = (Constant("onw_tfl_ops", table["ops"], "int32_t", f"the frozen operators, {len(table['ops'])} x "
@@ -93,6 +91,17 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     ram = {"frontend_buffers": 2 * fe.max_tensor, "frontend_features": 2 * fe.features}
     return dataclasses.replace(model, frontend=fe, constants=model.constants + constants,
                                macros={**model.macros, **macros}, ram={**model.ram, **ram})
+
+
+def features_dataset(frontend: Any, data: Dataset) -> Dataset:
+    """The data set as the head sees it behind a frozen extractor: its features, in float ((f - z) * s)."""
+    return dataclasses.replace(data, x_train=frontend.features_float(frontend.encode(data.x_train)),
+                               x_test=frontend.features_float(frontend.encode(data.x_test)), image_shape=None)
+
+
+def head_dataset(model: InitialModel, data: Dataset) -> Dataset:
+    """What the model's float reference trains and scores on: the data, or its frozen extractor's features."""
+    return data if model.frontend is None else features_dataset(model.frontend, data)
 
 
 def device_inputs(model: InitialModel, x: F64) -> I64:

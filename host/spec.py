@@ -24,6 +24,7 @@ DATA_TASKS = {
     "pressure": "regression",       # the simulated barometer's reference readings (onward.calibration; 3 inputs)
 }
 DATA_SETS = tuple(DATA_TASKS)
+DATA_SHIFTS = ("none", "invert", "rotate", "noise")
 # `data.samples` and `data.test_fraction` when the spec leaves them out: the generic value, then per set.
 # The shipped sets (digits, diabetes) and pressure have a fixed size and ignore `data.samples`.
 DATA_DEFAULTS: dict[str, Any] = {"samples": 400, "test_fraction": 0.25}
@@ -51,6 +52,9 @@ class DataSpec:
     set: str = "digits"
     test_fraction: float = _SET_DEFAULT  # 0.25; mnist1d 0.2; f1, f2 1/6 (stratified for classification sets)
     scale: float = 1.0  # inputs are multiplied by this (digits: pixels / 16 * scale)
+    # digits only: a shifted version of the data (a model trained on the plain digits meets it in the field):
+    # "invert" (1 - pixel: light strokes on dark), "rotate" (a quarter turn), "noise" (+ N(0, 0.3), clipped)
+    shift: str = "none"
     # synthetic only: Gaussian class clusters, generated from the spec's seed
     features: int = 16
     classes: int = 4
@@ -313,6 +317,9 @@ def _validate(spec: Spec) -> None:
     _require(d.set in DATA_SETS, w, f"`data.set` must be one of {DATA_SETS}, got {d.set!r}")
     _require(0.05 <= d.test_fraction <= 0.5, w, f"`data.test_fraction` must be in [0.05, 0.5], got {d.test_fraction}")
     _require(0 < d.scale <= 1e4, w, f"`data.scale` must be in (0, 10000], got {d.scale}")
+    _require(d.shift in DATA_SHIFTS, w, f"`data.shift` must be one of {DATA_SHIFTS}, got {d.shift!r}")
+    _require(d.shift == "none" or d.set == "digits", w,
+             f"`data.shift` = {d.shift!r} applies to the digits only, not to {d.set!r}")
     _require(1 <= d.features <= MAX_WIDTH, w, f"`data.features` must be in [1, {MAX_WIDTH}], got {d.features}")
     _require(2 <= d.classes <= 255, w, f"`data.classes` must be in [2, 255], got {d.classes}")
     _require(d.samples <= MAX_SAMPLES, w, f"`data.samples` must be at most {MAX_SAMPLES}, got {d.samples}")

@@ -76,9 +76,10 @@ def load_dataset(spec: Spec) -> Dataset:
     d, random_state = spec.data, spec.seed % 2**31
     if d.set in ("digits", "synthetic"):
         if d.set == "digits":
-            from onward.data.digits import digits
+            from onward.data.digits import digits, shifted
 
             x, y = digits()
+            x = shifted(x, d.shift, spec.seed)
         else:
             from onward.data.synthetic import clusters
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from onward.data import Dataset, load_dataset
-from onward.model import InitialModel, device_inputs, init_model
+from onward.model import InitialModel, device_inputs, head_dataset, init_model
 from onward.reference import apply_step, make_fixed, make_float, training_stream
 from onward.rules import rule_module
 from onward.spec import Spec
@@ -84,7 +84,7 @@ def measure(run: Run, spec: Spec, model: InitialModel, data: Dataset, build_dir:
         evals = forward_evals(model, epochs)
         out: dict[str, Any] = {"evals": evals[-1], "evals_curve": evals}
         if run.target == "float":
-            out["curve"] = [float(s) for s in make_float(model).fit(data)]
+            out["curve"] = [float(s) for s in make_float(model).fit(head_dataset(model, data))]
         elif run.target == "fixed":
             out["curve"], out["saturations"] = fixed_curve(model, data, "curve" in run.record)
         else:

@@ -113,20 +113,23 @@ def quantise_weights(w: F64, scales: NDArray[np.float32], axis: int | None) -> N
     return np.clip(np.round(w / scales.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
 
 
-def build(layers: list[Layer], x_calibration: F64, per_channel: bool = True, description: str = "onward") -> bytes:
-    """The .tflite bytes of the int8 model whose float version is `layers`, on inputs shaped like x_calibration
-    (n, *sample shape)."""
-    s = schema()
-    model = s.ModelT()
-    model.version = 3
-    model.description = description
-    model.buffers = [s.BufferT()]  # buffer 0 is the empty buffer by convention
-    sub = s.SubGraphT()
-    sub.tensors, sub.operators = [], []
-    codes: list[str] = []
+class Builder:
+    """Tensors and operators appended to a ModelT's first subgraph (a new model, or a read one being extended)."""
 
-    def tensor(name: str, shape: tuple[int, ...], type_: int, scale: Any = None, zero_point: Any = None,
+    def __init__(self, model: Any | None = None) -> None:
+        s = self.s = schema()
+        if model is None:
+            model = s.ModelT()
+            model.version = 3
+            model.buffers = [s.BufferT()]  # buffer 0 is the empty buffer by convention
+            sub = s.SubGraphT()
+            sub.tensors, sub.operators, sub.inputs, sub.outputs = [], [], [], []
+            model.subgraphs, model.operatorCodes = [sub], []
+        self.model, self.sub = model, model.subgraphs[0]
+
+    def tensor(self, name: str, shape: tuple[int, ...], type_: int, scale: Any = None, zero_point: Any = None,
                data: bytes | None = None, axis: int = 0) -> int:
+        s, model = self.s, self.model
         t = s.TensorT()
         t.name, t.shape, t.type = name, list(shape), type_
         if scale is not None:
@@ -135,73 +138,92 @@ def build(layers: list[Layer], x_calibration: F64, per_channel: bool = True, des
             q.zeroPoint = [int(v) for v in np.atleast_1d(zero_point)]
             q.quantizedDimension = axis
             t.quantization = q
+        t.buffer = 0
         if data is not None:
             b = s.BufferT()
             b.data = np.frombuffer(data, dtype=np.uint8)
             model.buffers.append(b)
             t.buffer = len(model.buffers) - 1
-        else:
-            t.buffer = 0
-        sub.tensors.append(t)
-        return len(sub.tensors) - 1
+        self.sub.tensors.append(t)
+        return len(self.sub.tensors) - 1
 
+    def quantisation(self, index: int) -> tuple[float, int]:
+        q = self.sub.tensors[index].quantization
+        return float(q.scale[0]), int(q.zeroPoint[0])
+
+    def weighted(self, i: int, kind: str, weights: F64, bias: F64 | None, x: int, per_channel: bool,
+                 ) -> list[int]:
+        """The input, weight and bias tensors of a FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D on tensor x."""
+        s = self.s
+        axis = (3 if kind == "depthwise" else 0) if per_channel else None
+        w_scales = weight_scales(weights, axis)
+        w_q = quantise_weights(weights, w_scales, axis)
+        channels = weights.shape[3 if kind == "depthwise" else 0]
+        bias = np.zeros(channels) if bias is None else bias
+        b_scales = (np.float32(self.quantisation(x)[0]) * w_scales).astype(np.float32)
+        b_q = np.round(bias / np.broadcast_to(b_scales.astype(np.float64), bias.shape)).astype(np.int32)
+        return [x, self.tensor(f"l{i}_weights", weights.shape, s.TensorType.INT8, w_scales,
+                               np.zeros(w_scales.size, dtype=np.int64), w_q.tobytes(), axis or 0),
+                self.tensor(f"l{i}_bias", bias.shape, s.TensorType.INT32, b_scales,
+                            np.zeros(b_scales.size, dtype=np.int64), b_q.tobytes())]
+
+    def operator(self, name: str, inputs: list[int], outputs: list[int], options: tuple[int, Any]) -> None:
+        s, model = self.s, self.model
+        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+        builtin = getattr(s.BuiltinOperator, name)
+        if builtin not in codes:
+            code = s.OperatorCodeT()
+            code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+            model.operatorCodes.append(code)
+            codes.append(builtin)
+        op = s.OperatorT()
+        op.opcodeIndex = codes.index(builtin)
+        op.inputs, op.outputs = inputs, outputs
+        op.builtinOptionsType, op.builtinOptions = options
+        self.sub.operators.append(op)
+
+    def bytes(self) -> bytes:
+        import flatbuffers
+
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(self.model.Pack(builder), file_identifier=IDENTIFIER)
+        return bytes(builder.Output())
+
+
+def build(layers: list[Layer], x_calibration: F64, per_channel: bool = True, description: str = "onward") -> bytes:
+    """The .tflite bytes of the int8 model whose float version is `layers`, on inputs shaped like x_calibration
+    (n, *sample shape)."""
+    b = Builder()
+    s = b.s
+    b.model.description = description
     x = np.asarray(x_calibration, dtype=np.float64)
     scale, zp = activation_quantization(x)
-    current = tensor("input", (1, *x.shape[1:]), s.TensorType.INT8, np.float32(scale), zp)
-    sub.inputs = [current]
+    current = b.tensor("input", (1, *x.shape[1:]), s.TensorType.INT8, np.float32(scale), zp)
+    b.sub.inputs = [current]
     for i, layer in enumerate(layers):
         y = forward_float(layer, x)
-        in_scale = float(sub.tensors[current].quantization.scale[0])
+        in_scale, in_zp = b.quantisation(current)
         inputs = [current]
         if layer.kind in ("fc", "conv", "depthwise"):
             assert layer.weights is not None
-            axis = (3 if layer.kind == "depthwise" else 0) if per_channel else None
-            w_scales = weight_scales(layer.weights, axis)
-            w_q = quantise_weights(layer.weights, w_scales, axis)
-            inputs.append(tensor(f"l{i}_weights", layer.weights.shape, s.TensorType.INT8, w_scales,
-                                 np.zeros(w_scales.size, dtype=np.int64), w_q.tobytes(), axis or 0))
-            bias = np.zeros(layer.weights.shape[3 if layer.kind == "depthwise" else 0]) if layer.bias is None \
-                else layer.bias
-            b_scales = (np.float32(in_scale) * w_scales).astype(np.float32)
-            b_q = np.round(bias / np.broadcast_to(b_scales.astype(np.float64), bias.shape)).astype(np.int32)
-            inputs.append(tensor(f"l{i}_bias", bias.shape, s.TensorType.INT32, b_scales,
-                                 np.zeros(b_scales.size, dtype=np.int64), b_q.tobytes()))
+            inputs = b.weighted(i, layer.kind, layer.weights, layer.bias, current, per_channel)
             out_scale, out_zp = activation_quantization(y)
         elif layer.kind == "softmax":
             out_scale, out_zp = 1.0 / 256.0, -128
         else:
-            out_scale, out_zp = in_scale, int(sub.tensors[current].quantization.zeroPoint[0])
+            out_scale, out_zp = in_scale, in_zp
         if layer.kind == "reshape":
             shape_data = np.array([1, *layer.shape], dtype=np.int32)
-            inputs.append(tensor(f"l{i}_shape", (shape_data.size,), s.TensorType.INT32, data=shape_data.tobytes()))
+            inputs.append(b.tensor(f"l{i}_shape", (shape_data.size,), s.TensorType.INT32, data=shape_data.tobytes()))
         out_shape = (1, *y.shape[1:])
-        out = tensor(f"l{i}_{layer.kind}", out_shape, s.TensorType.INT8, np.float32(out_scale), out_zp)
-        op = s.OperatorT()
-        name = OPCODES[layer.kind]
-        if name not in codes:
-            codes.append(name)
-        op.opcodeIndex = codes.index(name)
-        op.inputs, op.outputs = inputs, [out]
-        op.builtinOptionsType, op.builtinOptions = _options(s, layer, out_shape)
-        sub.operators.append(op)
+        out = b.tensor(f"l{i}_{layer.kind}", out_shape, s.TensorType.INT8, np.float32(out_scale), out_zp)
+        b.operator(OPCODES[layer.kind], inputs, [out], options(s, layer, out_shape))
         current, x = out, y
-    sub.outputs = [current]
-    model.subgraphs = [sub]
-    model.operatorCodes = []
-    for name in codes:
-        code = s.OperatorCodeT()
-        code.builtinCode = getattr(s.BuiltinOperator, name)
-        code.deprecatedBuiltinCode = min(code.builtinCode, 127)
-        code.version = 1
-        model.operatorCodes.append(code)
-    import flatbuffers
-
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=IDENTIFIER)
-    return bytes(builder.Output())
+    b.sub.outputs = [current]
+    return b.bytes()
 
 
-def _options(s: Any, layer: Layer, out_shape: tuple[int, ...]) -> tuple[int, Any]:
+def options(s: Any, layer: Layer, out_shape: tuple[int, ...]) -> tuple[int, Any]:
     act = ACTIVATION_CODES[layer.activation]
     pad = s.Padding.SAME if layer.padding == "same" else s.Padding.VALID
     if layer.kind == "fc":
