@@ -10,6 +10,9 @@ void onw_tfl_conv_2d(const int32_t *op, const int8_t *x, int8_t *y)
     const int32_t in_h = op[ONW_TFL_F_IN_H], in_w = op[ONW_TFL_F_IN_W], in_c = op[ONW_TFL_F_IN_C];
     const int32_t out_h = op[ONW_TFL_F_OUT_H], out_w = op[ONW_TFL_F_OUT_W], out_c = op[ONW_TFL_F_OUT_C];
     const int32_t kh = op[ONW_TFL_F_KH], kw = op[ONW_TFL_F_KW], zp = op[ONW_TFL_F_IN_ZP];
+    /* the geometry in locals: y is int8_t, which may alias anything, so the compiler would reload op[] */
+    const int32_t sh = op[ONW_TFL_F_STRIDE_H], sw = op[ONW_TFL_F_STRIDE_W], ph = op[ONW_TFL_F_PAD_H];
+    const int32_t pw = op[ONW_TFL_F_PAD_W], dh = op[ONW_TFL_F_DIL_H], dw = op[ONW_TFL_F_DIL_W];
     const int8_t *w = onw_tfl_weights + op[ONW_TFL_F_WEIGHTS];
     const int32_t *bias = onw_tfl_bias + op[ONW_TFL_F_BIAS];
     int32_t oy, ox, c, ky, kx, i;
@@ -18,12 +21,12 @@ void onw_tfl_conv_2d(const int32_t *op, const int8_t *x, int8_t *y)
             for (c = 0; c < out_c; c++) {
                 int32_t acc = bias[c];
                 for (ky = 0; ky < kh; ky++) {
-                    int32_t iy = oy * op[ONW_TFL_F_STRIDE_H] - op[ONW_TFL_F_PAD_H] + ky * op[ONW_TFL_F_DIL_H];
+                    int32_t iy = oy * sh - ph + ky * dh;
                     if (iy < 0 || iy >= in_h) {
                         continue;
                     }
                     for (kx = 0; kx < kw; kx++) {
-                        int32_t ix = ox * op[ONW_TFL_F_STRIDE_W] - op[ONW_TFL_F_PAD_W] + kx * op[ONW_TFL_F_DIL_W];
+                        int32_t ix = ox * sw - pw + kx * dw;
                         const int8_t *xp = x + (iy * in_w + ix) * in_c, *wp = w + ((c * kh + ky) * kw + kx) * in_c;
                         if (ix < 0 || ix >= in_w) {
                             continue;

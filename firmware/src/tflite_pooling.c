@@ -10,15 +10,19 @@ void onw_tfl_pool_2d(const int32_t *op, const int8_t *x, int8_t *y)
     const int32_t in_h = op[ONW_TFL_F_IN_H], in_w = op[ONW_TFL_F_IN_W], ch = op[ONW_TFL_F_IN_C];
     const int32_t out_h = op[ONW_TFL_F_OUT_H], out_w = op[ONW_TFL_F_OUT_W];
     const int average = op[ONW_TFL_F_KIND] == ONW_TFL_AVERAGE_POOL_2D;
+    /* the geometry in locals: y is int8_t, which may alias anything, so the compiler would reload op[] */
+    const int32_t kh = op[ONW_TFL_F_KH], kw = op[ONW_TFL_F_KW], sh = op[ONW_TFL_F_STRIDE_H];
+    const int32_t sw = op[ONW_TFL_F_STRIDE_W], ph = op[ONW_TFL_F_PAD_H], pw = op[ONW_TFL_F_PAD_W];
+    const int32_t lo = op[ONW_TFL_F_ACT_MIN], hi = op[ONW_TFL_F_ACT_MAX];
     int32_t oy, ox, c, ky, kx;
     for (oy = 0; oy < out_h; oy++) {
         for (ox = 0; ox < out_w; ox++) {
             for (c = 0; c < ch; c++) {
                 int32_t acc = average ? 0 : -128, count = 0, v;
-                for (ky = 0; ky < op[ONW_TFL_F_KH]; ky++) {
-                    int32_t iy = oy * op[ONW_TFL_F_STRIDE_H] - op[ONW_TFL_F_PAD_H] + ky;
-                    for (kx = 0; kx < op[ONW_TFL_F_KW]; kx++) {
-                        int32_t ix = ox * op[ONW_TFL_F_STRIDE_W] - op[ONW_TFL_F_PAD_W] + kx;
+                for (ky = 0; ky < kh; ky++) {
+                    int32_t iy = oy * sh - ph + ky;
+                    for (kx = 0; kx < kw; kx++) {
+                        int32_t ix = ox * sw - pw + kx;
                         if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
                             continue;
                         }
@@ -30,8 +34,8 @@ void onw_tfl_pool_2d(const int32_t *op, const int8_t *x, int8_t *y)
                 if (average) {
                     acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
                 }
-                acc = acc < op[ONW_TFL_F_ACT_MIN] ? op[ONW_TFL_F_ACT_MIN] : acc;
-                acc = acc > op[ONW_TFL_F_ACT_MAX] ? op[ONW_TFL_F_ACT_MAX] : acc;
+                acc = acc < lo ? lo : acc;
+                acc = acc > hi ? hi : acc;
                 y[(oy * out_w + ox) * ch + c] = (int8_t)acc;
             }
         }
