@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from onward.tflite import graph, interpret, write
+from onward.tflite import graph, interpret, runtime, write
 from onward.tflite.graph import TfliteError
 from onward.tflite.quantization import (
     INT32_MAX,
@@ -27,16 +26,7 @@ INPUTS = 1000
 
 def litert(model: bytes, x: np.ndarray) -> np.ndarray:
     """LiteRT's built-in kernels (not the XNNPACK delegate, which requantises in float: docs/tflite.md)."""
-    it = Interpreter(model_content=model,
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    results = []
-    for sample in x:
-        it.set_tensor(inp["index"], sample[None].astype(np.int8))
-        it.invoke()
-        results.append(it.get_tensor(out["index"])[0].copy())
-    return np.asarray(results, dtype=np.int64)
+    return runtime.run(model, x)
 
 
 def quantised_inputs(g: graph.Graph, shape: tuple[int, ...], rng: np.random.Generator, n: int = INPUTS) -> np.ndarray:
