@@ -1,9 +1,29 @@
 /* CONV_2D, int8 per-channel, NHWC; the twin of host/tflite/kernels/conv_2d.py. Window positions outside the input
- * are skipped (TFLite pads with the input zero point, which contributes nothing after the offset). */
+ * are skipped (TFLite pads with the input zero point, which contributes nothing after the offset). For each
+ * output position the window is clipped to the input once; with dilation 1 a window row is then one contiguous
+ * run of (kx_end - kx_start) * in_c values in both the input and the filter. */
 #include "onward/runtime.h"
 
 #if ONW_FRONTEND
 #include "onward/tflite.h"
+
+static int32_t first_inside(int32_t origin, int32_t dilation)
+{
+    int32_t k = 0;
+    while (origin + k * dilation < 0) {
+        k++;
+    }
+    return k;
+}
+
+static int32_t end_inside(int32_t origin, int32_t dilation, int32_t kernel, int32_t size)
+{
+    int32_t k = kernel;
+    while (k > 0 && origin + (k - 1) * dilation >= size) {
+        k--;
+    }
+    return k;
+}
 
 void onw_tfl_conv_2d(const int32_t *op, const int8_t *x, int8_t *y)
 {
@@ -17,22 +37,25 @@ void onw_tfl_conv_2d(const int32_t *op, const int8_t *x, int8_t *y)
     const int32_t *bias = onw_tfl_bias + op[ONW_TFL_F_BIAS];
     int32_t oy, ox, c, ky, kx, i;
     for (oy = 0; oy < out_h; oy++) {
+        const int32_t y0 = oy * sh - ph, ky0 = first_inside(y0, dh), ky1 = end_inside(y0, dh, kh, in_h);
         for (ox = 0; ox < out_w; ox++) {
+            const int32_t x0 = ox * sw - pw, kx0 = first_inside(x0, dw), kx1 = end_inside(x0, dw, kw, in_w);
             for (c = 0; c < out_c; c++) {
                 int32_t acc = bias[c];
-                for (ky = 0; ky < kh; ky++) {
-                    int32_t iy = oy * sh - ph + ky * dh;
-                    if (iy < 0 || iy >= in_h) {
+                for (ky = ky0; ky < ky1; ky++) {
+                    const int8_t *xp = x + ((y0 + ky * dh) * in_w + x0) * in_c, *wp = w + (c * kh + ky) * kw * in_c;
+                    if (dw == 1) { /* one contiguous run */
+                        const int32_t n = (kx1 - kx0) * in_c;
+                        xp += kx0 * in_c;
+                        wp += kx0 * in_c;
+                        for (i = 0; i < n; i++) {
+                            acc += (int32_t)wp[i] * ((int32_t)xp[i] - zp);
+                        }
                         continue;
                     }
-                    for (kx = 0; kx < kw; kx++) {
-                        int32_t ix = ox * sw - pw + kx * dw;
-                        const int8_t *xp = x + (iy * in_w + ix) * in_c, *wp = w + ((c * kh + ky) * kw + kx) * in_c;
-                        if (ix < 0 || ix >= in_w) {
-                            continue;
-                        }
+                    for (kx = kx0; kx < kx1; kx++) {
                         for (i = 0; i < in_c; i++) {
-                            acc += (int32_t)wp[i] * ((int32_t)xp[i] - zp);
+                            acc += (int32_t)wp[kx * in_c + i] * ((int32_t)xp[kx * dw * in_c + i] - zp);
                         }
                     }
                 }
