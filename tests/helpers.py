@@ -125,6 +125,7 @@ def _signatures() -> dict[str, tuple[list[Any], Any]]:
         "onw_relu_maxpool": ([p, u16, u16, u16, c.c_uint8, c.c_uint8, p], None),
         "onw_conv_project": ([p, p, u32, u16, p], None),
         "onw_frontend": ([p, p], None),
+        "onw_calib_features": ([p, c.c_int32, p, p], None),
     }
 
 
