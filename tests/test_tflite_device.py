@@ -68,17 +68,39 @@ def test_the_firmwares_features_equal_litert_on_1000_inputs(frozen_spec, backend
     library): the cut tensor (the second FULLY_CONNECTED's input) of 1000 digits, rescaled to Q12, equals
     LiteRT's rescaled the same way; the reference extractor's int8 values equal LiteRT's too."""
     spec, model_bytes, _ = frozen_spec
+    check_features(spec, model_bytes, backend, tmp_path, 1000)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=[b[0] for b in BACKENDS])
+def test_dilated_convolutions_on_the_device(backend, tmp_path: Path) -> None:
+    """The kernels' dilated paths (no window row is contiguous), conv and depthwise, against LiteRT."""
+    rng = np.random.default_rng(11)
+    data = load_dataset(make_spec(data={"set": "digits"}))
+
+    def w(*shape: int) -> np.ndarray:
+        return rng.normal(size=shape) * 0.3
+
+    layers = [write.Layer("conv", w(4, 3, 3, 1), w(4), "relu", options={"dilation": 2}),
+              write.Layer("depthwise", w(1, 3, 3, 4), w(4), "relu6", options={"dilation": 2}),
+              write.Layer("reshape", shape=(256,)), write.Layer("fc", w(10, 256), w(10))]
+    model_bytes = write.build(layers, data.x_train[:300].reshape(-1, *SHAPE))
+    (tmp_path / "dilated.tflite").write_bytes(model_bytes)
+    spec = make_spec(name="dilated", data={"set": "digits"}, model={"hidden": []},
+                     frozen={"tflite": str(tmp_path / "dilated.tflite")}, format={"activation_frac": 9})
+    check_features(spec, model_bytes, backend, tmp_path, 300)
+
+
+def check_features(spec, model_bytes: bytes, backend, folder: Path, n: int) -> None:
     data = load_dataset(spec)
     model = init_model(spec, data)
     fe = model.frontend
-    x = device_inputs(model, np.concatenate([data.x_train, data.x_test])[:1000])
+    x = device_inputs(model, np.concatenate([data.x_train, data.x_test])[:n])
     cut_model = write_cut(model_bytes)
     expected_int8 = litert(cut_model, x.reshape(-1, *SHAPE)).reshape(len(x), -1)
     assert np.array_equal(fe.features_int8(x), expected_int8)  # the reference extractor
     zp, q, shift = fe.feature_rescale
-
     expected = fixed.sat16(multiply_double_half_up(expected_int8 - zp, q, shift))[0]
-    emu = kernel_emulators(spec, tmp_path, (backend,))[backend[0]]
+    emu = kernel_emulators(spec, folder, (backend,))[backend[0]]
     raw, out = emu.alloc(2 * fe.raw_dim), emu.alloc(2 * fe.features)
     for i in range(len(x)):
         emu.write(raw, np.asarray(x[i], dtype="<i2").tobytes())

@@ -7,24 +7,6 @@
 #if ONW_FRONTEND
 #include "onward/tflite.h"
 
-static int32_t first_inside(int32_t origin, int32_t dilation)
-{
-    int32_t k = 0;
-    while (origin + k * dilation < 0) {
-        k++;
-    }
-    return k;
-}
-
-static int32_t end_inside(int32_t origin, int32_t dilation, int32_t kernel, int32_t size)
-{
-    int32_t k = kernel;
-    while (k > 0 && origin + (k - 1) * dilation >= size) {
-        k--;
-    }
-    return k;
-}
-
 void onw_tfl_conv_2d(const int32_t *op, const int8_t *x, int8_t *y)
 {
     const int32_t in_h = op[ONW_TFL_F_IN_H], in_w = op[ONW_TFL_F_IN_W], in_c = op[ONW_TFL_F_IN_C];
@@ -37,23 +19,25 @@ void onw_tfl_conv_2d(const int32_t *op, const int8_t *x, int8_t *y)
     const int32_t *bias = onw_tfl_bias + op[ONW_TFL_F_BIAS];
     int32_t oy, ox, c, ky, kx, i;
     for (oy = 0; oy < out_h; oy++) {
-        const int32_t y0 = oy * sh - ph, ky0 = first_inside(y0, dh), ky1 = end_inside(y0, dh, kh, in_h);
+        const int32_t y0 = oy * sh - ph, ky0 = onw_tfl_first_inside(y0, dh);
+        const int32_t ky1 = onw_tfl_end_inside(y0, dh, kh, in_h);
         for (ox = 0; ox < out_w; ox++) {
-            const int32_t x0 = ox * sw - pw, kx0 = first_inside(x0, dw), kx1 = end_inside(x0, dw, kw, in_w);
+            const int32_t x0 = ox * sw - pw, kx0 = onw_tfl_first_inside(x0, dw);
+            const int32_t kx1 = onw_tfl_end_inside(x0, dw, kw, in_w);
             for (c = 0; c < out_c; c++) {
                 int32_t acc = bias[c];
                 for (ky = ky0; ky < ky1; ky++) {
-                    const int8_t *xp = x + ((y0 + ky * dh) * in_w + x0) * in_c, *wp = w + (c * kh + ky) * kw * in_c;
+                    /* offsets from the first tap inside: never before the buffers' starts */
+                    const int8_t *xp = x + ((y0 + ky * dh) * in_w + x0 + kx0 * dw) * in_c;
+                    const int8_t *wp = w + ((c * kh + ky) * kw + kx0) * in_c;
                     if (dw == 1) { /* one contiguous run */
                         const int32_t n = (kx1 - kx0) * in_c;
-                        xp += kx0 * in_c;
-                        wp += kx0 * in_c;
                         for (i = 0; i < n; i++) {
                             acc += (int32_t)wp[i] * ((int32_t)xp[i] - zp);
                         }
                         continue;
                     }
-                    for (kx = kx0; kx < kx1; kx++) {
+                    for (kx = 0; kx < kx1 - kx0; kx++) {
                         for (i = 0; i < in_c; i++) {
                             acc += (int32_t)wp[kx * in_c + i] * ((int32_t)xp[kx * dw * in_c + i] - zp);
                         }

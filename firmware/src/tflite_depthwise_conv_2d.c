@@ -1,5 +1,6 @@
 /* DEPTHWISE_CONV_2D, int8 per-channel, NHWC; the twin of host/tflite/kernels/depthwise_conv_2d.py. Output channel
- * c reads input channel c / multiplier; the filter is (kh, kw, out channels). */
+ * c reads input channel c / multiplier; the filter is (kh, kw, out channels). Each window is clipped to the input
+ * once per output position. */
 #include "onward/runtime.h"
 
 #if ONW_FRONTEND
@@ -18,20 +19,19 @@ void onw_tfl_depthwise_conv_2d(const int32_t *op, const int8_t *x, int8_t *y)
     const int32_t *bias = onw_tfl_bias + op[ONW_TFL_F_BIAS];
     int32_t oy, ox, c, ky, kx;
     for (oy = 0; oy < out_h; oy++) {
+        const int32_t y0 = oy * sh - ph, ky0 = onw_tfl_first_inside(y0, dh);
+        const int32_t ky1 = onw_tfl_end_inside(y0, dh, kh, in_h);
         for (ox = 0; ox < out_w; ox++) {
+            const int32_t x0 = ox * sw - pw, kx0 = onw_tfl_first_inside(x0, dw);
+            const int32_t kx1 = onw_tfl_end_inside(x0, dw, kw, in_w);
             for (c = 0; c < out_c; c++) {
                 int32_t acc = bias[c];
-                for (ky = 0; ky < kh; ky++) {
-                    int32_t iy = oy * sh - ph + ky * dh;
-                    if (iy < 0 || iy >= in_h) {
-                        continue;
-                    }
-                    for (kx = 0; kx < kw; kx++) {
-                        int32_t ix = ox * sw - pw + kx * dw;
-                        if (ix < 0 || ix >= in_w) {
-                            continue;
-                        }
-                        acc += (int32_t)w[(ky * kw + kx) * out_c + c] * ((int32_t)x[(iy * in_w + ix) * in_c + c / m] - zp);
+                for (ky = ky0; ky < ky1; ky++) {
+                    /* offsets from the first tap inside: never before the buffers' starts */
+                    const int8_t *xp = x + ((y0 + ky * dh) * in_w + x0 + kx0 * dw) * in_c + c / m;
+                    const int8_t *wp = w + (ky * kw + kx0) * out_c + c;
+                    for (kx = 0; kx < kx1 - kx0; kx++) {
+                        acc += (int32_t)wp[kx * out_c] * ((int32_t)xp[kx * dw * in_c] - zp);
                     }
                 }
                 y[(oy * out_w + ox) * out_c + c] = onw_tfl_output(op, acc, c);

@@ -38,7 +38,7 @@ class Layer:
     padding: str = "same"  # same, valid
     pool: int = 2  # pooling window (stride = window when stride is left at 1)
     shape: tuple[int, ...] = ()  # reshape: the new shape without the batch
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # depthwise: "multiplier"; conv, depthwise: "dilation"
 
 
 def _act(y: F64, activation: str) -> F64:
@@ -49,11 +49,13 @@ def _act(y: F64, activation: str) -> F64:
     return y
 
 
-def _patches(x: F64, kh: int, kw: int, stride: int, mode: str) -> tuple[F64, NDArray[np.bool_]]:
+def _patches(x: F64, kh: int, kw: int, stride: int, mode: str, dilation: int = 1,
+             ) -> tuple[F64, NDArray[np.bool_]]:
     from onward.tflite.kernels.conv_2d import windows
 
-    (oh, ph), (ow, pw) = padding(x.shape[1], kh, stride, 1, mode), padding(x.shape[2], kw, stride, 1, mode)
-    return windows(x, kh, kw, (stride, stride), (1, 1), (ph, pw), (oh, ow), 0)  # type: ignore[arg-type]
+    (oh, ph), (ow, pw) = (padding(x.shape[1], kh, stride, dilation, mode),
+                          padding(x.shape[2], kw, stride, dilation, mode))
+    return windows(x, kh, kw, (stride, stride), (dilation, dilation), (ph, pw), (oh, ow), 0)  # type: ignore[arg-type]
 
 
 def pool_stride(layer: Layer) -> int:
@@ -68,7 +70,8 @@ def forward_float(layer: Layer, x: F64) -> F64:
     elif layer.kind in ("conv", "depthwise"):
         assert layer.weights is not None
         w = layer.weights
-        p, _ = _patches(x.astype(np.float64), w.shape[1], w.shape[2], layer.stride, layer.padding)
+        p, _ = _patches(x.astype(np.float64), w.shape[1], w.shape[2], layer.stride, layer.padding,
+                        layer.options.get("dilation", 1))
         if layer.kind == "conv":
             y = np.einsum("nyxabi,cabi->nyxc", p, w)
         else:
@@ -233,7 +236,7 @@ def options(s: Any, layer: Layer, out_shape: tuple[int, ...]) -> tuple[int, Any]
     if layer.kind in ("conv", "depthwise"):
         o = s.Conv2DOptionsT() if layer.kind == "conv" else s.DepthwiseConv2DOptionsT()
         o.padding, o.strideH, o.strideW, o.fusedActivationFunction = pad, layer.stride, layer.stride, act
-        o.dilationHFactor = o.dilationWFactor = 1
+        o.dilationHFactor = o.dilationWFactor = layer.options.get("dilation", 1)
         if layer.kind == "depthwise":
             assert layer.weights is not None
             o.depthMultiplier = layer.options.get("multiplier", 1)

@@ -48,6 +48,26 @@ extern const int8_t onw_tfl_weights[];
 extern const int32_t onw_tfl_bias[];
 extern const int32_t onw_tfl_quant[]; /* (multiplier, shift) per channel, operator after operator */
 
+/* A window's taps inside the input: the first k with origin + k * dilation >= 0, and one past the last with
+ * origin + k * dilation < size (the window is clipped once per output position, not tested per tap). */
+static inline int32_t onw_tfl_first_inside(int32_t origin, int32_t dilation)
+{
+    int32_t k = 0;
+    while (origin + k * dilation < 0) {
+        k++;
+    }
+    return k;
+}
+
+static inline int32_t onw_tfl_end_inside(int32_t origin, int32_t dilation, int32_t kernel, int32_t size)
+{
+    int32_t k = kernel;
+    while (k > 0 && origin + (k - 1) * dilation >= size) {
+        k--;
+    }
+    return k;
+}
+
 /* acc * q * 2^(shift - 31), rounded as `rounding` (host/tflite/quantization.py). */
 int32_t onw_tfl_multiply(int32_t acc, int32_t q, int32_t shift, int32_t rounding);
 /* The output stage: requantise channel c's accumulator, add the output zero point, clamp to the activation. */
