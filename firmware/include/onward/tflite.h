@@ -48,6 +48,23 @@ extern const int8_t onw_tfl_weights[];
 extern const int32_t onw_tfl_bias[];
 extern const int32_t onw_tfl_quant[]; /* (multiplier, shift) per channel, operator after operator */
 
+/* A convolution's geometry, read once from its table row into locals: the output is int8_t, which may alias
+ * anything, so a kernel reading op[] in its loops would reload it for every MAC. */
+typedef struct {
+    int32_t in_h, in_w, in_c, out_h, out_w, out_c, kh, kw, zp, sh, sw, ph, pw, dh, dw;
+} onw_tfl_window_t;
+
+static inline onw_tfl_window_t onw_tfl_window(const int32_t *op)
+{
+    onw_tfl_window_t g;
+    g.in_h = op[ONW_TFL_F_IN_H], g.in_w = op[ONW_TFL_F_IN_W], g.in_c = op[ONW_TFL_F_IN_C];
+    g.out_h = op[ONW_TFL_F_OUT_H], g.out_w = op[ONW_TFL_F_OUT_W], g.out_c = op[ONW_TFL_F_OUT_C];
+    g.kh = op[ONW_TFL_F_KH], g.kw = op[ONW_TFL_F_KW], g.zp = op[ONW_TFL_F_IN_ZP];
+    g.sh = op[ONW_TFL_F_STRIDE_H], g.sw = op[ONW_TFL_F_STRIDE_W], g.ph = op[ONW_TFL_F_PAD_H];
+    g.pw = op[ONW_TFL_F_PAD_W], g.dh = op[ONW_TFL_F_DIL_H], g.dw = op[ONW_TFL_F_DIL_W];
+    return g;
+}
+
 /* A window's taps inside the input: the first k with origin + k * dilation >= 0, and one past the last with
  * origin + k * dilation < size (the window is clipped once per output position, not tested per tap). */
 static inline int32_t onw_tfl_first_inside(int32_t origin, int32_t dilation)
