@@ -87,7 +87,7 @@ def export_spec(spec_path: Path, out: Path, state: Path | None = None) -> str:
     except OSError as exc:
         raise TfliteError(f"{out}: cannot write the model ({exc.strerror})") from None
     x = device_inputs(model, data.x_test)
-    device = np.mean([int(np.argmax(ref.infer(v))) == y for v, y in zip(x, data.y_test, strict=True)])
+    device = ref.score(x, data.y_test)
     g = graph.parse(blob, str(out))
     exported = np.mean(interpret.run(g, x.reshape(-1, *g.tensor(g.inputs[0]).shape[1:])).argmax(axis=1)
                        == data.y_test)

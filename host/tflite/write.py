@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from onward.tflite.graph import IDENTIFIER, schema
-from onward.tflite.kernels.common import padding
+from onward.tflite.kernels.common import window
 
 F64 = NDArray[np.float64]
 ACTIVATION_CODES = {"none": 0, "relu": 1, "relu6": 3}
@@ -53,9 +53,8 @@ def _patches(x: F64, kh: int, kw: int, stride: int, mode: str, dilation: int = 1
              ) -> tuple[F64, NDArray[np.bool_]]:
     from onward.tflite.kernels.conv_2d import windows
 
-    (oh, ph), (ow, pw) = (padding(x.shape[1], kh, stride, dilation, mode),
-                          padding(x.shape[2], kw, stride, dilation, mode))
-    return windows(x, kh, kw, (stride, stride), (dilation, dilation), (ph, pw), (oh, ow), 0)  # type: ignore[arg-type]
+    win = window(x.shape[1:3], (kh, kw), (stride, stride), (dilation, dilation), mode)
+    return windows(x, kh, kw, win.stride, win.dilation, win.pad, win.out, 0)  # type: ignore[arg-type]
 
 
 def pool_stride(layer: Layer) -> int:

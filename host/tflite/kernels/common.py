@@ -76,6 +76,31 @@ def bias_of(graph: Graph, op: Operator, channels: int) -> I64:
     return b.data.astype(np.int64).reshape(channels)
 
 
+@dataclass(frozen=True)
+class Window:
+    """A sliding window over an NHWC input, (height, width) each: TFLite's stride, dilation, padding before, and
+    the output size."""
+
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad: tuple[int, int]
+    out: tuple[int, int]
+
+
+def window(in_hw: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+           mode: str) -> Window:
+    (oh, ph), (ow, pw) = (padding(in_hw[0], kernel[0], stride[0], dilation[0], mode),
+                          padding(in_hw[1], kernel[1], stride[1], dilation[1], mode))
+    return Window(stride, dilation, (ph, pw), (oh, ow))
+
+
+def window_of(op: Operator, in_hw: tuple[int, ...], kernel: tuple[int, int]) -> Window:
+    """The window an operator's options give (a pooling operator has no dilation: 1)."""
+    o = op.options
+    return window(in_hw, kernel, (o.get("strideH", 1), o.get("strideW", 1)),
+                  (o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)), o.get("padding", "same"))
+
+
 def padding(size: int, kernel: int, stride: int, dilation: int, mode: str) -> tuple[int, int]:
     """(output size, padding before) as TFLite's ComputePaddingHeightWidth: SAME pads (total // 2) before."""
     effective = (kernel - 1) * dilation + 1

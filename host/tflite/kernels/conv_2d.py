@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onward.tflite.graph import Graph, Operator, TfliteError
-from onward.tflite.kernels.common import I64, OutputStage, bias_of, int8_tensor, output_stage, padding
+from onward.tflite.kernels.common import I64, OutputStage, bias_of, int8_tensor, output_stage, window_of
 
 ROUNDING = "double_half_up"  # measured against LiteRT's built-in kernels (tests/test_tflite.py, docs/tflite.md)
 
@@ -32,13 +32,9 @@ def prepare(graph: Graph, op: Operator) -> Params:
     if w.data is None or len(w.shape) != 4 or len(x.shape) != 4:
         raise TfliteError(f"{graph.source}: operator {op.index} ({op.kind}): expected an NHWC input and a "
                           f"constant (out, kh, kw, in) filter, got {list(x.shape)} and {list(w.shape)}")
-    o = op.options
-    stride, dilation = (o.get("strideH", 1), o.get("strideW", 1)), (o.get("dilationHFactor", 1),
-                                                                    o.get("dilationWFactor", 1))
-    (oh, ph), (ow, pw) = (padding(x.shape[1], w.shape[1], stride[0], dilation[0], o.get("padding", "same")),
-                          padding(x.shape[2], w.shape[2], stride[1], dilation[1], o.get("padding", "same")))
-    return Params(w.data.astype(np.int64), bias_of(graph, op, w.shape[0]), x.zero_point, stride, dilation, (ph, pw),
-                  (oh, ow, w.shape[0]), output_stage(graph, op, x, w, y, ROUNDING))
+    win = window_of(op, x.shape[1:3], (w.shape[1], w.shape[2]))
+    return Params(w.data.astype(np.int64), bias_of(graph, op, w.shape[0]), x.zero_point, win.stride, win.dilation,
+                  win.pad, (*win.out, w.shape[0]), output_stage(graph, op, x, w, y, ROUNDING))
 
 
 def windows(x: I64, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int], pad: tuple[int, int],

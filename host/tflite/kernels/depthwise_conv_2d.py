@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onward.tflite.graph import Graph, Operator, TfliteError
-from onward.tflite.kernels.common import I64, OutputStage, bias_of, int8_tensor, output_stage, padding
+from onward.tflite.kernels.common import I64, OutputStage, bias_of, int8_tensor, output_stage, window_of
 from onward.tflite.kernels.conv_2d import windows
 
 ROUNDING = "double"  # gemmlowp's, measured against LiteRT's built-in kernels (tests/test_tflite.py)
@@ -34,17 +34,13 @@ def prepare(graph: Graph, op: Operator) -> Params:
     if w.data is None or len(w.shape) != 4 or w.shape[0] != 1 or len(x.shape) != 4:
         raise TfliteError(f"{graph.source}: operator {op.index} ({op.kind}): expected an NHWC input and a "
                           f"constant (1, kh, kw, channels) filter, got {list(x.shape)} and {list(w.shape)}")
-    o = op.options
     multiplier = w.shape[3] // x.shape[3]
     if multiplier * x.shape[3] != w.shape[3]:
         raise TfliteError(f"{graph.source}: operator {op.index} ({op.kind}): {w.shape[3]} output channels are not a "
                           f"multiple of the {x.shape[3]} input channels")
-    stride, dilation = (o.get("strideH", 1), o.get("strideW", 1)), (o.get("dilationHFactor", 1),
-                                                                    o.get("dilationWFactor", 1))
-    (oh, ph), (ow, pw) = (padding(x.shape[1], w.shape[1], stride[0], dilation[0], o.get("padding", "same")),
-                          padding(x.shape[2], w.shape[2], stride[1], dilation[1], o.get("padding", "same")))
-    return Params(w.data[0].astype(np.int64), bias_of(graph, op, w.shape[3]), multiplier, x.zero_point, stride,
-                  dilation, (ph, pw), (oh, ow, w.shape[3]), output_stage(graph, op, x, w, y, ROUNDING))
+    win = window_of(op, x.shape[1:3], (w.shape[1], w.shape[2]))
+    return Params(w.data[0].astype(np.int64), bias_of(graph, op, w.shape[3]), multiplier, x.zero_point, win.stride,
+                  win.dilation, win.pad, (*win.out, w.shape[3]), output_stage(graph, op, x, w, y, ROUNDING))
 
 
 def evaluate(p: Params, x: I64) -> I64:

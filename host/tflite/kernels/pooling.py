@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onward.tflite.graph import Graph, Operator, TfliteError
-from onward.tflite.kernels.common import I64, int8_tensor, padding
+from onward.tflite.kernels.common import I64, int8_tensor, window_of
 from onward.tflite.kernels.conv_2d import windows
 from onward.tflite.quantization import activation_range
 
@@ -32,11 +32,10 @@ def prepare(graph: Graph, op: Operator) -> Params:
         raise TfliteError(f"{graph.source}: operator {op.index} ({op.kind}): input and output quantisation differ; "
                           f"TFLite's int8 pooling keeps them equal")
     o = op.options
-    kernel, stride = (o.get("filterHeight", 1), o.get("filterWidth", 1)), (o.get("strideH", 1), o.get("strideW", 1))
-    (oh, ph), (ow, pw) = (padding(x.shape[1], kernel[0], stride[0], 1, o.get("padding", "same")),
-                          padding(x.shape[2], kernel[1], stride[1], 1, o.get("padding", "same")))
+    kernel = (o.get("filterHeight", 1), o.get("filterWidth", 1))
+    win = window_of(op, x.shape[1:3], kernel)
     lo, hi = activation_range(o.get("activation", "none"), y.scale, y.zero_point)
-    return Params(op.kind == "AVERAGE_POOL_2D", kernel, stride, (ph, pw), (oh, ow, x.shape[3]), lo, hi)
+    return Params(op.kind == "AVERAGE_POOL_2D", kernel, win.stride, win.pad, (*win.out, x.shape[3]), lo, hi)
 
 
 def evaluate(p: Params, x: I64) -> I64:
