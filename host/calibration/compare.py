@@ -18,7 +18,6 @@ from onward.model import InitialModel
 from onward.spec import Spec
 
 F64 = NDArray[np.float64]
-BASELINES = ("factory", "one-point", "RLS")
 
 
 def lifetime(spec: Spec, seed: int | None = None) -> Trace:
