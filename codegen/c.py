@@ -42,6 +42,8 @@ MACRO_NOTES = {
     "MODEL_HASH": "HELLO reports it; verify checks it",
     "PERSIST": "1: the state is kept in flash (SAVE, RESTORE, restored at boot)",
     "PERSIST_EVERY": "save after every this many steps (0: on SAVE only)",
+    "QUERY_BYTES": "a rule that queries the host's instrument: QUERY's body (0: none)",
+    "ANSWER_BYTES": "ANSWER's body", "ANSWER_RX_MAX": "largest encoded ANSWER frame",
 }
 
 
@@ -108,6 +110,8 @@ def layout(model: InitialModel, max_batch: int | None = None) -> dict[str, int]:
         "NUM_WEIGHTS": model.num_weights,
         "SUM_WIDTHS": int(sum(d[1:])), "MAX_WIDTH": max(d[1:]), "MAX_HIDDEN": max(hidden, default=1),
         "CHUNK": CHUNK, "RX_MAX": cobs_max(7 + request_body), "MAX_REPLY_BODY": reply_body, "MAX_BATCH": batch,
+        "QUERY_BYTES": model.query_bytes, "ANSWER_BYTES": model.answer_bytes,
+        "ANSWER_RX_MAX": cobs_max(7 + model.answer_bytes) if model.answer_bytes else 0,
     }
 
 
@@ -119,6 +123,7 @@ def static_ram(model: InitialModel, max_batch: int | None = None) -> dict[str, i
         "onw_state": (STATE_HEADER.size + 2 * sizes["NUM_WEIGHTS"] + 3) // 4 * 4,  # a struct of uint32s: padded to 4
         "rx": sizes["RX_MAX"], "tx": 3 + sizes["MAX_REPLY_BODY"] + 4,
         "sample": 2 * sizes["SAMPLE_DIM"], "outputs": 2 * sizes["NUM_OUTPUTS"],
+        **({"answer_rx": sizes["ANSWER_RX_MAX"]} if sizes["ANSWER_RX_MAX"] else {}),
         **model.ram,  # the rule's own buffers
     }
 

@@ -48,6 +48,9 @@ class InitialModel:
     macros: dict[str, str] = field(default_factory=dict)  # extra `#define ONW_<key> <value>` lines of model.h
     ram: dict[str, int] = field(default_factory=dict)  # the rule's static buffers: C symbol -> bytes
     frontend: Any = None  # a frozen .tflite feature extractor in front of the head (onward.tflite.frontend)
+    # a rule that measures through an instrument the host holds (onward.instrument): its QUERY and ANSWER bodies
+    query_bytes: int = 0
+    answer_bytes: int = 0
 
     @property
     def sample_dim(self) -> int:

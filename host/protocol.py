@@ -15,7 +15,7 @@ from cobs import cobs
 
 from onward.errors import OnwardError
 
-PROTOCOL_VERSION = 4  # 3: TRAIN_BATCH, and HELLO reports the max batch; 4: SAVE, RESTORE ([persist] builds)
+PROTOCOL_VERSION = 5  # 3: TRAIN_BATCH, HELLO reports the max batch; 4: SAVE, RESTORE; 5: QUERY, ANSWER
 MIN_PROTOCOL_VERSION = 2  # the oldest firmware this host still drives (without TRAIN_BATCH)
 REPLY = 0x80
 
@@ -33,6 +33,10 @@ class Cmd(IntEnum):
     TRAIN_BATCH = 0x0A  # count u16 | count x (target, x) -> count x (outputs, digest)
     SAVE = 0x0B  # -> seq u32 | digest u32 (the state written to flash)
     RESTORE = 0x0C  # -> seq u32 | digest u32 (the newest saved state loaded)
+    # A rule that measures through an instrument the host holds (onward.instrument): in the middle of a step the
+    # device sends QUERY (the rule's request) and waits for ANSWER (the instrument's reading); not replies, so no 0x80
+    QUERY = 0x0D
+    ANSWER = 0x0E
     ERROR = 0x7F
 
 
@@ -46,6 +50,8 @@ ERRORS = {
     7: ("body", "wrong body length (expected {expected} bytes, got {got})"),
     8: ("argument", "argument out of range (limit {expected}, got {got})"),
     9: ("nothing saved", "no saved state in flash to restore (neither slot holds a valid record)"),
+    10: ("answer", "the device's QUERY got command 0x{got:02X} instead of an ANSWER (0x{expected:02X}); the step was "
+         "abandoned, the state is unchanged"),
 }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from onward import fixed
 from onward.data import Dataset
 from onward.fixed import I64
+from onward.instrument import Answer, Tape
 from onward.metrics import r2_score
 from onward.model import STREAM_ROUNDING, InitialModel, device_inputs
 from onward.nn.dense import update_fixed
@@ -37,6 +38,14 @@ class FixedState:
 
 class FixedReference:
     """The base of every rule's fixed-point reference. Subclasses define train_step and infer."""
+
+    # A rule that measures through an instrument the host holds (onward.instrument) asks it here, request bytes in,
+    # answer bytes out: its own emulated instrument, until a lockstep run puts the shared tape in its place.
+    query: Answer | None = None
+
+    def describe_request(self, a: bytes, b: bytes) -> str:
+        """Where two instrument requests differ, in the rule's terms (a rule that queries says which field)."""
+        return Tape(lambda r: r).describe(a, b)
 
     def __init__(self, model: InitialModel) -> None:
         self.model = model
@@ -135,6 +144,17 @@ def score(model: InitialModel, outputs: list[I64], y: Any) -> float:
 
 def make_fixed(model: InitialModel) -> FixedReference:
     return rule_module(model.spec.rule.name).Fixed(model)  # type: ignore[no-any-return]
+
+
+def share_instrument(ref: FixedReference, device: Any) -> Tape | None:
+    """For a rule that queries an instrument: one tape for the reference and the device (onward.instrument), so that
+    both are fed the same answers and their requests are compared. None for every other rule."""
+    if ref.query is None:
+        return None
+    tape = Tape(ref.query, ref.describe_request)
+    ref.query = tape.side("reference")
+    device.on_query = tape.side("device")
+    return tape
 
 
 def make_float(model: InitialModel) -> Any:

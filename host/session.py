@@ -12,7 +12,7 @@ from onward.codegen.c import model_hash
 from onward.data import Dataset, load_dataset
 from onward.model import InitialModel, device_inputs, init_model
 from onward.protocol import ProtocolError
-from onward.reference import Step, make_fixed, training_stream
+from onward.reference import Step, make_fixed, share_instrument, training_stream
 from onward.spec import Spec
 from onward.targets.build import load_board
 from onward.targets.run import open_device, resolve_transport
@@ -70,15 +70,16 @@ def run_on_target(
             raise ProtocolError(f"the firmware takes 1 to {device.max_batch} samples per TRAIN_BATCH frame "
                                 f"(HELLO), not {batch}")
         device.reset()
+        tape = share_instrument(ref, device)  # a rule that queries an instrument: one tape for both sides
         start = time.perf_counter()
         bar = ProgressBar(total, f"{spec.name} on {target}") if progress else None
-        result = lockstep(ref, device, stream, probes, save_dir, progress=bar, batch=batch)
+        result = lockstep(ref, device, stream, probes, save_dir, progress=bar, batch=batch, tape=tape)
         seconds = time.perf_counter() - start
         stats = device.stats()
         if stats.saturations != ref.saturations or stats.steps != ref.steps:
             raise Mismatch(f"after {ref.steps} steps: STATS says steps {stats.steps}, saturations "
                            f"{stats.saturations}; the reference has {ref.steps}, {ref.saturations}")
-        ref_acc, dev_acc = evaluate(ref, device, data, save_dir) if evaluate_test else (math.nan, math.nan)
+        ref_acc, dev_acc = evaluate(ref, device, data, save_dir, tape) if evaluate_test else (math.nan, math.nan)
     return TargetRun(target, result.train_steps, result.inferences, seconds, ref_acc, dev_acc,
                      ref.saturations, channel)
 

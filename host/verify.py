@@ -16,6 +16,7 @@ import numpy as np
 
 from onward.data import Dataset
 from onward.errors import OnwardError
+from onward.instrument import Tape
 from onward.model import InitialModel, device_inputs
 from onward.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ProtocolError
 from onward.reference import FixedReference, FixedState, Step, apply_step, parse_state, score, state_size
@@ -85,6 +86,7 @@ def lockstep(
     probe_every: int = 50,
     progress: Callable[[int], None] | None = None,
     batch: int | None = None,
+    tape: Tape | None = None,
 ) -> LockstepResult:
     """Run the stream on both; raise Mismatch at the first difference. probes: int16 inputs for INFER.
 
@@ -92,7 +94,12 @@ def lockstep(
     1 sends single TRAIN frames), and every step's outputs and digest are compared all the same. A batch
     follows a step whose digest agreed; the first step, and the first after SET_LR or SET_STAGE, go alone.
     So on a mismatch at step k of a batch, the device's state before the batch equals the reference's: both
-    are rewound to just after step k (the device by LOAD and one TRAIN) and compared and saved as usual."""
+    are rewound to just after step k (the device by LOAD and one TRAIN) and compared and saved as usual.
+
+    `tape`: the instrument queries both sides share (onward.instrument), for a rule that asks them; every query's
+    request is compared too. Such a rule trains one step a frame: a rewind could not replay the chip's answers."""
+    if tape is not None:
+        batch = 1
     batch = device.max_batch if batch is None else batch
     if not 1 <= batch <= max(device.max_batch, 1):
         raise ValueError(f"batch must be in [1, {device.max_batch}] (the device's max batch), got {batch}")
@@ -109,9 +116,13 @@ def lockstep(
         else:
             problem = _train_batch(ref, device, pending, n0)
         last = n0 + len(pending) - 1
+        if problem is None and tape is not None:
+            problem = tape.check(f"step {last}")
         if problem is None and len(probes) and last % probe_every == 0:
             x = probes[next(probe_cycle)]
             problem = _compare("outputs (infer)", last, ref.infer(x), device.infer(x))
+            if problem is None and tape is not None:
+                problem = tape.check(f"the inference after step {last}")
             result.inferences += 1
         if problem:
             raise _mismatch(ref, device, problem, save_dir)
@@ -219,15 +230,18 @@ def _shown(key: str, value: object) -> str:
     return f"0x{value:08X}" if key == "model hash" and isinstance(value, int) else str(value)
 
 
-def evaluate(ref: FixedReference, device: Device, data: Dataset, save_dir: Path) -> tuple[float, float]:
+def evaluate(ref: FixedReference, device: Device, data: Dataset, save_dir: Path,
+             tape: Tape | None = None) -> tuple[float, float]:
     """Test accuracy (R² for regression) of the reference and of the device, each from its own outputs, which
-    must be equal."""
+    must be equal (and so must their instrument queries, with a `tape`)."""
     x_q = device_inputs(ref.model, data.x_test)
     ref_out, dev_out = [], []
     for i, x in enumerate(x_q):
-        ref_out.append(ref.infer(x))
         dev_out.append(device.infer(x))
+        ref_out.append(ref.infer(x))
         problem = _compare("outputs (test)", i, ref_out[-1], dev_out[-1])
+        if problem is None and tape is not None:
+            problem = tape.check(f"test sample {i}")
         if problem:
             raise _mismatch(ref, device, problem, save_dir)
     return score(ref.model, ref_out, data.y_test), score(ref.model, dev_out, data.y_test)

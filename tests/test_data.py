@@ -152,7 +152,7 @@ def test_a_classification_rule_refuses_a_regression_set() -> None:
         for rule in ("ff", "fgrad", "last_layer"):
             msg = error_of(data={"set": set_name}, rule={"name": rule})
             assert (f'`data.set` = "{set_name}" is a regression data set; rule `{rule}` needs classification: '
-                    "expected one of digits, synthetic, mnist1d") in msg
+                    "expected one of digits, iris, synthetic, mnist1d") in msg
     assert "`rule.name` must be one of" in error_of(data={"set": "f1"}, rule={"name": "bp"})
 
 
@@ -161,7 +161,7 @@ def test_bad_sample_counts() -> None:
         error_of(data={"set": "mnist1d", "samples": 205})
     assert "at least 200 for mnist1d, got 100" in error_of(data={"set": "mnist1d", "samples": 100})
     assert "`data.samples` must be at least 20 for f1, got 10" in error_of(data={"set": "f1", "samples": 10})
-    assert ("`data.set` must be one of ('digits', 'synthetic', 'mnist1d', 'f1', 'f2', 'diabetes', 'pressure'), "
+    assert ("`data.set` must be one of ('digits', 'iris', 'synthetic', 'mnist1d', 'f1', 'f2', 'diabetes', 'pressure'), "
             "got 'mnist'") in error_of(data={"set": "mnist"})
     assert "`data.test_fraction` must be in [0.05, 0.5], got 0.6" in error_of(data={"set": "f2", "test_fraction": 0.6})
 

@@ -28,6 +28,10 @@ RULE_KEYS = {
     "fgrad-activity": {"learning_rate": 1.0}, "fgrad-weight": {"learning_rate": 0.1, "mode": "weight"},
 }
 RULE_KEYS.pop("fgrad")
+# Per rule: the spec's other tables where they differ (the photonic controller: no hidden layers, its chip instead,
+# a 17-mode chip with every flaw of the `typical` preset and drift).
+SPEC_KEYS: dict[str, dict] = {"photonic": {"model": {"hidden": []},
+                                           "photonic": {"preset": "typical", "drift": 0.01, "adc_bits": 12}}}
 
 
 @pytest.mark.parametrize("rule", sorted(RULE_KEYS))
@@ -36,7 +40,8 @@ def test_bit_exact(target: str, rule: str, tmp_path_factory: pytest.TempPathFact
     # two hidden layers, odd widths (unaligned rows), a learning rate and formats that make saturation happen
     keys = {"name": rule.split("-")[0], **RULE_KEYS[rule]}
     spec = make_spec(name=f"m_{rule.replace('-', '_')}", rule=keys, data={"scale": 3.0},
-                     model={"hidden": [23, 9]}, format={"activation_frac": 13, "weight_frac": 12})
+                     **{"model": {"hidden": [23, 9]}, **SPEC_KEYS.get(rule, {})},
+                     format={"activation_frac": 13, "weight_frac": 12})
     data = load_dataset(spec)
     build = Path(tmp_path_factory.getbasetemp()) / "matrix"
     # the UART (every board's real protocol link) with one rule, the emulated boards' semihosting with the rest

@@ -234,7 +234,15 @@ def test_generate_writes_the_module(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["generate", str(EXAMPLES / "digits_pepita.toml"), "--micropython", "-o", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"onward_rt.py", "onward_digits_pepita.py", "main.py"}
     assert (tmp_path / "onward_rt.py").read_text() == RUNTIME.read_text()
-    assert set(RULES) == set(rule_names())  # every rule has its MicroPython step
+    # every rule has its MicroPython step but the photonic controller, whose QUERY exchange the runtime lacks
+    assert set(RULES) == set(rule_names()) - {"photonic"}
+
+
+def test_the_photonic_controller_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(EXAMPLES / "photonic_iris.toml"), "--target", "micropython",
+                 "--build-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no `photonic` rule yet" in err
 
 
 def test_conv_blocks_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

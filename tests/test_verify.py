@@ -34,6 +34,14 @@ OWN_KEYS: dict[str, dict[str, st.SearchStrategy]] = {
                "margin": st.sampled_from([0.1, 0.3])},
     "ff": {"threshold": st.sampled_from([1.0, 2.0, 8.0])},
     "fgrad": {"mode": st.sampled_from(["activity", "weight"]), "directions": st.sampled_from([1, 2, 4])},
+    "photonic": {"learning_rate": st.sampled_from([0.0005, 0.005, 0.05]), "directions": st.sampled_from([1, 2, 3]),
+                 "perturbation": st.integers(1, 3), "margin": st.sampled_from([0.02, 0.1, 0.5])},
+}
+# A rule's own top-level table at random (the photonic controller's chip: flaws, meshes, converters).
+OWN_TABLES: dict[str, dict[str, st.SearchStrategy]] = {
+    "photonic": {"preset": st.sampled_from(["ideal", "l2ight", "pai2023", "typical"]), "layers": st.integers(1, 2),
+                 "layout": st.sampled_from(["clements", "reck"]), "dac_bits": st.sampled_from([6, 8, 12]),
+                 "adc_bits": st.sampled_from([8, 12, 15]), "drift": st.sampled_from([0.0, 0.01])},
 }
 
 
@@ -45,12 +53,14 @@ def random_specs(draw: st.DrawFn) -> dict:
     classes = 1 if regression else draw(st.integers(2, 10))
     # FFzero's layers hold one prototype per class: no layer narrower than the classes
     hidden = draw(st.lists(st.integers(max(1, classes if rule == "ffzero" else 1), 128),
-                           min_size=0 if rule == "fgrad" else 1, max_size=4))
+                           min_size=0 if rule == "fgrad" else 1, max_size=4)) if rule != "photonic" else []
     data = ({"set": draw(st.sampled_from(["f1", "f2"])), "samples": 120} if regression else
             {"set": "synthetic", "features": draw(st.integers(1, 48)), "classes": classes, "samples": 120})
     keys: dict = {"name": rule, "learning_rate": draw(st.sampled_from([0.01, 0.05, 0.2]))}
     keys.update({key: draw(values) for key, values in OWN_KEYS.get(rule, {}).items()})
+    tables = {rule: {key: draw(values) for key, values in OWN_TABLES[rule].items()}} if rule in OWN_TABLES else {}
     return {
+        **tables,
         "seed": draw(st.integers(0, 2**32 - 1)),
         "model": {"hidden": hidden},
         "data": data,
@@ -201,5 +211,5 @@ def test_hello_is_checked_against_the_spec_field_by_field(tmp_path: Path) -> Non
         def connect(self) -> Hello:
             return replace(hello, version=1)
 
-    with pytest.raises(ProtocolError, match="the target speaks protocol version 1; this host speaks 2 to 4"):
+    with pytest.raises(ProtocolError, match="the target speaks protocol version 1; this host speaks 2 to 5"):
         check_build(model, OldFirmware(), 0)  # type: ignore[arg-type]

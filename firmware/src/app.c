@@ -80,6 +80,9 @@ static int target_ok(int32_t target)
 static void train_step(int32_t target)
 {
     onw_train(model_input(), target, outputs);
+    if (onw_step_aborted) {
+        return; /* an instrument query failed: nothing learned, nothing to save */
+    }
 #if ONW_PERSIST
     if (ONW_PERSIST_EVERY != 0u && onw_state.steps % ONW_PERSIST_EVERY == 0u) {
         (void)onw_persist_save();
@@ -96,40 +99,46 @@ static uint8_t *put_outputs(uint8_t *p)
     return p;
 }
 
-/* COBS-encode tx[0..len) straight to the port, then the 0x00 delimiter. */
-static void send_frame(uint32_t len)
+/* COBS-encode frame[0..len) straight to the port, then the 0x00 delimiter. */
+static void send_frame(const uint8_t *frame, uint32_t len)
 {
     uint32_t start = 0;
     for (;;) {
         uint32_t end = start, i;
-        while (end < len && tx[end] != 0 && end - start < 254) {
+        while (end < len && frame[end] != 0 && end - start < 254) {
             end++;
         }
         onw_port_putc((uint8_t)(end - start + 1));
         for (i = start; i < end; i++) {
-            onw_port_putc(tx[i]);
+            onw_port_putc(frame[i]);
         }
         if (end == len) {
             break;
         }
         /* a block shorter than 254 bytes implies the zero that ended it; a full one (code 0xFF) implies none, so a
          * zero right after it starts the next block */
-        start = tx[end] == 0 && end - start < 254 ? end + 1 : end;
+        start = frame[end] == 0 && end - start < 254 ? end + 1 : end;
     }
     onw_port_putc(0);
     onw_port_flush();
 }
 
+/* Write the header and the CRC around frame[3 .. 3 + body_len), and send it. */
+static void seal_and_send(uint8_t *frame, uint8_t command, uint32_t body_len)
+{
+    uint32_t crc = ONW_CRC32_INIT, i;
+    frame[0] = command;
+    put_u16(frame + 1, body_len);
+    for (i = 0; i < 3 + body_len; i++) {
+        crc = onw_crc32_byte(crc, frame[i]);
+    }
+    put_u32(frame + 3 + body_len, ~crc);
+    send_frame(frame, 3 + body_len + 4);
+}
+
 static void reply(uint8_t command, uint8_t *body_end)
 {
-    uint32_t body_len = (uint32_t)(body_end - (tx + 3)), crc = ONW_CRC32_INIT, i;
-    tx[0] = command;
-    put_u16(tx + 1, body_len);
-    for (i = 0; i < 3 + body_len; i++) {
-        crc = onw_crc32_byte(crc, tx[i]);
-    }
-    put_u32(body_end, ~crc);
-    send_frame(3 + body_len + 4);
+    seal_and_send(tx, command, (uint32_t)(body_end - (tx + 3)));
 }
 
 static void error_reply(uint8_t code, uint8_t command, uint32_t expected, uint32_t got)
@@ -233,6 +242,9 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
         }
         read_sample(body + 2);
         train_step(target);
+        if (onw_step_aborted) {
+            return; /* the failed query's frame got the error reply */
+        }
         out = put_u32(put_outputs(out), onw_state_digest());
         break;
     }
@@ -260,6 +272,9 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
             const uint8_t *s = body + 2 + k * SAMPLE_BYTES;
             read_sample(s + 2);
             train_step(get_target(s));
+            if (onw_step_aborted) {
+                return; /* the rest of the batch is dropped: the host saw the error reply */
+            }
             out = put_u32(put_outputs(out), onw_state_digest());
         }
         break;
@@ -267,7 +282,11 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
     case ONW_CMD_INFER:
         NEED_BODY(2 * ONW_SAMPLE_DIM);
         read_sample(body);
+        onw_step_aborted = 0;
         onw_infer(model_input(), outputs);
+        if (onw_step_aborted) {
+            return;
+        }
         out = put_outputs(out);
         break;
     case ONW_CMD_STATS:
@@ -329,60 +348,107 @@ static void dispatch(uint8_t cmd, const uint8_t *body, uint32_t len)
     reply((uint8_t)(cmd | ONW_REPLY), out);
 }
 
-static void handle_frame(uint32_t received, int overflow)
+/* Decode and check a received frame in buf (`capacity` bytes; `received` bytes arrived, more if it overflowed).
+ * Returns the body length (the body is at buf + 3), or -1 after answering the damage with an error frame. */
+static int32_t check_frame(uint8_t *buf, uint32_t capacity, uint32_t received, int overflow)
 {
     int32_t n;
     uint32_t len, crc = ONW_CRC32_INIT, i, body_len;
     if (overflow) {
-        error_reply(ONW_ERR_OVERSIZED, 0, ONW_RX_MAX, received);
-        return;
+        error_reply(ONW_ERR_OVERSIZED, 0, capacity, received);
+        return -1;
     }
-    n = onw_cobs_decode(rx, received);
+    n = onw_cobs_decode(buf, received);
     if (n < 0) {
         error_reply(ONW_ERR_FRAMING, 0, received, (uint32_t)(-1 - n));
-        return;
+        return -1;
     }
     len = (uint32_t)n;
     if (len < MIN_FRAME) {
-        error_reply(ONW_ERR_SHORT, len ? rx[0] : 0, MIN_FRAME, len);
-        return;
+        error_reply(ONW_ERR_SHORT, len ? buf[0] : 0, MIN_FRAME, len);
+        return -1;
     }
     for (i = 0; i < len - 4; i++) {
-        crc = onw_crc32_byte(crc, rx[i]);
+        crc = onw_crc32_byte(crc, buf[i]);
     }
     crc = ~crc;
-    if (crc != get_u32(rx + len - 4)) {
-        error_reply(ONW_ERR_CRC, rx[0], crc, get_u32(rx + len - 4));
-        return;
+    if (crc != get_u32(buf + len - 4)) {
+        error_reply(ONW_ERR_CRC, buf[0], crc, get_u32(buf + len - 4));
+        return -1;
     }
-    body_len = (uint32_t)rx[1] | ((uint32_t)rx[2] << 8);
+    body_len = (uint32_t)buf[1] | ((uint32_t)buf[2] << 8);
     if (body_len != len - MIN_FRAME) {
-        error_reply(ONW_ERR_LENGTH, rx[0], len - MIN_FRAME, body_len);
-        return;
+        error_reply(ONW_ERR_LENGTH, buf[0], len - MIN_FRAME, body_len);
+        return -1;
     }
-    dispatch(rx[0], rx + 3, body_len);
+    return (int32_t)body_len;
 }
 
-int onw_serve(void)
+/* Read one frame's bytes (up to its 0x00; empty frames skipped) into buf. Returns the bytes received (counting
+ * those past `capacity`, which set *overflow), or -1 when the port closed. */
+static int32_t receive_frame(uint8_t *buf, uint32_t capacity, int *overflow)
 {
     uint32_t received = 0;
-    int overflow = 0;
+    *overflow = 0;
     for (;;) {
         int c = onw_port_getc();
         if (c < 0) {
-            return 0;
+            return -1;
         }
         if (c == 0) {
-            if (received > 0 || overflow) {
-                handle_frame(received, overflow);
+            if (received > 0 || *overflow) {
+                return (int32_t)received;
             }
-            received = 0;
-            overflow = 0;
-        } else if (received < ONW_RX_MAX) {
-            rx[received++] = (uint8_t)c;
+        } else if (received < capacity) {
+            buf[received++] = (uint8_t)c;
         } else {
-            overflow = 1;
+            *overflow = 1;
             received++;
+        }
+    }
+}
+
+#if ONW_ANSWER_BYTES
+static uint8_t answer_rx[ONW_ANSWER_RX_MAX];
+
+int onw_host_query(uint8_t *frame, uint32_t body_len, uint8_t *answer, uint32_t answer_len)
+{
+    int overflow;
+    int32_t received, body;
+    uint32_t i;
+    seal_and_send(frame, ONW_CMD_QUERY, body_len);
+    received = receive_frame(answer_rx, sizeof answer_rx, &overflow);
+    body = received < 0 ? -1 : check_frame(answer_rx, sizeof answer_rx, (uint32_t)received, overflow);
+    if (body >= 0 && answer_rx[0] != ONW_CMD_ANSWER) {
+        error_reply(ONW_ERR_ANSWER, answer_rx[0], ONW_CMD_ANSWER, answer_rx[0]);
+        body = -1;
+    } else if (body >= 0 && (uint32_t)body != answer_len) {
+        error_reply(ONW_ERR_BODY, ONW_CMD_ANSWER, answer_len, (uint32_t)body);
+        body = -1;
+    }
+    if (body < 0) {
+        onw_step_aborted = 1;
+        return -1;
+    }
+    for (i = 0; i < answer_len; i++) {
+        answer[i] = answer_rx[3 + i];
+    }
+    frames_ok++;
+    return 0;
+}
+#endif
+
+int onw_serve(void)
+{
+    for (;;) {
+        int overflow;
+        int32_t received = receive_frame(rx, ONW_RX_MAX, &overflow), body;
+        if (received < 0) {
+            return 0;
+        }
+        body = check_frame(rx, ONW_RX_MAX, (uint32_t)received, overflow);
+        if (body >= 0) {
+            dispatch(rx[0], rx + 3, (uint32_t)body);
         }
     }
 }

@@ -8,6 +8,7 @@
 
 onw_state_t onw_state;
 uint32_t onw_saturations;
+uint8_t onw_step_aborted;
 
 void onw_reset(uint32_t seed)
 {
@@ -24,8 +25,11 @@ void onw_reset(uint32_t seed)
 
 void onw_train(int16_t *x, int32_t target, int16_t *outputs)
 {
+    onw_step_aborted = 0;
     onw_train_step(x, target, outputs);
-    onw_state.steps++;
+    if (!onw_step_aborted) {
+        onw_state.steps++;
+    }
 }
 
 uint32_t onw_rounding_key(uint32_t layer)

@@ -3,6 +3,7 @@
 | set       | task           | features | samples (train / test by default)        | inputs (before `data.scale`)   |
 |-----------|----------------|----------|------------------------------------------|--------------------------------|
 | digits    | classification | 64       | 1797 (1347 / 450), shipped by sklearn    | pixels / 16 in [0, 1]          |
+| iris      | classification | 4        | 150 (112 / 38), shipped by sklearn       | min-max per feature, [0, 1]    |
 | synthetic | classification | features | samples (test_fraction 0.25)             | in (-0.8, 0.8)                 |
 | mnist1d   | classification | 40       | samples = 5000 (4000 / 1000), generated  | std 0.25, max abs 1.1-1.4      |
 | f1, f2    | regression     | 2, 5     | samples = 12000 (10000 / 2000), generated| U[-1, 1]                       |
@@ -74,8 +75,12 @@ def load_dataset(spec: Spec) -> Dataset:
     from sklearn.model_selection import train_test_split
 
     d, random_state = spec.data, spec.seed % 2**31
-    if d.set in ("digits", "synthetic"):
-        if d.set == "digits":
+    if d.set in ("digits", "synthetic", "iris"):
+        if d.set == "iris":
+            from onward.data.iris import iris
+
+            x, y = iris()
+        elif d.set == "digits":
             from onward.data.digits import digits, shifted
 
             x, y = digits()

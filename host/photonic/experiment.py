@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_digits, load_iris
+from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from onward.data.iris import iris
 from onward.photonic.activation import Activation
 from onward.photonic.device import Chip, Device, Flaws, preset
 from onward.photonic.network import LocalTask, fit_twin, ideal_readings
@@ -196,8 +197,7 @@ def data_shape(spec: PhotonicSpec) -> tuple[int, int]:
 def load_data(spec: PhotonicSpec) -> tuple[np.ndarray, np.ndarray]:
     """Features in [0, 1] (iris: min-max per feature; digits: pixels / 16, average-pooled) and labels."""
     if spec.data == "iris":
-        x, y = load_iris(return_X_y=True)
-        return (x - x.min(0)) / (x.max(0) - x.min(0)), y
+        return iris()
     x, y = load_digits(return_X_y=True)
     side = 8 // spec.pool
     x = x.reshape(-1, side, spec.pool, side, spec.pool).mean(axis=(2, 4)).reshape(len(x), -1) / 16.0

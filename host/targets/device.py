@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -23,13 +23,24 @@ class Device:
         self.chunk = 256  # LOAD/DUMP bytes per frame; HELLO tells the real value
         self.max_batch = 1  # samples per TRAIN_BATCH frame; HELLO tells the real value
         self.outputs: int | None = None  # int16 outputs per step, from HELLO
+        # The instrument a rule that measures through the host queries (onward.instrument): request -> answer
+        self.on_query: Callable[[bytes], bytes] | None = None
+        self.queries = 0  # QUERY frames answered
 
     def request(self, command: int, body: bytes = b"") -> bytes:
         self.link.write(encode_frame(command, body))
         return self.reply(command)
 
     def reply(self, command: int) -> bytes:
+        """The reply to `command`, answering the QUERY frames the device sends before it (onward.instrument)."""
         reply_cmd, body = decode_frame(self.link.read_frame(self.timeout))
+        while reply_cmd == Cmd.QUERY:
+            if self.on_query is None:
+                raise ProtocolError("the device asked the host for a measurement (a QUERY frame) and no instrument "
+                                    "is attached to this session")
+            self.link.write(encode_frame(Cmd.ANSWER, self.on_query(body)))
+            self.queries += 1
+            reply_cmd, body = decode_frame(self.link.read_frame(self.timeout))
         if reply_cmd == Cmd.ERROR:
             raise DeviceError(*struct.unpack("<BBII", body))
         if reply_cmd != command | REPLY:

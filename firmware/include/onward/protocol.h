@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#define ONW_PROTOCOL_VERSION 4u /* 3: TRAIN_BATCH, and HELLO reports the max batch; 4: SAVE, RESTORE */
+#define ONW_PROTOCOL_VERSION 5u /* 3: TRAIN_BATCH, HELLO reports the max batch; 4: SAVE, RESTORE; 5: QUERY, ANSWER */
 
 enum {
     ONW_CMD_HELLO = 0x01,  /* -> build info */
@@ -27,6 +27,11 @@ enum {
     ONW_CMD_TRAIN_BATCH = 0x0A,
     ONW_CMD_SAVE = 0x0B,    /* -> seq u32 | digest u32: the state saved to flash (a [persist] build; else COMMAND) */
     ONW_CMD_RESTORE = 0x0C, /* -> seq u32 | digest u32: the newest saved state loaded; NOTHING_SAVED if none */
+    /* A rule that measures through an instrument the host holds (host/instrument.py), in the middle of a step:
+     * the device sends QUERY (the rule's request), the host answers ANSWER (the instrument's reading). Not replies:
+     * no 0x80 bit. ANSWER at any other time is an unknown command. */
+    ONW_CMD_QUERY = 0x0D,
+    ONW_CMD_ANSWER = 0x0E,
     ONW_CMD_ERROR = 0x7F,
     ONW_REPLY = 0x80
 };
@@ -40,7 +45,8 @@ enum {
     ONW_ERR_COMMAND = 6,  /* expected = 0, got = the unknown command */
     ONW_ERR_BODY = 7,     /* expected = body length this command takes, got = body length */
     ONW_ERR_ARGUMENT = 8, /* expected = the limit, got = the value (target, offset+length, lr, stage, count) */
-    ONW_ERR_NOTHING_SAVED = 9 /* RESTORE: expected = 1 (a valid record), got = 0; the state is unchanged */
+    ONW_ERR_NOTHING_SAVED = 9, /* RESTORE: expected = 1 (a valid record), got = 0; the state is unchanged */
+    ONW_ERR_ANSWER = 10 /* a QUERY got another frame than ANSWER: expected = 0x0E, got = its command; step abandoned */
 };
 
 #define ONW_CRC32_INIT 0xFFFFFFFFu
@@ -48,6 +54,15 @@ uint32_t onw_crc32_byte(uint32_t crc, uint8_t byte); /* running, un-inverted CRC
 
 /* Decode a COBS frame in place; returns the decoded length, or -1 - position of the bad code byte. */
 int32_t onw_cobs_decode(uint8_t *buf, uint32_t len);
+
+/* A query to the instrument the host holds, from inside a rule's step (host/instrument.py). frame holds the request
+ * at frame[ONW_QUERY_HEADER .. + body_len), with room for the header before it and the CRC after it; the frame is
+ * sealed and sent as QUERY, then the host's ANSWER (answer_len bytes of body) is copied to answer. Returns 0; or -1
+ * when what came back is not that ANSWER (it gets an error frame) or the link closed: the step is then abandoned
+ * (onw_step_aborted) and the rule must return before it changes its state. Defined in app.c. */
+#define ONW_QUERY_HEADER 3u  /* command, body length */
+#define ONW_QUERY_TRAILER 4u /* CRC-32 */
+int onw_host_query(uint8_t *frame, uint32_t body_len, uint8_t *answer, uint32_t answer_len);
 
 /* The application loop: read frames from the port, answer them. Returns only when the port closes. */
 int onw_serve(void);

@@ -42,6 +42,9 @@ extern const onw_layer_t onw_layers[ONW_NUM_LAYERS];
 extern const int16_t onw_weights_init[ONW_NUM_WEIGHTS];
 extern onw_state_t onw_state;
 extern uint32_t onw_saturations;
+/* Set when a step or an inference could not complete (an instrument query failed: onw_host_query); the rule left
+ * the state as it was, onw_train does not count the step, and the frame gets no reply but the error frame sent. */
+extern uint8_t onw_step_aborted;
 
 /* The first parameter of `layer` in the learned state. */
 static inline int16_t *onw_layer_weights(int layer)
