@@ -22,7 +22,7 @@ Supported: Arm M-profile (Cortex-M0/M3/M4/M7, Thumb) and RV32 (RISC-V, unicorn's
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +162,7 @@ class Emulator:
 
         self._count = 0
         self._hook = None
+        self._intercepts: dict[int, Callable[[Emulator], int]] = {}
 
     def _initial_sp(self, data: bytes, segments: list[tuple[int, int, int, int, int]]) -> int | None:
         for _vaddr, paddr, _memsz, filesz, offset in segments:
@@ -197,6 +198,28 @@ class Emulator:
         self.uc.mem_write(address, bytes(data))
 
     # -- calls ---------------------------------------------------------------------------------------
+    def intercept(self, function: str, handler: Callable[[Emulator], int]) -> None:
+        """Run `handler(emulator)` in Python instead of `function` whenever the firmware calls it: the handler reads
+        the arguments (`arg`) and memory, and its return value is the function's. Its instructions are not counted:
+        what it stands for happens outside the core (a link to the host: onward.instrument's queries), but for the
+        function's first instruction, which the counting hook sees before the call returns."""
+        address = self.address(function)
+        self._intercepts[address] = handler
+        self.uc.hook_add(self._unicorn.UC_HOOK_CODE, self._on_intercept, begin=address, end=address)
+        self.uc.ctl_flush_tb()
+
+    def arg(self, index: int) -> int:
+        """Argument `index` (< 4 on Arm) of the call being intercepted."""
+        return int(self.uc.reg_read(self._args[index]))
+
+    def _on_intercept(self, uc: object, address: int, size: int, user: object) -> None:
+        handler = self._intercepts.get(address)
+        if handler is None:
+            return
+        result = handler(self)
+        self.uc.reg_write(self._ret, result & 0xFFFFFFFF)
+        self.uc.reg_write(self._pc, self.uc.reg_read(self._lr))  # return at once
+
     def call(self, function: str | int, args: Sequence[int] = (), count: bool = True,
              max_instructions: int = 200_000_000) -> Call:
         """Call `function` (a symbol or an address) with integer arguments (each 32 bits); count its executed

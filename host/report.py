@@ -37,6 +37,10 @@ Figures (and the keys of the `--json` object; every figure is an integer unless 
     training_ram               its parts: state (header + weights), rule_buffers (the learning rule's
                                activation buffers), io_buffers (frame buffers, sample, outputs), other
     persist_flash_bytes        a [persist] build: the flash of its two save slots (whole pages); 0 without
+    queries_per_training_step  a rule that queries the host's instrument (a chip behind DACs and ADCs): QUERY
+                               frames of the measured step, answered outside the core (not in the instruction
+                               count); query_bytes_per_training_step their frames' bytes both ways; 0 for the
+                               others
     frontend_flash_bytes       a [frozen] build: the extractor's tables in flash (operators, int8 weights, int32
                                biases, multipliers); frontend_ram_bytes its buffers (two int8 ping-pong
                                activations, the features); instructions_frontend its instructions per sample,
@@ -54,6 +58,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +72,8 @@ from onward.data import Dataset
 from onward.errors import OnwardError
 from onward.model import InitialModel, device_inputs
 from onward.nn.dense import dense_fixed
-from onward.reference import STATE_HEADER, FixedReference, make_fixed, training_stream
+from onward.protocol import Cmd, encode_frame
+from onward.reference import STATE_HEADER, FixedReference, make_fixed, share_instrument, training_stream
 from onward.session import prepare
 from onward.size import SizeReport, size_report
 from onward.spec import load_spec
@@ -141,6 +147,8 @@ class Counts:
     dense_64x64: int | None  # None: the rule does not link onw_dense
     train_stack: int
     frontend: int = 0  # the frozen extractor's part of each (onw_frontend), 0 without one
+    queries: int = 0  # instrument queries of the training step (onward.instrument), 0 for a rule without
+    query_bytes: int = 0  # their frames' bytes both ways, COBS and delimiters included
 
     @property
     def per_mac(self) -> float | None:
@@ -164,6 +172,7 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
         emu = Emulator(firmware.path, board_cpu(firmware))
         logits = _buffer(emu, "outputs", 2 * model.outputs)
         ref = make_fixed(model)
+        link = _attach_instrument(emu, ref)
 
         x_test = device_inputs(model, data.x_test[:1])
         emu.call("onw_reset", [spec.seed], count=False)
@@ -172,9 +181,10 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
         inference = front + emu.call("onw_infer", [sample, logits]).instructions
         _check(emu, logits, ref.infer(x_test[0]), "onw_infer on test sample 0")
 
+        link.queries = link.bytes = 0
         train = _count_step(emu, ref, model, data, 0)
         if "onw_dense" not in emu.symbols:  # a rule with kernels of its own
-            return Counts(inference, train.instructions, None, train.stack, front)
+            return Counts(inference, train.instructions, None, train.stack, front, link.queries, link.bytes)
         rng = np.random.default_rng(0)
         w = rng.integers(-(1 << 11), 1 << 11, size=(DENSE_DIM, DENSE_DIM))
         x = rng.integers(0, 1 << 10, size=DENSE_DIM)
@@ -186,7 +196,37 @@ def count_instructions(firmware: Firmware, model: InitialModel, data: Dataset) -
         _check(emu, y_at, expected, "onw_dense on a 64x64 layer")
     except CountingError as exc:
         raise ReportError(str(exc)) from None
-    return Counts(inference, train.instructions, dense.instructions, train.stack, front)
+    return Counts(inference, train.instructions, dense.instructions, train.stack, front, link.queries, link.bytes)
+
+
+class _Link:
+    """The host's end of onw_host_query in the emulator: the queries answered, their frames' bytes."""
+
+    def __init__(self) -> None:
+        self.on_query: Callable[[bytes], bytes] | None = None
+        self.queries = 0
+        self.bytes = 0
+
+    def __call__(self, emu: Emulator) -> int:
+        frame, body_len, answer, answer_len = (emu.arg(i) for i in range(4))
+        request = emu.read(frame + 3, body_len)
+        assert self.on_query is not None
+        reply = self.on_query(request)
+        if len(reply) != answer_len:
+            raise ReportError(f"the instrument answered {len(reply)} bytes where the firmware takes {answer_len}")
+        emu.write(answer, reply)
+        self.queries += 1
+        self.bytes += sum(len(encode_frame(Cmd.QUERY, b)) for b in (request, reply))
+        return 0
+
+
+def _attach_instrument(emu: Emulator, ref: FixedReference) -> _Link:
+    """For a rule that queries an instrument: onw_host_query answered from the tape it shares with the reference
+    (onward.instrument), so that the step is counted without the link, and checked all the same."""
+    link = _Link()
+    if share_instrument(ref, link) is not None:
+        emu.intercept("onw_host_query", link)
+    return link
 
 
 def _model_input(emu: Emulator, model: InitialModel, x: np.ndarray) -> tuple[int, int]:
@@ -236,7 +276,9 @@ def count_training_step(firmware: Firmware, model: InitialModel, data: Dataset, 
         raise ReportError(f"{model.spec.name} has {model.stages} stage(s); no stage {stage}")
     try:
         emu = Emulator(firmware.path, board_cpu(firmware))
-        return _count_step(emu, make_fixed(model), model, data, stage).instructions
+        ref = make_fixed(model)
+        _attach_instrument(emu, ref)
+        return _count_step(emu, ref, model, data, stage).instructions
     except CountingError as exc:
         raise ReportError(str(exc)) from None
 
@@ -514,6 +556,8 @@ def collect_model(model: InitialModel, data: Dataset, target: str, build_dir: Pa
         "frontend_flash_bytes": sum(symbol_size(firmware, n) for n in FRONTEND_CONSTANTS),
         "frontend_ram_bytes": sum(v for k, v in model.ram.items() if k.startswith("frontend_")),
         "instructions_frontend": counts.frontend,
+        "queries_per_training_step": counts.queries,
+        "query_bytes_per_training_step": counts.query_bytes,
     }
 
 
@@ -565,6 +609,9 @@ def format_report(r: dict[str, Any]) -> str:
                f"{r['frontend_ram_bytes']} B"),
            row("  its instructions, in each inference and training step", r["instructions_frontend"])]
           if r.get("frontend_ram_bytes") else []),
+        *([row("instrument queries per training step (QUERY/ANSWER)", r["queries_per_training_step"]),
+           row("  their frames, both ways", f"{r['query_bytes_per_training_step']} B")]
+          if r.get("queries_per_training_step") else []),
     ]
     return "\n".join(lines)
 

@@ -31,7 +31,8 @@ KEYS = {
     "instructions_dense_64x64_portable", "instructions_per_mac_portable", "macs_per_inference",
     "inference_ram_bytes", "inference_ram", "training_ram_bytes", "training_ram", "part_flash_bytes",
     "part_ram_bytes", "clock_hz", "us_per_inference", "us_per_training_step", "persist_flash_bytes",
-    "frontend_flash_bytes", "frontend_ram_bytes", "instructions_frontend",
+    "frontend_flash_bytes", "frontend_ram_bytes", "instructions_frontend", "queries_per_training_step",
+    "query_bytes_per_training_step",
 }
 
 

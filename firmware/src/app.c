@@ -411,7 +411,7 @@ static int32_t receive_frame(uint8_t *buf, uint32_t capacity, int *overflow)
 #if ONW_ANSWER_BYTES
 static uint8_t answer_rx[ONW_ANSWER_RX_MAX];
 
-int onw_host_query(uint8_t *frame, uint32_t body_len, uint8_t *answer, uint32_t answer_len)
+ONW_ENTRY int onw_host_query(uint8_t *frame, uint32_t body_len, uint8_t *answer, uint32_t answer_len)
 {
     int overflow;
     int32_t received, body;

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "onward/entry.h"
+
 #define ONW_PROTOCOL_VERSION 5u /* 3: TRAIN_BATCH, HELLO reports the max batch; 4: SAVE, RESTORE; 5: QUERY, ANSWER */
 
 enum {
@@ -62,7 +64,7 @@ int32_t onw_cobs_decode(uint8_t *buf, uint32_t len);
  * (onw_step_aborted) and the rule must return before it changes its state. Defined in app.c. */
 #define ONW_QUERY_HEADER 3u  /* command, body length */
 #define ONW_QUERY_TRAILER 4u /* CRC-32 */
-int onw_host_query(uint8_t *frame, uint32_t body_len, uint8_t *answer, uint32_t answer_len);
+ONW_ENTRY int onw_host_query(uint8_t *frame, uint32_t body_len, uint8_t *answer, uint32_t answer_len);
 
 /* The application loop: read frames from the port, answer them. Returns only when the port closes. */
 int onw_serve(void);

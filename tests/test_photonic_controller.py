@@ -1,0 +1,164 @@
+"""The photonic chip's controller (rule `photonic`, docs/photonic_controller.md): the firmware learns the chip's phase
+codes asking the host for every chip query (QUERY / ANSWER), bit-exact with its fixed-point reference, which the
+shared tape feeds the same ADC codes; a bad answer abandons the step and keeps the state."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import onward.rules.photonic as photonic
+from helpers import make_spec
+from onward.cli import main
+from onward.data import load_dataset
+from onward.instrument import Tape
+from onward.model import device_inputs, init_model
+from onward.paths import ROOT
+from onward.protocol import Cmd, DeviceError, decode_frame, encode_frame
+from onward.reference import make_fixed, share_instrument, training_stream
+from onward.report import collect
+from onward.session import run_on_target
+from onward.spec import SpecError
+from onward.targets.run import open_device
+from onward.verify import Mismatch
+
+EXAMPLE = ROOT / "examples" / "photonic_iris.toml"
+
+
+def small(**table: object) -> object:
+    spec = make_spec(name="ph", model={"hidden": []}, data={"set": "iris"},
+                     rule={"name": "photonic", "learning_rate": 0.002, "directions": 2}, photonic=table)
+    return spec
+
+
+@pytest.mark.parametrize("target", ["native", "qemu-m4"])
+def test_verify_500_steps_bit_exact(target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's check: every step's outputs, every query's DAC codes and sample, every state digest."""
+    assert main(["verify", str(EXAMPLE), "--target", target, "--steps", "500", "--build-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "500 training steps" in out and "0 mismatches" in out
+
+
+def test_extreme_answers_are_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers the emulated chip never gives: any u16 (the outputs wrap to int16 as in C, the hinge runs on the
+    full range), from an instrument that hashes the request."""
+    def wild(model: object) -> object:
+        def answer(request: bytes) -> bytes:
+            rng = np.random.default_rng(zlib.crc32(request))
+            values = rng.choice([0, 1, 0x7FFF, 0x8000, 0xFFFF, *rng.integers(0, 0x10000, 8)], size=8)
+            return np.asarray(values, dtype="<u2").tobytes()
+        return answer
+
+    monkeypatch.setattr(photonic, "instrument", wild)
+    spec = make_spec(name="wild", model={"hidden": []}, data={"set": "iris"},
+                     rule={"name": "photonic", "learning_rate": 0.05, "margin": 1.0}, photonic={"modes": 8})
+    data = load_dataset(spec)
+    run = run_on_target(init_model(spec, data), data, "native", tmp_path, steps=150)
+    assert run.train_steps == 150 and run.saturations > 0
+
+
+def test_the_tape_feeds_both_sides_the_same_answers_and_names_a_different_request() -> None:
+    asked: list[bytes] = []
+
+    def chip(request: bytes) -> bytes:
+        asked.append(request)
+        return bytes([len(asked)])
+
+    tape = Tape(chip)
+    ref, dev = tape.side("reference"), tape.side("device")
+    assert ref(b"ab") == b"\x01" and ref(b"cd") == b"\x02"
+    assert dev(b"ab") == b"\x01" and dev(b"cd") == b"\x02"  # the device replays what the reference was answered
+    assert tape.check("step 0") is None and len(asked) == 2  # the chip was asked each query once
+    tape = Tape(chip)
+    assert tape.side("device")(b"xy") == tape.side("reference")(b"xz")
+    assert tape.problem is not None and "query 0" in tape.problem and "byte 1" in tape.problem
+    uneven = Tape(chip)
+    uneven.side("device")(b"x")
+    assert "the reference has asked 0 queries, the device 1" in (uneven.check("step 3") or "")
+
+
+def test_a_different_dac_code_is_a_mismatch_naming_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference whose step differs from the firmware's (its perturbation one LSB too large): the first query
+    that differs is named by its DAC code index."""
+    spec = make_spec(name="off", model={"hidden": []}, data={"set": "iris"}, rule={"name": "photonic"},
+                     photonic={"modes": 8})
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    real = photonic.Fixed.measure
+
+    def skewed(self: photonic.Fixed, words: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return real(self, np.minimum(np.asarray(words) + (1 << self.shift), photonic.WORD_MAX) if self.queries % 3
+                    else words, x)
+
+    monkeypatch.setattr(photonic.Fixed, "measure", skewed)
+    with pytest.raises(Mismatch, match=r"query 1: the .* asked DAC code \d+ = \d+ where the other asked \d+"):
+        run_on_target(model, data, "native", tmp_path, steps=5)
+
+
+@pytest.mark.parametrize("bad", ["command", "length", "crc"])
+def test_a_bad_answer_abandons_the_step_and_keeps_the_state(bad: str, tmp_path: Path) -> None:
+    spec = small(modes=8)
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    x = device_inputs(model, data.x_train[:2])
+    with open_device(model, "native", tmp_path) as device:
+        device.connect()
+        device.reset()
+        ref = make_fixed(model)
+        share_instrument(ref, device)
+        device.train(x[0], int(data.y_train[0]))
+        before = device.stats()
+        answers = {"command": encode_frame(Cmd.HELLO),
+                   "length": encode_frame(Cmd.ANSWER, b"\x00" * 3),
+                   "crc": encode_frame(Cmd.ANSWER, b"\x00" * 16)[:-3] + b"\x01\x02\x00"}
+        device.link.write(encode_frame(Cmd.TRAIN, struct.pack("<h", 1) + np.asarray(x[1], "<i2").tobytes()))
+        command, _ = decode_frame(device.link.read_frame(5))
+        assert command == Cmd.QUERY
+        device.link.write(answers[bad])
+        with pytest.raises(DeviceError, match="device rejected"):
+            device.reply(Cmd.TRAIN)
+        after = device.stats()
+        assert (after.steps, after.digest) == (before.steps, before.digest)  # nothing learned, nothing lost
+        assert after.frames_bad == before.frames_bad + 1
+        device.on_query = ref.query
+        outputs, _ = device.train(x[1], 1)  # and it goes on serving
+        assert device.stats().steps == before.steps + 1 and len(outputs) == 3
+
+
+def test_report_fits_a_16kb_cortex_m0(tmp_path: Path) -> None:
+    r = collect(EXAMPLE, "qemu-m0", tmp_path)
+    assert r["queries_per_training_step"] == 3 and r["query_bytes_per_training_step"] > 3 * (2 * 56 + 8)
+    assert r["ram_with_stack_bytes"] < 16 * 1024 and r["flash_bytes"] < 8 * 1024
+    assert 0 < r["instructions_per_training_step"] < 50_000
+
+
+def test_the_fixed_point_controller_learns_iris() -> None:
+    """30 epochs of the example's rule in the fixed-point reference: far above chance (1/3) on the training set."""
+    spec = small(modes=8)
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    ref = make_fixed(model)
+    x = device_inputs(model, data.x_train)
+    start = ref.score(x, data.y_train)
+    for step in training_stream(model, data, 30):
+        if step.kind == "train":
+            ref.train(step.x, step.target)
+    assert ref.score(x, data.y_train) > max(0.75, start + 0.2)
+    assert ref.queries > 30 * len(data.y_train) * 5  # 1 + 2K queries a step, K = 2
+
+
+def test_spec_errors_name_the_key() -> None:
+    with pytest.raises(SpecError, match=r"`photonic.preset` must be one of"):
+        small(preset="perfect")
+    with pytest.raises(SpecError, match=r"`photonic.adc_bits` must be in \[2, 15\], got 16"):
+        small(adc_bits=16)
+    with pytest.raises(SpecError, match=r"`photonic.modes` = 3: the chip needs a mode per feature and a bias mode"):
+        load_dataset(spec := small(modes=3)) and init_model(spec, load_dataset(spec))
+    with pytest.raises(SpecError, match=r"`model.hidden` = \[8\]: the photonic controller's layers are"):
+        make_spec(model={"hidden": [8]}, data={"set": "iris"}, rule={"name": "photonic"})
+    with pytest.raises(SpecError, match=r"`\[photonic\]` is the table of rule `photonic`; this spec's rule is `pep"):
+        make_spec(photonic={"modes": 8})
