@@ -89,6 +89,9 @@ def cmd_photonic(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    if args.target:
+        return _photonic_controller(args)
+
     from onward.photonic.experiment import as_json, load_photonic_spec, plot, run, table
     from onward.photonic.train import ESTIMATORS
 
@@ -112,6 +115,27 @@ def cmd_photonic(args: argparse.Namespace) -> int:
         print(f"{spec.name}: {spec.data} on {meshes}, {spec.preset} flaws, {len(spec.seeds)} chips{split}\n")
         print(table(results))
         print(f"\naccuracy vs queries: {path}")
+    return 0
+
+
+def _photonic_controller(args: argparse.Namespace) -> int:
+    """`onward photonic SPEC --target T`: the MCU as the chip's controller, learning online under drift."""
+    import json
+
+    from onward.photonic import controller
+
+    result = controller.run(args.spec, args.target, args.build_dir, samples=args.samples, every=args.every,
+                            progress=not args.json)
+    path = controller.plot(result, args.plot or args.build_dir / "photonic" / f"{result.spec}-drift.png")
+    if args.json:
+        print(json.dumps(result.as_json(), indent=1))
+        return 0
+    checked = (f"{result.steps} steps on {result.target}, every output, query and state digest equal to the "
+               "reference's" if result.target != controller.REFERENCE else "the fixed-point reference alone")
+    print(f"{result.spec}: phase drift {result.drift:g} rad per query, {result.queries[-1]} chip queries; {checked}")
+    print()
+    print(controller.table(result))
+    print(f"accuracy over time: {path}")
     return 0
 
 
@@ -262,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(STM32F4), armv7emdp, xtensawin (ESP32), rv32imc")
     p.set_defaults(func=cmd_deploy)
     p = add("photonic", "a data set on an emulated flawed photonic chip: the digital twin deployed vs forward-only "
-            "training in situ through the codes")
+            "training in situ through the codes; with --target, the MCU as the chip's controller under drift")
     p.add_argument("--queries", type=positive_int, help="training queries per method and chip (default: the spec's)")
     p.add_argument("--plot", type=Path, help="the accuracy-vs-queries PNG (default: <build-dir>/photonic/<name>.png)")
     p.add_argument("--methods", help="comma-separated methods to run instead of the spec's (e.g. coordinate)")
@@ -271,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=1,
                    help="processes running the (chip, method) jobs (default 1; the results do not depend on it)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--target", choices=[*TARGETS, "reference"],
+                   help="a model spec of rule `photonic`: its controller firmware on this target learns the chip "
+                        "online under drift, against a frozen copy (`reference`: the fixed-point reference alone)")
+    p.add_argument("--samples", type=positive_int, default=20000,
+                   help="with --target: stream samples after the spec's epochs of training (default 20000)")
+    p.add_argument("--every", type=positive_int, default=500,
+                   help="with --target: score both arms on the test set every this many samples (default 500)")
     p.set_defaults(func=cmd_photonic)
     p = add("calibrate", "a drifting barometer's life streamed through the device: it learns its correction from "
             "reference readings, bit-exact with the reference, through power cuts; baselines, summary, plot")

@@ -4,6 +4,7 @@ shared tape feeds the same ADC codes; a bad answer abandons the step and keeps t
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -162,3 +163,24 @@ def test_spec_errors_name_the_key() -> None:
         make_spec(model={"hidden": [8]}, data={"set": "iris"}, rule={"name": "photonic"})
     with pytest.raises(SpecError, match=r"`\[photonic\]` is the table of rule `photonic`; this spec's rule is `pep"):
         make_spec(photonic={"modes": 8})
+
+
+def test_the_loop_under_drift_runs_the_device_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`onward photonic SPEC --target native`: the spec's epochs of training, then a stream; both arms' chips keep
+    one clock (one drift realisation), every device step is checked, the PNG is written."""
+    png = tmp_path / "drift.png"
+    assert main(["photonic", str(EXAMPLE), "--target", "native", "--samples", "300", "--every", "100", "--json",
+                 "--plot", str(png), "--build-dir", str(tmp_path)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    epochs_steps = 30 * 112
+    assert r["steps"] == epochs_steps + 300 and r["drift"] == 0.002
+    assert len(r["online"]) == len(r["frozen"]) == 4 and r["online"][0] == r["frozen"][0]  # one start
+    assert r["queries"][0] == r["train_queries"] and all(np.diff(r["queries"]) > 100 * 5)
+    assert png.stat().st_size > 10_000
+
+
+def test_a_spec_of_another_rule_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["photonic", str(ROOT / "examples" / "digits_pepita.toml"), "--target", "native",
+                 "--build-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "runs a spec of rule `photonic`" in err

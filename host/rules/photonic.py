@@ -241,14 +241,15 @@ def unpack_request(geo: Geometry, request: bytes) -> tuple[I64, I64]:
     return codes, np.frombuffer(request[2 * geo.codes:], dtype="<i2").astype(np.int64)
 
 
-def instrument(model: InitialModel) -> Answer:
+def instrument(model: InitialModel, device: object | None = None) -> Answer:
     """The emulated chip as the host answers QUERY frames: the request's codes written (the screens at code 0), the
     sample's values as amplitudes on the first modes with a bias mode after them, scaled to unit power (the light
-    source), one measurement, every output detector's ADC code."""
+    source), one measurement, every output detector's ADC code. `device`: that chip (default: a new one of the
+    spec's `[photonic]` table)."""
     from onward.photonic.train import Task
 
     geo = geometry(model)
-    device = chip_device(model.spec, geo)
+    device = chip_device(model.spec, geo) if device is None else device
     task = Task(geo.modes, geo.classes)
     frac = model.spec.format.activation_frac
     full = np.zeros(device.n_codes, dtype=np.int64)  # type: ignore[attr-defined]
