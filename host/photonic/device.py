@@ -9,7 +9,8 @@ static, drawn once from the device seed (the same chip every time):
   phase_error      an unknown offset per shifter, N(0, σ) rad (Shen et al. 2017's phase-encoding error)
   crosstalk        heater crosstalk c: a shifter also gets c times the phase of each neighbour (same column, next
                    MZI up or down; same mode pair region, next column), kernel [[0, c, 0], [c, 1, c], [0, c, 0]]
-dynamic, drawn per query from a counter-based stream (seed, query index): reproducible query by query
+dynamic, drawn per query from a counter-based stream (seed, clock): reproducible query by query. The clock counts
+                   queries, and `idle(k)` lets k queries' worth of time pass without measuring (the drift walks on)
   phase_noise      N(0, σ) rad on every shifter, per query
   drift            a random walk of every shifter's phase, N(0, σ) rad per query, accumulated
   shot_noise       detector shot noise: N(0, σ² I) on an intensity I in units of the full scale
@@ -152,6 +153,7 @@ class Device:
         self.codes = np.zeros(self.n_codes, dtype=np.int64)
         self.drift = np.zeros(self.n_codes)
         self.ledger = Ledger()
+        self.clock = 0  # time in queries: keys each query's noise and drift; equals ledger.queries until idle is called
 
     @property
     def dac_max(self) -> int:
@@ -196,7 +198,7 @@ class Device:
         if x.ndim != 2 or x.shape[1] != self.n:
             raise DeviceError(f"measure: expected input amplitudes of shape (batch, {self.n}), got {x.shape}")
         f = self.flaws
-        rng = np.random.default_rng([self.seed, 1, self.ledger.queries])  # this query's noise, reproducible
+        rng = np.random.default_rng([self.seed, 1, self.clock])  # this query's noise, reproducible
         phase = self.phases()
         if f.drift:
             self.drift += rng.normal(0.0, f.drift, self.n_codes)
@@ -216,10 +218,22 @@ class Device:
             intensity = intensity + rng.normal(0.0, 1.0, intensity.shape) * f.shot_noise * np.sqrt(intensity)
         if f.thermal_noise:
             intensity = intensity + rng.normal(0.0, f.thermal_noise, intensity.shape)
+        self.clock += 1
         self.ledger.queries += 1
         self.ledger.samples += x.shape[0]
         self.ledger.chip_time += x.shape[0] * self.sample_time
         return np.clip(np.rint(intensity * self.adc_max), 0, self.adc_max).astype(np.int64)
+
+    def idle(self, queries: int) -> None:
+        """Let `queries` queries' worth of time pass with nothing measured: the drift takes the steps those clock
+        values' queries would have drawn (the first draw of each one's stream, as in measure), so a chip that waits
+        and one that measures meanwhile see the same drift. The ledger is unchanged: idling costs no query."""
+        if not isinstance(queries, int | np.integer) or isinstance(queries, bool) or queries < 0:
+            raise DeviceError(f"idle: `queries` must be an integer >= 0, got {queries!r}")
+        if self.flaws.drift:
+            for q in range(self.clock, self.clock + queries):
+                self.drift += np.random.default_rng([self.seed, 1, q]).normal(0.0, self.flaws.drift, self.n_codes)
+        self.clock += int(queries)
 
     def ideal_unitary(self, layer: int = 0) -> C128:
         """The unitary the codes would set on a flawless chip (tests and the ideal-model baseline, not training)."""
