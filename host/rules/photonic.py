@@ -47,6 +47,8 @@ WORD_BITS = 15  # a code word: the DAC code in its top dac_bits bits
 WORD_MAX = (1 << WORD_BITS) - 1
 GAIN_FRAC = 24  # gain_q and rate: word units per unit of s_j, Q24
 LAYOUTS = ("clements", "reck")
+INITS = ("random", "twin")
+TWIN_STEPS, TWIN_LR = 600, 0.05  # the digital twin's Adam (as the photonic experiments' examples)
 
 
 @dataclass(frozen=True)
@@ -57,21 +59,28 @@ class Options(RuleOptions):
     directions: int = 1  # K: 1 is SPSA, more is FFzero's directional derivative over K directions
     perturbation: int = 2  # δ: DAC LSB each code moves along a direction
     margin: float = 0.1  # the hinge margin, in units of the ADC's full scale
+    # the initial codes: "random" (uniform over the DAC's range) or "twin" (the digital twin's phases, trained on the
+    # ideal model of the chip with exact gradients at code generation, written through the nominal heater law: what
+    # a lab deploys before it corrects the chip's flaws in situ)
+    init: str = "random"
 
     def check(self, spec: Spec) -> None:
         require(1 <= self.directions <= 16, spec, f"`rule.directions` must be in [1, 16], got {self.directions}")
         require(0 < self.margin <= 1, spec, f"`rule.margin` must be in (0, 1] (of the ADC's full scale), got "
                 f"{self.margin}")
+        require(self.init in INITS, spec, f"`rule.init` must be one of {INITS}, got {self.init!r}")
+        chip = cast(Table, spec.table)
+        require(self.init != "twin" or chip.layers == 1, spec,
+                f"`rule.init` = \"twin\" trains one mesh; `photonic.layers` = {chip.layers}: use \"random\"")
         require(not spec.hidden, spec, f"`model.hidden` = {list(spec.hidden)}: the photonic controller's layers are "
                 "the chip's meshes (`photonic.layers`); expected []")
-        table = cast(Table, spec.table)
-        table.check(spec)
+        chip.check(spec)
         top = (1 << dac_bits(spec)) - 1
         require(1 <= self.perturbation <= top // 4, spec,
                 f"`rule.perturbation` must be in [1, {top // 4}] DAC LSB (a quarter of the DAC's range), got "
                 f"{self.perturbation}")
         gain = gain_q(spec)
-        require(1 <= gain < 2**31, spec, f"`rule.perturbation` x `rule.directions` x the ADC's range make the update "
+        require(1 <= gain < 2**31, spec, f"`rule.perturbation` x `rule.directions` and the DAC's bits make the update "
                 f"gain {gain} (Q{GAIN_FRAC}); it must be in [1, 2**31)")
         require(spec.lr_q(spec.rule.learning_rate) * gain >> spec.format.lr_frac < 2**31, spec,
                 "`rule.learning_rate` is too large for the update's 32-bit rate; lower it")
@@ -188,7 +197,8 @@ def geometry(model: InitialModel) -> Geometry:
 
 
 def init_model(spec: Spec, data: Dataset) -> InitialModel:
-    """The chip's geometry and random initial code words, uniform over the DAC's range, from the spec's seed."""
+    """The chip's geometry and its initial code words: uniform over the DAC's range from the spec's seed, or the
+    digital twin's (`rule.init`)."""
     from onward.photonic.mesh import layout
 
     check_device_rule(spec, data.max_abs)
@@ -199,8 +209,11 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
             f"detector per class ({data.classes})")
     require(n <= 64, spec, f"the chip would need {n} modes ({data.input_dim} features + a bias mode); at most 64")
     k = layout(n, t.layout).size
-    rng = np.random.default_rng([spec.seed, 0x9407])
-    words = [rng.integers(0, WORD_MAX + 1, size=(2, k)).astype(np.int64) for _ in range(t.layers)]
+    if options(spec).init == "twin":
+        words = [twin_words(spec, data, n)]
+    else:
+        rng = np.random.default_rng([spec.seed, 0x9407])
+        words = [rng.integers(0, WORD_MAX + 1, size=(2, k)).astype(np.int64) for _ in range(t.layers)]
     geo = Geometry(n, k, t.layers, data.input_dim, data.classes)
     o = options(spec)
     macros = {"PHOTONIC_MODES": str(n), "PHOTONIC_CODES": str(geo.codes), "PHOTONIC_FEATURES": str(data.input_dim),
@@ -212,6 +225,18 @@ def init_model(spec: Spec, data: Dataset) -> InitialModel:
     return InitialModel(spec, (data.input_dim, *[n] * t.layers), [w.astype(np.float64) for w in words], words,
                         outputs=data.classes, macros=macros, ram=ram, query_bytes=geo.request_bytes,
                         answer_bytes=geo.answer_bytes)
+
+
+def twin_words(spec: Spec, data: Dataset, n: int) -> I64:
+    """The digital twin's θ, φ phases (onward.photonic.train.fit_ideal on the training split), as the code words of
+    their nominal-heater-law DAC codes: shape (2, MZIs)."""
+    from onward.photonic.train import Task, deploy, fit_ideal
+
+    require(table(spec).layout == "clements", spec, "`rule.init` = \"twin\" trains a Clements mesh; "
+            "`photonic.layout` is \"reck\"")
+    phases = fit_ideal(Task(n, data.classes), data.x_train, data.y_train, TWIN_STEPS, TWIN_LR, spec.seed)
+    codes = deploy(phases, dac_bits(spec)).astype(np.int64)
+    return (codes << word_shift(spec)).reshape(2, -1)
 
 
 # --- the chip ------------------------------------------------------------------------------------------------
