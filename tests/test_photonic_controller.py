@@ -205,3 +205,21 @@ def test_the_twins_codes_classify_on_an_ideal_chip() -> None:
     with pytest.raises(SpecError, match=r"`rule.init` = \"twin\" trains one mesh; `photonic.layers` = 2"):
         small(layers=2) and make_spec(model={"hidden": []}, data={"set": "iris"},
                                       rule={"name": "photonic", "init": "twin"}, photonic={"layers": 2})
+
+
+def test_a_loaded_state_with_negative_words_writes_valid_codes(tmp_path: Path) -> None:
+    """LOAD can set any int16: a negative word is clipped to code 0 before it is written, on both sides."""
+    spec = small(modes=8)
+    data = load_dataset(spec)
+    model = init_model(spec, data)
+    ref = make_fixed(model)
+    ref.weights[0][0, :5] = [-1, -300, -32768, 0, 32767]
+    x = device_inputs(model, data.x_train[:3])
+    with open_device(model, "native", tmp_path) as device:
+        device.connect()
+        device.reset()
+        share_instrument(ref, device)
+        device.load_state(ref.state_bytes(), device.chunk)
+        for i in range(3):
+            outputs, digest = device.train(x[i], int(data.y_train[i]))
+            assert np.array_equal(outputs, ref.train(x[i], int(data.y_train[i]))) and digest == ref.digest()

@@ -50,8 +50,8 @@ static int measure(const int16_t *x, int32_t offset, uint32_t key)
         uint32_t code;
         if (offset != 0) {
             w += direction_bit(key, j, &word) ? offset : -offset;
-            w = w < 0 ? 0 : w > WORD_MAX ? WORD_MAX : w;
         }
+        w = w < 0 ? 0 : w > WORD_MAX ? WORD_MAX : w; /* a word LOAD set outside the range still writes a valid code */
         code = (uint32_t)w >> ONW_PHOTONIC_WORD_SHIFT;
         *p++ = (uint8_t)code;
         *p++ = (uint8_t)(code >> 8);

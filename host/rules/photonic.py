@@ -326,10 +326,11 @@ class Fixed(FixedReference):
         return np.concatenate([w.ravel() for w in self.weights])
 
     def measure(self, words: I64, x: I64) -> I64:
-        """One query: the codes of `words`, the sample; every output detector's ADC code."""
+        """One query: the codes of `words` (clipped to the word's range first: a word LOAD set outside it still
+        writes a valid code), the sample; every output detector's ADC code."""
         assert self.query is not None
         self.queries += 1
-        answer = self.query(pack_request(np.asarray(words) >> self.shift, x))
+        answer = self.query(pack_request(np.clip(words, 0, WORD_MAX) >> self.shift, x))
         return np.frombuffer(answer, dtype="<u2").astype(np.int64)
 
     def outputs(self, adc: I64) -> I64:
@@ -347,8 +348,8 @@ class Fixed(FixedReference):
         s = np.zeros(w.size, dtype=np.int64)
         for k in range(o.directions):
             d = direction_signs(direction_key(self.seed, self.steps, k), 0, w.size)
-            plus = hinge(spec, self.measure(np.clip(w + delta * d, 0, WORD_MAX), x), target, self.geo.classes)
-            minus = hinge(spec, self.measure(np.clip(w - delta * d, 0, WORD_MAX), x), target, self.geo.classes)
+            plus = hinge(spec, self.measure(w + delta * d, x), target, self.geo.classes)
+            minus = hinge(spec, self.measure(w - delta * d, x), target, self.geo.classes)
             s += (plus - minus) * d
         rate = int(fixed.round_shift(self.lr_q * gain_q(spec), self.fmt.lr_frac))
         new = w - fixed.round_shift(s * rate, GAIN_FRAC)
