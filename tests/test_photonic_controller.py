@@ -223,3 +223,10 @@ def test_a_loaded_state_with_negative_words_writes_valid_codes(tmp_path: Path) -
         for i in range(3):
             outputs, digest = device.train(x[i], int(data.y_train[i]))
             assert np.array_equal(outputs, ref.train(x[i], int(data.y_train[i]))) and digest == ref.digest()
+
+
+def test_queries_cross_the_real_uart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The QUERY/ANSWER exchange over the emulated board's UART (the serial line a lab bench would use)."""
+    assert main(["verify", str(EXAMPLE), "--target", "qemu-m4", "--transport", "uart", "--steps", "60",
+                 "--build-dir", str(tmp_path)]) == 0
+    assert "over the UART" in capsys.readouterr().out
