@@ -175,8 +175,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     run = run_on_target(model, data, args.target, args.build_dir, steps=args.steps, progress=True, port=args.port,
                         transport=args.transport, batch=args.batch)
     where = args.target if args.port is None else args.port
+    queries = f", {run.queries} instrument queries (QUERY/ANSWER) compared byte for byte" if run.queries else ""
     print(f"{spec.name} on {where}: {run.train_steps} training steps and {run.inferences} inferences, "
-          f"every output and state digest bit-exact (0 mismatches); {run.saturations} saturations on both; "
+          f"every output and state digest bit-exact (0 mismatches){queries}; {run.saturations} saturations on both; "
           f"{run.steps_per_second:.0f} steps/s (over {TRANSPORT_NAMES[run.transport]})")
     return 0
 

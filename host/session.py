@@ -29,6 +29,7 @@ class TargetRun:
     device_accuracy: float
     saturations: int
     transport: str = "uart"  # how the host reached the device: uart, semihost, or pipe (the native process)
+    queries: int = 0  # instrument queries the device asked and the reference matched (onward.instrument), if any
 
     @property
     def steps_per_second(self) -> float:
@@ -81,7 +82,7 @@ def run_on_target(
                            f"{stats.saturations}; the reference has {ref.steps}, {ref.saturations}")
         ref_acc, dev_acc = evaluate(ref, device, data, save_dir, tape) if evaluate_test else (math.nan, math.nan)
     return TargetRun(target, result.train_steps, result.inferences, seconds, ref_acc, dev_acc,
-                     ref.saturations, channel)
+                     ref.saturations, channel, device.queries)
 
 
 def _first_train_steps(stream: Iterator[Step], steps: int) -> Iterator[Step]:

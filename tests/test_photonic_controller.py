@@ -42,6 +42,7 @@ def test_verify_500_steps_bit_exact(target: str, tmp_path: Path, capsys: pytest.
     assert main(["verify", str(EXAMPLE), "--target", target, "--steps", "500", "--build-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "500 training steps" in out and "0 mismatches" in out
+    assert "2510 instrument queries (QUERY/ANSWER) compared byte for byte" in out  # 5 a step, 1 per inference
 
 
 def test_extreme_answers_are_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
