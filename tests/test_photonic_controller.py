@@ -231,3 +231,12 @@ def test_queries_cross_the_real_uart(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["verify", str(EXAMPLE), "--target", "qemu-m4", "--transport", "uart", "--steps", "60",
                  "--build-dir", str(tmp_path)]) == 0
     assert "over the UART" in capsys.readouterr().out
+
+
+def test_experiment_files_and_model_specs_are_told_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`onward photonic` takes two kinds of file: an experiment ([chip], [train]) or, with --target, a model spec."""
+    assert main(["photonic", str(ROOT / "examples" / "photonic" / "iris.toml"), "--target", "native",
+                 "--build-dir", str(tmp_path)]) == 2
+    assert "an experiment file ([chip], [train]) runs without --target" in capsys.readouterr().err
+    assert main(["photonic", str(EXAMPLE), "--build-dir", str(tmp_path)]) == 2
+    assert "a model spec (it has [rule]); `onward photonic` runs it with --target" in capsys.readouterr().err

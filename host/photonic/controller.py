@@ -60,6 +60,12 @@ class _NoDevice:
 
 
 def photonic_model_spec(path: Path) -> Spec:
+    """The model spec `--target` runs; an experiment file (examples/photonic/*.toml) is named as such."""
+    from onward.spec import read_toml
+
+    if "chip" in read_toml(Path(path)):
+        raise SpecError(f"{path}: an experiment file ([chip], [train]) runs without --target; with --target, SPEC is "
+                        "a model spec of rule `photonic` (examples/photonic_iris.toml)")
     spec = load_spec(path)
     if spec.rule.name != "photonic":
         raise SpecError(f"{path}: `onward photonic --target` runs a spec of rule `photonic` (the chip's controller, "

@@ -105,6 +105,9 @@ def load_photonic_spec(path: Path) -> PhotonicSpec:
     """Read and check a photonic spec; a bad key or value stops with one line naming it (SpecError, exit 2)."""
     path = Path(path)
     raw = read_toml(path, "the photonic spec")
+    if "rule" in raw:
+        raise SpecError(f"{path}: a model spec (it has [rule]); `onward photonic` runs it with --target (the MCU as "
+                        "the chip's controller), an experiment file has the sections [data], [chip], [train]")
     values: dict[str, Any] = {"name": raw.get("name", path.stem)}
     flaws: dict[str, float] = {}
     for key, value in raw.items():
