@@ -10,18 +10,28 @@ The probes. With the target U_t, the N inputs v_k = U_t^† e_k (the conjugated 
 all their light to detector k: one query of them gives the intensities |M_jk|² of M = U U_t^†. M = D (diagonal
 phases, which detectors cannot see) iff U = D U_t.
 
-`jacobian` (default). Pairs (v_j + v_k)/√2, (v_j + i v_k)/√2 added to the batch read M up to its rows' phases in
-one query (interference_probes, relative_matrix). Every entry of that matrix is exactly a + b cos p + c sin p in
-any one shifter's phase p (the field is linear in e^{ip}), so two more settings per shifter give its Jacobian
-column with no step error; Gauss-Newton steps with that Jacobian (the chord method) then move every shifter at
-once, 1 query a step. About 2N² queries buy the first Jacobian, and most of the correction with it.
+The read-out. Pairs (v_j + v_k)/√2, (v_j + i v_k)/√2 added to the batch read M up to its rows' phases in one
+query (interference_probes, relative_matrix): R_kj = M_kj M̄_kk. Its off-diagonal entries are the residual r,
+zero iff U = D U_t on a lossless mesh, and Levenberg-Marquardt steps (levenberg) drive |r|², moving every shifter
+at once, 1 query a step, each step kept only if the chip says |r|² fell. What differs is the Jacobian:
+
+`model` (default). The nominal mesh's Jacobian (model_jacobian): the design's ideal couplers at the phases the
+codes set under the nominal heater law. It costs no query, only host time, so it is recomputed after every few
+steps. It is off by O(σ) per MZI, which the measured residual partly absorbs (a step the model mispredicts is
+rejected or short); its fixed point is near the chip's best, not on it. When a round of it stops gaining, the
+measured Jacobian below finishes.
+
+`jacobian`. Every entry of R is exactly a + b cos p + c sin p in any one shifter's phase p (the field is linear
+in e^{ip}), so two more settings per shifter give its Jacobian column with no step error (jacobian): exact for
+this chip, 2N² queries each. Alone, from the nominal deployment, it needs several of them at N = 64: the first
+steps from there are long and the model they rest on changes along them.
 
 `sweep` (the coordinate baseline). The score S = (1/N) Σ_k |M_kk|² from the N probes, maximised one shifter at a
 time: three settings 2π/3 apart fit its sinusoid (one of them is the current setting, whose S the previous fit
 predicts: 2 queries a step), the best phase is atan2(c, b). Correct but slow: neighbouring shifters are coupled
 (each MZI puts a common phase e^{iθ/2} on both its outputs), and a coordinate method zig-zags along them.
 
-Both go through the nominal heater law (train.code_phases: an unknown bias only shifts a sinusoid) and skip the
+All go through the nominal heater law (train.code_phases: an unknown bias only shifts a sinusoid) and skip the
 output screen, which intensities cannot see.
 
 The fidelity (for the tests and the bench, which may read the Device's matrix): F = |Tr(U_t^† D* U)|² / N², D* the
@@ -35,10 +45,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.linalg import cho_factor, cho_solve
 
 from onward.photonic.device import Chip
 from onward.photonic.mesh import layout
-from onward.photonic.mzi import C128, F64
+from onward.photonic.mzi import C128, F64, mzi
 from onward.photonic.train import code_phases
 
 THIRDS = (2 * np.pi / 3, 4 * np.pi / 3)  # the two new settings of a step, relative to the current phase
@@ -93,9 +104,9 @@ def code_ring(dac_bits: int) -> tuple[np.ndarray, F64]:
 
 
 def nearest_codes(phases: ArrayLike, dac_bits: int) -> np.ndarray:
-    """train.nearest_code for many phases at once (a chord step rewrites every shifter; a sweep step picks three
-    codes): the code whose nominal phase is nearest each phase modulo 2π, by bisection instead of a scan of all
-    2^b codes."""
+    """train.nearest_code for many phases at once (a Levenberg-Marquardt step rewrites every shifter; a sweep step
+    picks three codes): the code whose nominal phase is nearest each phase modulo 2π, by bisection instead of a
+    scan of all 2^b codes."""
     order, ring = code_ring(dac_bits)
     x = np.mod(np.asarray(phases, dtype=np.float64), 2 * np.pi)
     hi = np.searchsorted(ring, x) % ring.size
@@ -112,7 +123,7 @@ class Record:
 
     queries: list[int] = field(default_factory=list)
     score: list[float] = field(default_factory=list)
-    rounds: int = 0  # Jacobians measured (jacobian) or sweeps done (sweep)
+    rounds: int = 0  # Jacobians used, the model's and the measured (model, jacobian), or sweeps (sweep)
 
 
 # --- the measured-Jacobian method: the complex matrix from interference, Gauss-Newton on it ---------------------
@@ -190,53 +201,114 @@ def jacobian(chip: Chip, codes: np.ndarray, shifters: np.ndarray, batch: C128, b
     return out
 
 
-def chord(chip: Chip, codes: np.ndarray, shifters: np.ndarray, batch: C128, jac: F64, base: C128, psi: F64,
-          budget: int, damping: float = 1e-3, tol: float = 1e-6) -> tuple[np.ndarray, C128, list[tuple[int, float]]]:
-    """Gauss-Newton steps with the one measured Jacobian (the chord method: each step costs 1 query, the Jacobian
-    2 per shifter), Levenberg-Marquardt damped (`damping` times J^T J's mean diagonal: the mesh has near-flat
-    directions at MZIs in their cross or bar state). A step that lowers the measured F is halved (a query each
-    time); the loop ends when F gains less than `tol`, after 4 halvings, or when `budget` queries are spent.
-    Returns the codes, their R, and (queries, measured F) after every query."""
+def column_apply(mat: C128, modes: np.ndarray, blocks: C128, right: bool) -> C128:
+    """One mesh column L (its MZIs' 2x2 `blocks` on the pairs (m, m + 1)) applied to `mat`: L @ mat, or mat @ L
+    with `right`. A column couples disjoint pairs, so this is two strided updates, not an N x N product."""
+    out = mat.copy()
+    t = blocks
+    if right:
+        top, bottom = mat[:, modes], mat[:, modes + 1]
+        out[:, modes] = top * t[:, 0, 0] + bottom * t[:, 1, 0]
+        out[:, modes + 1] = top * t[:, 0, 1] + bottom * t[:, 1, 1]
+    else:
+        top, bottom = mat[modes], mat[modes + 1]
+        out[modes] = t[:, 0, 0, None] * top + t[:, 0, 1, None] * bottom
+        out[modes + 1] = t[:, 1, 0, None] * top + t[:, 1, 1, None] * bottom
+    return out
+
+
+def model_jacobian(n: int, phases: F64, target: C128) -> F64:
+    """d residual / d phase of every shifter (shifter_order) on the *nominal* mesh, ideal couplers, at `phases`
+    (every code's phase under the nominal heater law): 0 queries, the design a user has, no flaw. On a chip with
+    splitter errors it is off by O(σ) per MZI, so its Gauss-Newton steps converge to near, not onto, the best
+    setting; the residual they reduce is the measured one, so every step is still checked on the chip.
+
+    Each shifter's dM is rank one: with U = A_c L_c B_c (L_c its column), dM = (A_c dL B_c) U_t^† and dL is
+    an outer product on the MZI's two modes (dT/dθ = i e^{iθ} B[:, 0] (B diag(e^{iφ}, 1))[0, :],
+    dT/dφ = i T[:, 0] e_0ᵀ). Then dR_kj = dM_kj M̄_kk + M_kj conj(dM_kk)."""
+    lay = layout(n)
+    k = lay.size
+    theta, phi = phases[:k], phases[k:2 * k]
+    blocks = mzi(theta, phi)
+    coupler = np.array([1.0, 1j]) / np.sqrt(2)  # the ideal B's first column; B is symmetric: its first row
+    slices, modes = lay.column_slices(), lay.modes
+    after = [np.eye(n, dtype=np.complex128)]  # L_{N-1} ⋯ L_{c+1}, built from the output back
+    for cols in reversed(slices[1:]):
+        after.append(column_apply(after[-1], modes[cols], blocks[cols], right=True))
+    after.reverse()
+    before = np.conj(target).T.astype(np.complex128)  # L_{c-1} ⋯ L_0 U_t^†
+    alpha = np.empty((2 * k, n), dtype=np.complex128)  # dM_j = alpha_j ⊗ beta_j, in code order (θ, then φ)
+    beta = np.empty((2 * k, n), dtype=np.complex128)
+    for c, cols in enumerate(slices):
+        m = modes[cols]
+        a = after[c][:, m].T, after[c][:, m + 1].T  # (MZIs, N): the columns of A_c on the two modes
+        b = before[m], before[m + 1]  # (MZIs, N): the rows of B_c U_t^† on the two modes
+        t = blocks[cols]
+        e = 1j * np.exp(1j * theta[cols])[:, None]
+        alpha[cols] = e * (coupler[0] * a[0] + coupler[1] * a[1])  # A_c B[:, 0] (B symmetric)
+        beta[cols] = coupler[0] * np.exp(1j * phi[cols])[:, None] * b[0] + coupler[1] * b[1]
+        alpha[k + cols.start:k + cols.stop] = 1j * (t[:, 0, 0, None] * a[0] + t[:, 1, 0, None] * a[1])
+        beta[k + cols.start:k + cols.stop] = b[0]
+        before = column_apply(before, m, t, right=False)
+    m_model = before  # U U_t^† of the nominal mesh (no screen: R ignores row phases)
+    order = shifter_order(n)
+    alpha, beta = alpha[order], beta[order]
+    diag = np.diag(m_model)
+    d_diag = alpha * beta  # dM_kk
+    dr = (alpha[:, :, None] * beta[:, None, :] * np.conj(diag)[None, :, None]
+          + m_model[None] * np.conj(d_diag)[:, :, None])
+    off = dr[:, ~np.eye(n, dtype=bool)]
+    return np.concatenate([off.real, off.imag], axis=1).T
+def levenberg(chip: Chip, codes: np.ndarray, shifters: np.ndarray, batch: C128, jac: F64, base: C128, psi: F64,
+              budget: int, damping: float = 1e-3, patience: int = 6, cut: float = 0.01,
+              ) -> tuple[np.ndarray, C128, list[tuple[int, float]], float]:
+    """Levenberg-Marquardt steps with one Jacobian (measured or the model's: the chord method, 1 query a step).
+    The step solves (JᵀJ + λ·mean diag(JᵀJ)) δ = −Jᵀr; it is written to the nearest codes and measured, and kept
+    iff it lowers |r|² (the quantity Gauss-Newton models; the measured F follows it). A rejected step costs its
+    query and multiplies λ by 4 (a shorter step nearer the gradient, where the linear model holds); a kept one
+    keeps λ, so the factorisation is reused. The Jacobian is stale, and the loop ends, after `patience` steps in
+    a row that did not cut |r|² by `cut` (rejected, or kept but meagre: the caller then refreshes it), or when
+    `budget` queries are spent. Returns the codes, their R, (queries, measured F) after every query, the last λ."""
     normal = jac.T @ jac
-    normal[np.diag_indices_from(normal)] += damping * np.mean(np.diag(normal))
-    factor = np.linalg.cholesky(normal)
+    scale = float(np.mean(np.diag(normal)))
+    eye = np.diag_indices_from(normal)
+    lam, factor = damping, None
     phase = psi[codes[shifters]].astype(np.float64)
-    best, r = measured_fidelity(base), base
+    res = residual(base)
+    cost, r = float(res @ res), base
     trace: list[tuple[int, float]] = []
-    spent = 0
-    while spent < budget:
-        rhs = jac.T @ residual(r)
-        delta = -np.linalg.solve(factor.T, np.linalg.solve(factor, rhs))
-        for _ in range(5):
-            if spent >= budget:
-                break
-            trial = codes.copy()
-            trial[shifters] = nearest_codes(phase + delta, chip.dac_bits)
-            r_new = measure_relative(chip, trial, batch)
-            spent += 1
-            f = measured_fidelity(r_new)
-            trace.append((spent, max(f, best)))
-            if f > best:
-                break
-            delta = delta / 2
+    spent = fails = 0
+    while spent < budget and fails < patience:
+        if factor is None:
+            damped = normal.copy()
+            damped[eye] += lam * scale
+            factor = cho_factor(damped, overwrite_a=True)
+        delta = -cho_solve(factor, jac.T @ res)
+        trial = codes.copy()
+        trial[shifters] = nearest_codes(phase + delta, chip.dac_bits)
+        r_new = measure_relative(chip, trial, batch)
+        spent += 1
+        res_new = residual(r_new)
+        cost_new = float(res_new @ res_new)
+        if cost_new < cost:
+            fails = 0 if cost_new < (1 - cut) * cost else fails + 1
+            codes, r, res, cost, phase = trial, r_new, res_new, cost_new, phase + delta
         else:
-            return codes, r, trace
-        if f <= best:
-            return codes, r, trace
-        gain, best, r, codes, phase = f - best, f, r_new, trial, phase + delta
-        if gain < tol:
-            break
-    return codes, r, trace
+            lam, factor, fails = 4 * lam, None, fails + 1
+        trace.append((spent, measured_fidelity(r)))
+    return codes, r, trace, lam
 
 
 def configure_jacobian(chip: Chip, target: C128, codes: np.ndarray, budget: int, record: Record,
                        callback: Callable[[np.ndarray, int], None] | None,
-                       progress: Callable[[], None] | None, tol: float = 1e-5, goal: float = 1 - 1e-4,
-                       rounds: int = 0) -> np.ndarray:
-    """Measure R, then rounds of (Jacobian at the current codes, chord steps) while a round fits the budget, the
-    chip's measured F is below `goal` and the last round raised it by at least `tol`: a Jacobian costs 2 queries a
-    shifter, and once the chord steps have converged a new one only pays where the old one was far off. `rounds`
-    > 0 caps the number of Jacobians (host time: at N = 64 each is an 8064 x 4032 matrix)."""
+                       progress: Callable[[], None] | None, model: bool, tol: float = 1e-5,
+                       goal: float = 1 - 1e-5, rounds: int = 0) -> np.ndarray:
+    """Measure R, then rounds of (a Jacobian at the current codes, Levenberg-Marquardt steps with it) while the
+    budget allows and the measured F is below `goal`. `model`: first the nominal mesh's Jacobian
+    (model_jacobian: 0 queries, host time only, so a round costs only its steps) until a round raises the
+    measured F by less than `tol`, where the model's O(σ) error leaves the steps short of the chip's best; then,
+    as without `model`, the measured Jacobian (jacobian: 2 queries a shifter, exact) until a round gains less
+    than `tol`. `rounds` > 0 caps the measured Jacobians."""
     batch = interference_probes(target)
     psi = code_phases(chip.dac_bits)
     shifters = shifter_order(chip.n_modes)
@@ -244,24 +316,33 @@ def configure_jacobian(chip: Chip, target: C128, codes: np.ndarray, budget: int,
     r = measure_relative(chip, codes, batch)
     record.queries.append(1)
     record.score.append(measured_fidelity(r))
-    while True:
+    damping, measured = 1e-3, 0
+    while record.score[-1] < goal:
         spent = chip.ledger.queries - start
-        if budget - spent < 2 * shifters.size + 1:
+        if budget - spent < (0 if model else 2 * shifters.size) + 1 or (not model and measured == rounds > 0):
             break
         before = record.score[-1]
-        jac = jacobian(chip, codes, shifters, batch, r, psi, progress)
-        spent = chip.ledger.queries - start
-        record.queries.append(spent)
-        record.score.append(record.score[-1])
-        codes, r, trace = chord(chip, codes, shifters, batch, jac, r, psi, budget - spent)
+        if model:
+            jac = model_jacobian(chip.n_modes, psi[codes], target)
+        else:
+            jac = jacobian(chip, codes, shifters, batch, r, psi, progress)
+            measured += 1
+            spent = chip.ledger.queries - start
+            record.queries.append(spent)
+            record.score.append(record.score[-1])
+        codes, r, trace, lam = levenberg(chip, codes, shifters, batch, jac, r, psi, budget - spent, damping)
+        damping = max(lam / 64, 1e-4)  # where the last round's steps were trusted, a little bolder
+        del jac
         for q, f in trace:
             record.queries.append(spent + q)
             record.score.append(f)
         record.rounds += 1
         if callback is not None:
             callback(codes, chip.ledger.queries - start)
-        if record.score[-1] >= goal or record.score[-1] - before < tol or record.rounds == rounds:
-            break
+        if record.score[-1] - before < tol:
+            if not model:
+                break
+            model, damping = False, 1e-3
     return codes
 
 
@@ -323,20 +404,21 @@ def configure_sweep(chip: Chip, target: C128, codes: np.ndarray, budget: int, re
     return codes
 
 
-METHODS = ("jacobian", "sweep")
+METHODS = ("model", "jacobian", "sweep")
 
 
-def self_configure(chip: Chip, target: C128, codes: np.ndarray, budget: int, method: str = "jacobian",
+def self_configure(chip: Chip, target: C128, codes: np.ndarray, budget: int, method: str = "model",
                    callback: Callable[[np.ndarray, int], None] | None = None, every: int = 0,
                    progress: Callable[[], None] | None = None, rounds: int = 0) -> tuple[np.ndarray, Record]:
     """Configure `target` on the chip's first mesh from `codes` (the nominal deployment: codes_for_phases of
     mesh.decompose(target)) in at most `budget` queries, counted by the chip's ledger; only the Chip is used.
-    `jacobian`: the complex matrix by interference, a measured Jacobian and Gauss-Newton (chord) steps.
+    `model`: the complex matrix by interference, Levenberg-Marquardt steps with the nominal mesh's Jacobian (no
+    query), then with measured ones once those stall. `jacobian`: measured Jacobians only (2 queries a shifter).
     `sweep`: coordinate sweeps of the score S, 2 queries a shifter. `callback(codes, queries)` runs at the start,
-    after each Jacobian's chord steps (jacobian) or every `every` queries (sweep), and at the end: the bench reads
-    the Device's fidelity there, the algorithm never does. `progress()` ticks once per shifter visited. `rounds`
-    > 0 caps the Jacobians (jacobian) or sweeps (sweep). Returns the codes and the record of the chip's own
-    estimate against queries."""
+    after each Jacobian's steps (model, jacobian) or every `every` queries (sweep), and at the end: the bench
+    reads the Device's fidelity there, the algorithm never does. `progress()` ticks once per shifter measured or
+    swept. `rounds` > 0 caps the measured Jacobians (model, jacobian) or sweeps (sweep). Returns the codes and the
+    record of the chip's own estimate against queries."""
     if method not in METHODS:
         raise ValueError(f"unknown self-configuration method {method!r}; expected one of: {', '.join(METHODS)}")
     codes = np.asarray(codes, dtype=np.int64).copy()
@@ -344,8 +426,9 @@ def self_configure(chip: Chip, target: C128, codes: np.ndarray, budget: int, met
     record = Record()
     if callback is not None:
         callback(codes, 0)
-    if method == "jacobian":
-        codes = configure_jacobian(chip, target, codes, budget, record, callback, progress, rounds=rounds)
+    if method in ("model", "jacobian"):
+        codes = configure_jacobian(chip, target, codes, budget, record, callback, progress, model=method == "model",
+                                   rounds=rounds)
     else:
         codes = configure_sweep(chip, target, codes, budget, record, callback, every, progress=progress,
                                 rounds=rounds)
