@@ -23,7 +23,7 @@ class Tape:
     """One sequence of queries shared by the two sides of a lockstep run."""
 
     answer: Answer  # the instrument: asked once per query, by the side that asks first
-    describe: Callable[[bytes, bytes], str] = lambda a, b: _first_byte(a, b)  # where two requests differ
+    describe: Callable[[bytes, bytes], str] = lambda a, b: first_byte_difference(a, b)  # where two requests differ
     entries: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # (who asked first, request, answer)
     asked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
     base: int = 0  # queries both sides have consumed and the tape has forgotten
@@ -57,7 +57,8 @@ class Tape:
         return self.problem
 
 
-def _first_byte(a: bytes, b: bytes) -> str:
+def first_byte_difference(a: bytes, b: bytes) -> str:
+    """Where two requests differ, for an instrument whose request has no fields to name."""
     at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     if at == min(len(a), len(b)):
         return f"a request of {len(a)} bytes, the other {len(b)}"

@@ -69,7 +69,8 @@ def _mismatch(ref: FixedReference, device: Device, what: str, save_dir: Path) ->
     return Mismatch(f"{what}\nfirst state difference: {detail}\nstates saved to {saved[0]} and {saved[1]}")
 
 
-def _compare(name: str, step: int, ref_values: np.ndarray, dev_values: np.ndarray) -> str | None:
+def compare(name: str, step: int, ref_values: np.ndarray, dev_values: np.ndarray) -> str | None:
+    """The first difference of two output vectors, in a line naming the step, the tensor and the index; or None."""
     diff = np.flatnonzero(ref_values != dev_values)
     if len(diff):
         i = diff[0]
@@ -112,7 +113,7 @@ def lockstep(
         nonlocal agreed
         n0 = result.train_steps
         if len(pending) == 1:
-            problem = _train_one(ref, device, pending[0], n0)
+            problem = train_one(ref, device, pending[0], n0)
         else:
             problem = _train_batch(ref, device, pending, n0)
         last = n0 + len(pending) - 1
@@ -120,7 +121,7 @@ def lockstep(
             problem = tape.check(f"step {last}")
         if problem is None and len(probes) and last % probe_every == 0:
             x = probes[next(probe_cycle)]
-            problem = _compare("outputs (infer)", last, ref.infer(x), device.infer(x))
+            problem = compare("outputs (infer)", last, ref.infer(x), device.infer(x))
             if problem is None and tape is not None:
                 problem = tape.check(f"the inference after step {last}")
             result.inferences += 1
@@ -153,14 +154,14 @@ def lockstep(
 
 def _check_step(n: int, ref_outputs: np.ndarray, ref_digest: int, dev_outputs: np.ndarray,
                 dev_digest: int) -> str | None:
-    problem = _compare("outputs (train)", n, ref_outputs, dev_outputs)
+    problem = compare("outputs (train)", n, ref_outputs, dev_outputs)
     if problem is None and dev_digest != ref_digest:
         problem = f"step {n}: state digest: reference 0x{ref_digest:08X}, device 0x{dev_digest:08X}"
     return problem
 
 
-def _train_one(ref: FixedReference, device: Device, step: Step, n: int) -> str | None:
-    """Step n in a TRAIN frame of its own; the problem, if any."""
+def train_one(ref: FixedReference, device: Device, step: Step, n: int) -> str | None:
+    """Step n in a TRAIN frame of its own, on the device and the reference; the problem, if any."""
     assert step.x is not None
     dev_outputs, dev_digest = device.train(step.x, step.target)
     ref_outputs = apply_step(ref, step)
@@ -194,7 +195,7 @@ def _train_batch(ref: FixedReference, device: Device, steps: list[Step], n0: int
         for step in steps[:k]:
             apply_step(ref, step)
         device.load_state(ref.state_bytes(), device.chunk)
-        again = _train_one(ref, device, steps[k], n0 + k)
+        again = train_one(ref, device, steps[k], n0 + k)
         return again or (f"{problem}\n(but the device took step {n0 + k} alone correctly from the same state: "
                          "the TRAIN_BATCH frame went wrong, not the step)")
     return None
@@ -239,7 +240,7 @@ def evaluate(ref: FixedReference, device: Device, data: Dataset, save_dir: Path,
     for i, x in enumerate(x_q):
         dev_out.append(device.infer(x))
         ref_out.append(ref.infer(x))
-        problem = _compare("outputs (test)", i, ref_out[-1], dev_out[-1])
+        problem = compare("outputs (test)", i, ref_out[-1], dev_out[-1])
         if problem is None and tape is not None:
             problem = tape.check(f"test sample {i}")
         if problem:

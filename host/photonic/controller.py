@@ -27,10 +27,11 @@ import numpy as np
 
 from onward.errors import OnwardError
 from onward.model import device_inputs
-from onward.reference import FixedReference, make_fixed, share_instrument, training_stream
+from onward.reference import FixedReference, Step, make_fixed, share_instrument, training_stream
 from onward.rules import photonic
 from onward.session import prepare
 from onward.spec import Spec, SpecError, load_spec
+from onward.verify import Mismatch, check_build, compare, train_one
 
 REFERENCE = "reference"  # run the fixed-point reference alone, no device
 
@@ -124,7 +125,6 @@ def _device(model: Any, target: str, build_dir: Path) -> Any:
         return contextlib.nullcontext(_NoDevice())
     from onward.codegen.c import model_hash
     from onward.targets.run import open_device
-    from onward.verify import check_build
 
     @contextlib.contextmanager
     def opened() -> Any:
@@ -138,18 +138,12 @@ def _device(model: Any, target: str, build_dir: Path) -> Any:
 
 def _step(ref: FixedReference, device: Any, tape: Any, x: np.ndarray, target: int, result: DriftRun) -> None:
     """One training step on the device and the reference, compared as `onward verify` compares them."""
-    expected = ref.train(x, target)
     if isinstance(device, _NoDevice):
+        ref.train(x, target)
         return
-    outputs, digest = device.train(x, target)
-    problem = tape.check(f"step {result.steps}")
-    if problem is None and not np.array_equal(outputs, expected):
-        problem = f"step {result.steps}: outputs {outputs.tolist()}, the reference {expected.tolist()}"
-    if problem is None and digest != ref.digest():
-        problem = f"step {result.steps}: state digest 0x{digest:08X}, the reference 0x{ref.digest():08X}"
+    problem = train_one(ref, device, Step("train", x=x, target=target), result.steps) or \
+        tape.check(f"step {result.steps}")
     if problem:
-        from onward.verify import Mismatch
-
         raise Mismatch(problem)
     result.steps += 1
 
@@ -160,15 +154,13 @@ def _score(ref: FixedReference, frozen: FixedReference, device: Any, tape: Any, 
     at the clock the scoring began."""
     result.queries.append(chips["online"].clock)
     online = []
-    for xi in x:
+    for i, xi in enumerate(x):
         expected = ref.infer(xi)
         if not isinstance(device, _NoDevice):
-            got = device.infer(xi)
-            if not np.array_equal(got, expected) or tape.check("an evaluation") is not None:
-                from onward.verify import Mismatch
-
-                raise Mismatch(f"evaluation at clock {chips['online'].clock}: the device's outputs {got.tolist()}, "
-                               f"the reference {expected.tolist()} ({tape.problem or 'the same queries'})")
+            problem = compare("outputs (test)", i, expected, device.infer(xi)) or \
+                tape.check(f"test sample {i}")
+            if problem:
+                raise Mismatch(f"evaluation at clock {chips['online'].clock}: {problem}")
         online.append(int(np.argmax(expected)))
     result.online.append(float(np.mean(np.array(online) == y)))
     result.frozen.append(frozen.score(x, y))
