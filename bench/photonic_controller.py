@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from onward.data import Dataset, load_dataset
 from onward.model import device_inputs, init_model
-from onward.reference import make_fixed, make_float, training_stream
+from onward.reference import apply_step, make_fixed, make_float, training_stream
 from onward.spec import Spec, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,10 +63,7 @@ def fixed_score(spec: Spec, data: Dataset) -> tuple[float, int]:
     model = init_model(spec, data)
     ref = make_fixed(model)
     for step in training_stream(model, data, spec.rule.epochs):
-        if step.kind == "set_lr":
-            ref.set_lr(step.lr_q)
-        elif step.kind == "train":
-            ref.train(step.x, step.target)
+        apply_step(ref, step)
     queries = ref.queries
     return ref.score(device_inputs(model, data.x_test), data.y_test), queries
 

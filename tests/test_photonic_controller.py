@@ -20,7 +20,7 @@ from onward.instrument import Tape
 from onward.model import device_inputs, init_model
 from onward.paths import ROOT
 from onward.protocol import Cmd, DeviceError, decode_frame, encode_frame
-from onward.reference import make_fixed, share_instrument, training_stream
+from onward.reference import apply_step, make_fixed, share_instrument, training_stream
 from onward.report import collect
 from onward.session import run_on_target
 from onward.spec import SpecError, load_spec
@@ -149,8 +149,7 @@ def test_the_fixed_point_controller_learns_iris() -> None:
     x = device_inputs(model, data.x_train)
     start = ref.score(x, data.y_train)
     for step in training_stream(model, data, 30):
-        if step.kind == "train":
-            ref.train(step.x, step.target)
+        apply_step(ref, step)
     assert ref.score(x, data.y_train) > max(0.75, start + 0.2)
     assert ref.queries > 30 * len(data.y_train) * 5  # 1 + 2K queries a step, K = 2
 
